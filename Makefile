@@ -1,0 +1,51 @@
+# userhub: the two commands (see README). Windows/PowerShell equivalents are in the README.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test dev lint check install install-dev clean
+
+## make run: install from the lock, upgrade the schema, serve on http://127.0.0.1:5000
+run: $(VENV)/.installed-prod
+	$(BIN)/flask --app userhub db upgrade
+	$(BIN)/userhub serve
+
+## make test: install the test tools from the lock and run the whole suite
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make dev: Flask's reloading debug server, for development only (never in production)
+dev: $(VENV)/.installed-prod
+	$(BIN)/flask --app userhub db upgrade
+	$(BIN)/flask --app userhub run --debug --port 5000
+
+## make lint: ruff and mypy
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests app.py scripts
+	$(BIN)/ruff format --check src tests app.py scripts
+	$(BIN)/mypy
+
+check: lint test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-prod: requirements/prod.txt pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -r requirements/prod.txt
+	$(PIP) install --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-dev: requirements/dev.txt pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -r requirements/dev.txt
+	$(PIP) install --no-deps -e .
+	touch $@ $(VENV)/.installed-prod
+
+## make lock: re-pin every dependency (needs uv: pip install uv)
+lock:
+	uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements/prod.txt
+	uv pip compile pyproject.toml --group pyproject.toml:test --group pyproject.toml:lint \
+		--universal --python-version 3.11 -o requirements/dev.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,254 @@
+"""Configuration: defaults, ``USERHUB_*`` environment variables, modes.
+
+Every setting a deployer may change is one row of ``SETTINGS``; the README's configuration
+table lists the same rows (a test keeps the two in step). Nothing here runs at import time:
+``load_config`` is called by ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+# OWASP Password Storage Cheat Sheet: the weakest argon2id parameters it accepts.
+ARGON2_MIN_MEMORY_KIB = 19 * 1024
+ARGON2_MIN_TIME_COST = 2
+ARGON2_MIN_PARALLELISM = 1
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message says which and what to do."""
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_env(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"development", "production"}:
+        raise ValueError("expected development or production")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``USERHUB_*`` variable: where it goes in ``app.config`` and how it is read."""
+
+    env: str
+    key: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "USERHUB_ENV",
+        "USERHUB_ENV",
+        _parse_env,
+        "development",
+        "`development` or `production` (requires a secret key, Secure cookies).",
+    ),
+    Setting(
+        "USERHUB_SECRET_KEY",
+        "SECRET_KEY",
+        str,
+        None,
+        "Signs sessions and CSRF tokens. Required in production (32+ characters); in "
+        "development one is generated once into the instance folder.",
+    ),
+    Setting(
+        "USERHUB_DATABASE_URL",
+        "SQLALCHEMY_DATABASE_URI",
+        str,
+        None,
+        "SQLAlchemy URL. Default: SQLite file `userhub.sqlite3` in the instance folder. "
+        "MySQL: `mysql+pymysql://user:pass@127.0.0.1:3306/db?charset=utf8mb4`.",
+    ),
+    Setting(
+        "USERHUB_COOKIE_SECURE",
+        "SESSION_COOKIE_SECURE",
+        _parse_bool,
+        None,
+        "Send cookies over HTTPS only. Default: `true` in production, `false` in development.",
+    ),
+    Setting(
+        "USERHUB_MAX_CONTENT_LENGTH",
+        "MAX_CONTENT_LENGTH",
+        int,
+        1024 * 1024,
+        "Largest accepted request body in bytes; larger bodies get 413.",
+    ),
+    Setting(
+        "USERHUB_DB_POOL_SIZE",
+        "USERHUB_DB_POOL_SIZE",
+        int,
+        5,
+        "Connections kept open per worker process (MySQL).",
+    ),
+    Setting(
+        "USERHUB_ARGON2_TIME_COST", "ARGON2_TIME_COST", int, 2, "argon2id iterations (minimum 2)."
+    ),
+    Setting(
+        "USERHUB_ARGON2_MEMORY_KIB",
+        "ARGON2_MEMORY_KIB",
+        int,
+        ARGON2_MIN_MEMORY_KIB,
+        "argon2id memory per hash in KiB (minimum 19456 = 19 MiB).",
+    ),
+    Setting(
+        "USERHUB_ARGON2_PARALLELISM", "ARGON2_PARALLELISM", int, 1, "argon2id lanes (minimum 1)."
+    ),
+    Setting(
+        "USERHUB_INSTANCE_PATH",
+        "USERHUB_INSTANCE_PATH",
+        str,
+        None,
+        "Folder for the SQLite file and the development secret. Default: `instance/` in "
+        "the checkout.",
+    ),
+    Setting(
+        "USERHUB_LOG_LEVEL", "USERHUB_LOG_LEVEL", str, "INFO", "Log level of the `userhub` logger."
+    ),
+    Setting(
+        "USERHUB_HOST", "USERHUB_HOST", str, "127.0.0.1", "Address `userhub serve` listens on."
+    ),
+    Setting("USERHUB_PORT", "USERHUB_PORT", int, 5000, "Port `userhub serve` listens on."),
+    Setting(
+        "USERHUB_WORKERS",
+        "USERHUB_WORKERS",
+        int,
+        0,
+        "Worker processes of `userhub serve`; 0 means one per CPU core.",
+    ),
+)
+
+DEFAULTS: dict[str, Any] = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    # Flask-WTF: CSRF on every unsafe request; JSON routes that are not cookie-authenticated
+    # are exempted one by one where they are defined.
+    "WTF_CSRF_TIME_LIMIT": None,
+    # APIFlask: we serve our own error format and our own docs page.
+    "VALIDATION_ERROR_STATUS_CODE": 422,
+}
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``USERHUB_*`` variables: a ``.env`` file in the working directory, then the real
+    environment on top of it."""
+    source: dict[str, str] = {}
+    dotenv = Path.cwd() / ".env"
+    if dotenv.is_file():
+        source.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    source.update(os.environ if environ is None else environ)
+    return {k: v for k, v in source.items() if k.startswith("USERHUB_")}
+
+
+def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``USERHUB_*`` variables into Flask config keys; a bad value is a ConfigError."""
+    config = dict(DEFAULTS)
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        if raw is None or raw == "":
+            config[setting.key] = setting.default
+            continue
+        try:
+            config[setting.key] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.env}={raw!r} is invalid: {exc}.") from exc
+    return config
+
+
+def finish_config(config: dict[str, Any], instance_path: str) -> None:
+    """Fill in what depends on the mode and the instance folder, then refuse unsafe settings."""
+    production = config["USERHUB_ENV"] == "production"
+    if config.get("SESSION_COOKIE_SECURE") is None:
+        config["SESSION_COOKIE_SECURE"] = production
+    config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        config["SQLALCHEMY_DATABASE_URI"] = default_database_url(instance_path)
+    if not config.get("SECRET_KEY"):
+        if production:
+            raise ConfigError(
+                "USERHUB_SECRET_KEY is required when USERHUB_ENV=production. Generate one with: "
+                'python -c "import secrets; print(secrets.token_hex(32))"'
+            )
+        config["SECRET_KEY"] = shared_development_secret(instance_path)
+    if production and len(config["SECRET_KEY"]) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"USERHUB_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production."
+        )
+    _check_argon2_floor(config)
+    if config["MAX_CONTENT_LENGTH"] <= 0:
+        raise ConfigError("USERHUB_MAX_CONTENT_LENGTH must be a positive number of bytes.")
+
+
+def _check_argon2_floor(config: Mapping[str, Any]) -> None:
+    floors = (
+        ("ARGON2_TIME_COST", ARGON2_MIN_TIME_COST),
+        ("ARGON2_MEMORY_KIB", ARGON2_MIN_MEMORY_KIB),
+        ("ARGON2_PARALLELISM", ARGON2_MIN_PARALLELISM),
+    )
+    for key, floor in floors:
+        if config[key] < floor:
+            env = next(s.env for s in SETTINGS if s.key == key)
+            raise ConfigError(
+                f"{env}={config[key]} is below OWASP's minimum ({floor}); "
+                "passwords would be too cheap to crack."
+            )
+
+
+def default_instance_path() -> str | None:
+    """``instance/`` at the top of a source checkout (where ``make run`` runs), so data and the
+    development secret live beside the code; elsewhere Flask's default (None)."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "userhub").is_dir():
+        return str(checkout / "instance")
+    return None
+
+
+def default_database_url(instance_path: str) -> str:
+    """The embedded default: one SQLite file in the instance folder."""
+    return "sqlite:///" + str(Path(instance_path) / "userhub.sqlite3")
+
+
+def shared_development_secret(instance_path: str) -> str:
+    """Read the development secret, creating it once if missing.
+
+    Created atomically (written to a private temporary file, then hard-linked into place, which
+    fails if another process won the race), so every worker of a server reads the same secret.
+    """
+    folder = Path(instance_path)
+    target = folder / SECRET_KEY_FILE
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        candidate = folder / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(candidate, target)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    return target.read_text(encoding="ascii").strip()

@@ -1,0 +1,222 @@
+"""One error scheme: problem+json for JSON routes, HTML pages for pages.
+
+JSON routes (everything under ``/api/`` and views marked with ``json_route``) answer errors as
+RFC 9457 ``application/problem+json``. Pages answer with an error page in the site layout. The
+client never sees a stack trace, SQL or a driver message: unexpected errors are logged and
+answered with a generic 500 (or 503 when the database cannot be reached).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from apiflask import APIFlask, HTTPError
+from flask import Response, current_app, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+log = logging.getLogger("userhub")
+
+PROBLEM_MIMETYPE = "application/problem+json"
+PROBLEM_ATTRIBUTE = "_userhub_problem_prefix"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Plain words for the statuses a user can meet; the page and the problem share them.
+DETAILS = {
+    400: "The request could not be understood. Check its fields and try again.",
+    403: "You are not allowed to do this.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept that method.",
+    413: "The request body is too large.",
+    415: "Send the body as JSON with the header Content-Type: application/json.",
+    500: "Something went wrong on our side. It has been logged; please try again later.",
+    503: "The database cannot be reached right now. Please try again in a moment.",
+}
+
+
+class Problem(HTTPError):
+    """An error a view raises on purpose, with a detail written for the user."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        type_: str = "about:blank",
+    ) -> None:
+        super().__init__(status, detail=detail)
+        self.field_errors = errors or {}
+        self.type = type_
+
+
+def json_route(detail_prefix: str = "") -> Callable[[F], F]:
+    """Mark a view as JSON: its errors become problem+json, and a body it receives must be JSON.
+
+    ``detail_prefix`` frames every error detail, so the tutorial's ``/save_data_to_mysql`` can
+    keep its ``Commit Status:Failed, Message:`` wording on failures.
+    """
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if request.method in {"POST", "PUT", "PATCH"}:
+                require_json_object()
+            return view(*args, **kwargs)
+
+        setattr(wrapper, PROBLEM_ATTRIBUTE, detail_prefix)
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def require_json_object() -> None:
+    """400 for no body or broken JSON, 415 for a body that is not JSON, 422 for a non-object."""
+    if not request.get_data(cache=True):
+        raise Problem(
+            400,
+            "The request has no body. Send a JSON object, for example "
+            '{"username": "zhangsan", "password": "a-long-password"}.',
+        )
+    if not request.is_json:
+        raise Problem(415, DETAILS[415])
+    body = request.get_json(silent=True)
+    if body is None and request.data.strip() != b"null":
+        raise Problem(400, "The body is not valid JSON. Check quotes, commas and braces.")
+    if not isinstance(body, dict):
+        raise Problem(
+            422,
+            "The body must be a JSON object, for example "
+            '{"username": "zhangsan", "password": "a-long-password"}.',
+        )
+
+
+def _view_detail_prefix() -> str | None:
+    """The JSON marker of the view this request targets (also for 405s, where no view ran)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None:
+        for rule in current_app.url_map.iter_rules():
+            if rule.rule == request.path:
+                view = current_app.view_functions.get(rule.endpoint)
+                if hasattr(view, PROBLEM_ATTRIBUTE):
+                    break
+    return getattr(view, PROBLEM_ATTRIBUTE, None)
+
+
+def wants_problem_json() -> bool:
+    return request.path.startswith("/api/") or _view_detail_prefix() is not None
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    type_: str = "about:blank",
+    headers: Any = None,
+) -> Response:
+    """An RFC 9457 problem document."""
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": HTTP_STATUS_CODES.get(status, "Error"),
+        "status": status,
+        "detail": (_view_detail_prefix() or "") + detail,
+    }
+    if errors:
+        body["errors"] = [
+            {"field": field, "message": message}
+            for field, messages in errors.items()
+            for message in messages
+        ]
+    response = current_app.response_class(
+        current_app.json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_MIMETYPE
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+def error_page(status: int, detail: str | None = None) -> tuple[str, int]:
+    """The HTML error page; ``/test_get`` keeps the tutorial's bare text body."""
+    detail = detail or DETAILS.get(status, HTTP_STATUS_CODES.get(status, "Error"))
+    if request.endpoint == "tutorial.test_get":
+        return detail, status
+    title = HTTP_STATUS_CODES.get(status, "Error")
+    return render_template("error.html", status=status, title=title, detail=detail), status
+
+
+def _validation_errors(detail: Any) -> dict[str, list[str]]:
+    """APIFlask's ``{location: {field: [messages]}}`` as ``{field: [messages]}``."""
+    errors: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for fields in detail.values():
+            if isinstance(fields, dict):
+                for field, messages in fields.items():
+                    name = "body" if field == "_schema" else str(field)
+                    errors.setdefault(name, []).extend(str(m) for m in messages)
+    return errors
+
+
+def handle_api_error(error: HTTPError) -> Response | tuple[str, int]:
+    """APIFlask's error callback: our own Problems and its validation errors."""
+    if isinstance(error, Problem):
+        if not wants_problem_json():
+            return error_page(error.status_code, error.detail)
+        return problem_response(
+            error.status_code,
+            error.detail,
+            errors=error.field_errors,
+            type_=error.type,
+            headers=error.headers,
+        )
+    errors = _validation_errors(error.detail)
+    summary = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in errors.items())
+    detail = summary or str(error.message)
+    return problem_response(error.status_code, detail, errors=errors, headers=error.headers)
+
+
+def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
+    """Werkzeug's 4xx/5xx, in the format the route speaks."""
+    status = error.code or 500
+    if isinstance(error, CSRFError):
+        detail = (
+            "The form's security token is missing or expired. Reload the page and send "
+            "the form again (Postman: GET /login first and send its csrf_token field)."
+        )
+    elif status == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = f"The request body is too large: the limit is {limit} bytes."
+    else:
+        detail = DETAILS.get(status, error.description or "")
+    if wants_problem_json():
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        return problem_response(status, detail, headers=headers)
+    return error_page(status, detail)
+
+
+def handle_database_unavailable(error: DBAPIError) -> Response | tuple[str, int]:
+    """A lost database connection is a 503, never a 500 with a driver message."""
+    log.error("database unavailable: %s", type(error.orig).__name__)
+    if wants_problem_json():
+        return problem_response(503, DETAILS[503], headers={"Retry-After": "5"})
+    return error_page(503)
+
+
+def handle_unexpected_error(error: Exception) -> Response | tuple[str, int]:
+    """Log the traceback for us; the client learns only that it failed."""
+    if isinstance(error, HTTPException):
+        return handle_http_exception(error)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return handle_http_exception(InternalServerError())
+
+
+def register_errors(app: APIFlask) -> None:
+    app.error_callback = handle_api_error
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(Exception, handle_unexpected_error)

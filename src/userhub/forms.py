@@ -1,0 +1,44 @@
+"""HTML forms (Flask-WTF: each carries a CSRF token).
+
+Field names are the tutorial's (``username``, ``password``), so its form posts unchanged. The
+account rules themselves live in the user service; forms only check that fields are there.
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from .models import USERNAME_MAX_LENGTH
+from .users import PASSWORD_MAX_LENGTH
+
+
+class LoginForm(FlaskForm):  # type: ignore[misc]
+    username = StringField("Username", validators=[DataRequired("Enter your username.")])
+    password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
+    next = HiddenField()
+
+
+class RegisterForm(FlaskForm):  # type: ignore[misc]
+    username = StringField(
+        "Username",
+        validators=[DataRequired("Choose a username."), Length(max=USERNAME_MAX_LENGTH)],
+        description=f"1–{USERNAME_MAX_LENGTH} characters, any script (张三 works); no ':'.",
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired("Choose a password."), Length(max=PASSWORD_MAX_LENGTH)],
+        description="8–128 characters.",
+    )
+    confirm = PasswordField(
+        "Confirm password",
+        validators=[
+            DataRequired("Type the password again."),
+            EqualTo("password", "The two passwords differ."),
+        ],
+    )
+
+
+class LogoutForm(FlaskForm):  # type: ignore[misc]
+    """A button only: logging out is a POST, so another site cannot log a user out."""

@@ -1,0 +1,57 @@
+"""Password hashing with argon2id.
+
+The parameters come from configuration (floors enforced in ``config``); hashes made with older
+parameters are upgraded when their owner next logs in (``needs_rehash``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Flask, current_app
+
+EXTENSION_KEY = "userhub.passwords"
+
+
+class Passwords:
+    """The app's hasher, plus a decoy hash so an unknown user costs a full verification."""
+
+    def __init__(self, time_cost: int, memory_kib: int, parallelism: int) -> None:
+        self.hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+        self._decoy: str | None = None
+
+    def hash(self, password: str) -> str:
+        return self.hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.hasher.check_needs_rehash(password_hash)
+
+    def burn_verification(self, password: str) -> None:
+        """Spend the same work as a real check, for a username that does not exist."""
+        if self._decoy is None:
+            self._decoy = self.hash("decoy password, never matches")
+        self.verify(self._decoy, password)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION_KEY] = Passwords(
+        time_cost=app.config["ARGON2_TIME_COST"],
+        memory_kib=app.config["ARGON2_MEMORY_KIB"],
+        parallelism=app.config["ARGON2_PARALLELISM"],
+    )
+
+
+def passwords() -> Passwords:
+    """The current app's hasher."""
+    hasher: Any = current_app.extensions[EXTENSION_KEY]
+    return hasher  # type: ignore[no-any-return]
