@@ -14,6 +14,7 @@ from apiflask import APIFlask
 from . import auth, commands, database, errors, passwords, sessions, tutorial
 from .config import default_instance_path, finish_config, load_config, read_environment
 from .extensions import csrf
+from .logs import register_logging
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
@@ -43,4 +44,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
 
     errors.register_errors(app)
     commands.register_commands(app)
+    register_logging(app)
     return app

@@ -6,6 +6,7 @@ import sys
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 
 from . import users
 
@@ -17,6 +18,7 @@ from . import users
     is_flag=True,
     help="Read the password from standard input instead of prompting (for scripts).",
 )
+@with_appcontext
 def create_admin(username: str, password_stdin: bool) -> None:
     """Create an administrator account. The password is asked for, never given as an argument
     (arguments end up in shell history and process lists)."""

@@ -1,0 +1,95 @@
+"""Run userhub as a real server process for end-to-end tests.
+
+``production``: ``userhub serve`` (granian, 2 workers, ``USERHUB_ENV=production``).
+``development``: Flask's built-in server (``flask run``), which the tutorial uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_environment(database_url: str, instance: Path, kind: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERHUB_")}
+    env.update(
+        USERHUB_DATABASE_URL=database_url,
+        USERHUB_INSTANCE_PATH=str(instance),
+        USERHUB_LOG_LEVEL="WARNING",
+    )
+    if kind == "production":
+        # Plain http on 127.0.0.1, as Postman and curl use it: cookies cannot be Secure here.
+        env.update(
+            USERHUB_ENV="production",
+            USERHUB_SECRET_KEY=secrets.token_hex(32),
+            USERHUB_COOKIE_SECURE="false",
+        )
+    return env
+
+
+def upgrade_schema(env: dict[str, str], cwd: Path) -> None:
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "userhub", "db", "upgrade"],
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@contextlib.contextmanager
+def live_server(kind: str, database_url: str, workdir: Path) -> Iterator[str]:
+    """Migrate the database, start the server, yield its base URL, stop it on exit."""
+    env = server_environment(database_url, workdir / "instance", kind)
+    upgrade_schema(env, workdir)
+    port = free_port()
+    if kind == "production":
+        command = [str(BIN / "userhub"), "serve", "--port", str(port), "--workers", "2"]
+    else:
+        command = [str(BIN / "flask"), "--app", "userhub", "run", "--port", str(port)]
+    log = (workdir / f"{kind}-server.log").open("wb")
+    process = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base, process, workdir / f"{kind}-server.log")
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def wait_until_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')}")
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(base + "/response_json", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready in {STARTUP_SECONDS}s: {log_path.read_text()}")

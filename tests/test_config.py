@@ -1,0 +1,104 @@
+"""Configuration: ``USERHUB_*`` variables, modes, the shared development secret."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from userhub import create_app
+from userhub.config import SETTINGS, ConfigError, shared_development_secret
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_development_creates_one_secret_in_the_instance_folder(
+    isolated_environment: Path,
+) -> None:
+    first = create_app()
+    second = create_app()
+    secret_file = isolated_environment / "secret_key"
+    assert secret_file.is_file()
+    assert first.secret_key == second.secret_key == secret_file.read_text().strip()
+    assert len(first.secret_key or "") >= 32
+    assert secret_file.stat().st_mode & 0o077 == 0, "secret readable by others"
+
+
+def test_concurrent_first_starts_agree_on_one_secret(tmp_path: Path) -> None:
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(shared_development_secret(str(tmp_path))))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
+def test_production_requires_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERHUB_ENV", "production")
+    with pytest.raises(ConfigError, match="USERHUB_SECRET_KEY is required"):
+        create_app()
+
+
+def test_production_refuses_a_short_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERHUB_ENV", "production")
+    monkeypatch.setenv("USERHUB_SECRET_KEY", "too-short")
+    with pytest.raises(ConfigError, match="at least 32"):
+        create_app()
+
+
+def test_production_cookies_are_secure_httponly_lax(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERHUB_ENV", "production")
+    monkeypatch.setenv("USERHUB_SECRET_KEY", "x" * 64)
+    app = create_app()
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_development_cookies_work_over_plain_http_unless_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert create_app().config["SESSION_COOKIE_SECURE"] is False
+    monkeypatch.setenv("USERHUB_COOKIE_SECURE", "true")
+    assert create_app().config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_database_defaults_to_sqlite_in_the_instance_folder(isolated_environment: Path) -> None:
+    url = create_app().config["SQLALCHEMY_DATABASE_URI"]
+    assert url == f"sqlite:///{isolated_environment / 'userhub.sqlite3'}"
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("USERHUB_MAX_CONTENT_LENGTH=2048\n")
+    assert create_app().config["MAX_CONTENT_LENGTH"] == 2048
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("USERHUB_ENV", "staging", "development or production"),
+        ("USERHUB_COOKIE_SECURE", "maybe", "true or false"),
+        ("USERHUB_MAX_CONTENT_LENGTH", "lots", "USERHUB_MAX_CONTENT_LENGTH"),
+        ("USERHUB_MAX_CONTENT_LENGTH", "0", "positive"),
+        ("USERHUB_ARGON2_MEMORY_KIB", "4096", "OWASP"),
+        ("USERHUB_ARGON2_TIME_COST", "1", "OWASP"),
+    ],
+)
+def test_bad_settings_stop_start_up_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        create_app()
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    documented = set(re.findall(r"^\| `(USERHUB_\w+)`", README.read_text(), flags=re.M))
+    assert {setting.env for setting in SETTINGS} <= documented
