@@ -127,3 +127,15 @@ def test_invalid_session_ids_load_nobody(app: Flask, session_id: str) -> None:
         users.register_user("张三", PASSWORD)
         assert users.load_session_user(session_id) is None
         assert users.load_session_user("1:1") is not None
+
+
+def test_a_deleted_users_id_is_never_given_to_a_new_account(app: Flask) -> None:
+    """Sessions name users by id: a new account must never inherit a deleted one's id."""
+    import sqlalchemy as sa
+
+    with app.app_context():
+        users.register_user("first", PASSWORD)
+        gone = users.register_user("second", PASSWORD).id
+        db.session.execute(sa.text("DELETE FROM user WHERE id = :id"), {"id": gone})
+        db.session.commit()
+        assert users.register_user("third", PASSWORD).id > gone

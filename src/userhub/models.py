@@ -31,7 +31,12 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     """An account. The table keeps the tutorial's name and columns ``id`` and ``username``."""
 
     __tablename__ = "user"
-    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+    # AUTOINCREMENT: SQLite never reuses a deleted user's id (sessions name users by id).
+    __table_args__ = {
+        "mysql_engine": "InnoDB",
+        "mysql_charset": "utf8mb4",
+        "sqlite_autoincrement": True,
+    }
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH))

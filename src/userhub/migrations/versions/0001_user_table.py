@@ -102,6 +102,7 @@ def create_user_table() -> None:
         sa.UniqueConstraint("username_key", name=op.f("uq_user_username_key")),
         mysql_engine="InnoDB",
         mysql_charset="utf8mb4",
+        sqlite_autoincrement=True,
     )
 
 
@@ -114,9 +115,15 @@ def adopt_tutorial_table(columns: set[str]) -> None:
                 batch.add_column(column)
     if "password" in columns:
         fill_new_columns()
-    with op.batch_alter_table("user") as batch:
+    # SQLite rebuilds the table here; AUTOINCREMENT keeps ids of deleted users from coming back
+    # (a session cookie names an id, and must never fit a later account).
+    with op.batch_alter_table("user", table_kwargs={"sqlite_autoincrement": True}) as batch:
         for name, column in new_columns(nullable=False).items():
-            batch.alter_column(name, existing_type=column.type, nullable=False)
+            # MySQL's MODIFY COLUMN restates the whole column: a default not restated is lost.
+            default = column.server_default.arg if column.server_default is not None else None
+            batch.alter_column(
+                name, existing_type=column.type, existing_server_default=default, nullable=False
+            )
         if "password" in columns:
             batch.drop_column("password")
     inspector = sa.inspect(op.get_bind())
