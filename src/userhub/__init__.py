@@ -11,7 +11,7 @@ from typing import Any
 
 from apiflask import APIFlask
 
-from . import auth, commands, database, errors, passwords, sessions, tutorial
+from . import auth, commands, database, errors, passwords, request_limits, sessions, tutorial
 from .config import default_instance_path, finish_config, load_config, read_environment
 from .extensions import csrf
 from .logs import register_logging
@@ -34,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     finish_config(app.config, app.instance_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the tutorial's key order
 
+    request_limits.init_app(app)  # before CSRF: nothing may read a cut-off body
     database.init_app(app)
     passwords.init_app(app)
     sessions.init_app(app)

@@ -45,8 +45,13 @@ def submit_login_form() -> Response | tuple[str, int]:
 def register() -> Response | tuple[str, int]:
     """Create an account; then the log-in form."""
     form = RegisterForm()
-    if not form.validate_on_submit():
-        return render_template("register.html", form=form), 400 if form.is_submitted() else 200
+    if not form.is_submitted():
+        return render_template("register.html", form=form), 200
+    if not form.validate():
+        # 400 when something is missing, 422 when everything is there but breaks a rule
+        fields = (form.username, form.password, form.confirm)
+        missing = any(not (field.data or "").strip() for field in fields)
+        return render_template("register.html", form=form), 400 if missing else 422
     try:
         users.register_user(form.username.data, form.password.data)
     except users.UserError as exc:

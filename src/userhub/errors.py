@@ -77,8 +77,11 @@ def json_route(detail_prefix: str = "") -> Callable[[F], F]:
 
 
 def require_json_object() -> None:
-    """400 for no body or broken JSON, 415 for a body that is not JSON, 422 for a non-object."""
-    if not request.get_data(cache=True):
+    """400 for no body or broken JSON, 415 for a body that is not JSON, 422 for a non-object.
+
+    (Bodies over the limit never get here: Werkzeug and ``request_limits`` answer 413.)"""
+    data = request.get_data(cache=True)
+    if not data:
         raise Problem(
             400,
             "The request has no body. Send a JSON object, for example "
@@ -86,9 +89,20 @@ def require_json_object() -> None:
         )
     if not request.is_json:
         raise Problem(415, DETAILS[415])
-    body = request.get_json(silent=True)
-    if body is None and request.data.strip() != b"null":
-        raise Problem(400, "The body is not valid JSON. Check quotes, commas and braces.")
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the json module gives up on deep nesting with this, not ValueError
+        raise Problem(
+            400,
+            "The JSON is nested too deeply to read. Send a flat object, for example "
+            '{"username": "zhangsan", "password": "a-long-password"}.',
+        ) from None
+    if body is None and data.strip() != b"null":
+        raise Problem(
+            400,
+            "The body is not valid JSON. Check quotes, commas and braces, "
+            "and send the text encoded as UTF-8.",
+        )
     if not isinstance(body, dict):
         raise Problem(
             422,
@@ -180,6 +194,21 @@ def handle_api_error(error: HTTPError) -> Response | tuple[str, int]:
     return problem_response(error.status_code, detail, errors=errors, headers=error.headers)
 
 
+def _too_large_detail() -> str:
+    """Which limit a 413 hit: the whole body's, or (for a body within it) a form's."""
+    limit = request.max_content_length
+    length = request.content_length
+    if limit is not None and length is not None and length <= limit:
+        # The body fits, so Werkzeug refused a multipart form field over MAX_FORM_MEMORY_SIZE
+        # or more parts than MAX_FORM_PARTS.
+        return (
+            "A form field is too large or the form has too many fields: a field may hold at "
+            f"most {request.max_form_memory_size} bytes and a form at most "
+            f"{request.max_form_parts} fields."
+        )
+    return f"The request body is too large: the limit is {limit} bytes."
+
+
 def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
     """Werkzeug's 4xx/5xx, in the format the route speaks."""
     status = error.code or 500
@@ -189,14 +218,15 @@ def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
             "the form again (Postman: GET /login first and send its csrf_token field)."
         )
     elif status == 413:
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        detail = f"The request body is too large: the limit is {limit} bytes."
+        detail = _too_large_detail()
     else:
         detail = DETAILS.get(status, error.description or "")
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     if wants_problem_json():
-        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         return problem_response(status, detail, headers=headers)
-    return error_page(status, detail)
+    page = current_app.make_response(error_page(status, detail))
+    page.headers.update(headers)  # e.g. the Allow that a 405 must carry
+    return page
 
 
 def handle_database_unavailable(error: DBAPIError) -> Response | tuple[str, int]:

@@ -6,6 +6,9 @@ account rules themselves live in the user service; forms only check that fields 
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
@@ -14,13 +17,27 @@ from .models import USERNAME_MAX_LENGTH
 from .users import PASSWORD_MAX_LENGTH
 
 
-class LoginForm(FlaskForm):  # type: ignore[misc]
+class TextForm(FlaskForm):  # type: ignore[misc]
+    """A form of text fields read from the posted form only.
+
+    Flask-WTF would also feed uploaded files and JSON bodies into the fields; a file where a
+    username belongs is not a username, so those are ignored (the field is then missing).
+    """
+
+    class Meta:
+        def wrap_formdata(self, form: Any, formdata: Any) -> Any:
+            if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+                return request.form
+            return None
+
+
+class LoginForm(TextForm):
     username = StringField("Username", validators=[DataRequired("Enter your username.")])
     password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
     next = HiddenField()
 
 
-class RegisterForm(FlaskForm):  # type: ignore[misc]
+class RegisterForm(TextForm):
     username = StringField(
         "Username",
         validators=[DataRequired("Choose a username."), Length(max=USERNAME_MAX_LENGTH)],
@@ -40,5 +57,5 @@ class RegisterForm(FlaskForm):  # type: ignore[misc]
     )
 
 
-class LogoutForm(FlaskForm):  # type: ignore[misc]
+class LogoutForm(TextForm):
     """A button only: logging out is a POST, so another site cannot log a user out."""
