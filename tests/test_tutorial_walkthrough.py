@@ -46,6 +46,18 @@ def form_token(session: requests.Session, base: str) -> str:
     return match.group(1)
 
 
+def submit_login(
+    session: requests.Session, base: str, password: str, path: str = "/test_post"
+) -> requests.Response:
+    """Post the log-in form as a browser does: with the token from /login, no redirects."""
+    return session.post(
+        base + path,
+        data={"username": "张三", "password": password, "csrf_token": form_token(session, base)},
+        timeout=10,
+        allow_redirects=False,
+    )
+
+
 def test_the_tutorial_from_section_3_to_5(base_url: str, live_database: str) -> None:
     browser = requests.Session()
 
@@ -66,16 +78,7 @@ def test_the_tutorial_from_section_3_to_5(base_url: str, live_database: str) -> 
     # §3 — the log-in form posts to /test_post. Deviation: an unknown user is not let in.
     login_page = browser.get(base_url + "/login", timeout=10)
     assert login_page.status_code == 200 and 'action="/test_post"' in login_page.text
-    refused = browser.post(
-        base_url + "/test_post",
-        data={
-            "username": "张三",
-            "password": PASSWORD,
-            "csrf_token": form_token(browser, base_url),
-        },
-        timeout=10,
-        allow_redirects=False,
-    )
+    refused = submit_login(browser, base_url, PASSWORD)
     assert refused.status_code == 200
     assert "Invalid username or password." in refused.text and "/register" in refused.text
     # Deviation: /success greets only a logged-in user.
@@ -128,16 +131,7 @@ def test_the_tutorial_from_section_3_to_5(base_url: str, live_database: str) -> 
     # §3 again — now the log-in works, through /test_post and through /test_request (POST).
     for path in ("/test_post", "/test_request"):
         browser = requests.Session()
-        response = browser.post(
-            base_url + path,
-            data={
-                "username": "张三",
-                "password": PASSWORD,
-                "csrf_token": form_token(browser, base_url),
-            },
-            timeout=10,
-            allow_redirects=False,
-        )
+        response = submit_login(browser, base_url, PASSWORD, path)
         assert response.status_code == 302
         assert response.headers["Location"] == "/success?user_name=%E5%BC%A0%E4%B8%89"
         success = browser.get(base_url + response.headers["Location"], timeout=10)
@@ -147,16 +141,7 @@ def test_the_tutorial_from_section_3_to_5(base_url: str, live_database: str) -> 
 
     # Deviations: a wrong password never logs in; a form without its CSRF token is refused.
     stranger = requests.Session()
-    wrong = stranger.post(
-        base_url + "/test_post",
-        data={
-            "username": "张三",
-            "password": "wrong-password",
-            "csrf_token": form_token(stranger, base_url),
-        },
-        timeout=10,
-        allow_redirects=False,
-    )
+    wrong = submit_login(stranger, base_url, "wrong-password")
     assert wrong.status_code == 200 and "Invalid username or password." in wrong.text
     forged = requests.post(
         base_url + "/test_post",
