@@ -27,6 +27,9 @@ PROBLEM_ATTRIBUTE = "_userhub_problem_prefix"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXAMPLE_BODY = '{"username": "zhangsan", "password": "a-long-password"}'
+
+
 # Plain words for the statuses a user can meet; the page and the problem share them.
 DETAILS = {
     400: "The request could not be understood. Check its fields and try again.",
@@ -84,8 +87,7 @@ def require_json_object() -> None:
     if not data:
         raise Problem(
             400,
-            "The request has no body. Send a JSON object, for example "
-            '{"username": "zhangsan", "password": "a-long-password"}.',
+            f"The request has no body. Send a JSON object, for example {EXAMPLE_BODY}.",
         )
     if not request.is_json:
         raise Problem(415, DETAILS[415])
@@ -94,8 +96,7 @@ def require_json_object() -> None:
     except RecursionError:  # the json module gives up on deep nesting with this, not ValueError
         raise Problem(
             400,
-            "The JSON is nested too deeply to read. Send a flat object, for example "
-            '{"username": "zhangsan", "password": "a-long-password"}.',
+            f"The JSON is nested too deeply to read. Send a flat object like {EXAMPLE_BODY}.",
         ) from None
     if body is None and data.strip() != b"null":
         raise Problem(
@@ -106,8 +107,7 @@ def require_json_object() -> None:
     if not isinstance(body, dict):
         raise Problem(
             422,
-            "The body must be a JSON object, for example "
-            '{"username": "zhangsan", "password": "a-long-password"}.',
+            f"The body must be a JSON object, for example {EXAMPLE_BODY}.",
         )
 
 
