@@ -22,8 +22,8 @@ dev: $(VENV)/.installed-prod
 
 ## make lint: ruff and mypy
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests app.py scripts
-	$(BIN)/ruff format --check src tests app.py scripts
+	$(BIN)/ruff check src tests app.py scripts bench
+	$(BIN)/ruff format --check src tests app.py scripts bench
 	$(BIN)/mypy
 
 check: lint test
