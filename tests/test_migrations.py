@@ -63,11 +63,14 @@ USERHUB_COLUMNS = {
     "username",
     "username_key",
     "password_hash",
+    "display_name",
+    "email",
     "is_admin",
     "session_version",
     "created_at",
     "updated_at",
 }
+HEAD = "0002"  # the newest revision
 TUTORIAL_USERS = [("张三", "123456"), ("lisi", "li-si-secret"), ("Wang Wu", "密码 with spaces")]
 LONG_PASSWORD = "a long enough password"
 AN_HOUR = datetime(2026, 1, 1, 12)
@@ -281,9 +284,9 @@ def test_upgrade_creates_the_user_table_and_a_second_run_changes_nothing(
     assert_succeeded(db_upgrade(app))
     assert "Running upgrade  -> 0001" in caplog.text
     created = schema(url)
-    assert {"user", "alembic_version"} <= set(created["tables"])
+    assert {"user", "api_token", "alembic_version"} <= set(created["tables"])
     assert {column[0] for column in created["columns"]} == USERHUB_COLUMNS
-    assert stamped_version(url) == ["0001"]
+    assert stamped_version(url) == [HEAD]
     assert save_user(app, "张三") == 200
     rows = table_rows(url)
     assert [row["username"] for row in rows] == ["张三"]
@@ -293,7 +296,7 @@ def test_upgrade_creates_the_user_table_and_a_second_run_changes_nothing(
     assert "Running upgrade" not in caplog.text
     assert schema(url) == created
     assert table_rows(url) == rows
-    assert stamped_version(url) == ["0001"]
+    assert stamped_version(url) == [HEAD]
     assert greeting_after_login(app, "张三", LONG_PASSWORD) == "Hello,张三"
 
 
@@ -319,7 +322,7 @@ def test_upgrade_keeps_the_tutorials_users_and_replaces_their_passwords_by_hashe
     assert set(rows[0]) == USERHUB_COLUMNS  # `password` is gone
     assert_no_plaintext(rows, list(passwords.values()))
     assert_hashes_verify(rows, passwords)
-    assert stamped_version(url) == ["0001"]
+    assert stamped_version(url) == [HEAD]
     for username, password in TUTORIAL_USERS:
         assert greeting_after_login(app, username, password) == f"Hello,{username}"
         assert greeting_after_login(app, username, password + "x") is None
@@ -549,6 +552,31 @@ def test_an_upgrade_interrupted_half_way_completes_when_run_again(
         if row["id"] in earlier_hashes:
             assert row["password_hash"] == earlier_hashes[row["id"]]
     assert_same_user_table(url, fresh_url)
-    assert stamped_version(url) == ["0001"]
+    assert stamped_version(url) == [HEAD]
     for username, password in TUTORIAL_USERS:
         assert greeting_after_login(app, username, password) == f"Hello,{username}"
+
+
+def test_the_migrated_schema_is_exactly_what_the_models_describe(
+    new_database: Callable[[str], str], apps: Callable[[str], Flask]
+) -> None:
+    """`flask db check`: autogenerate finds nothing to add, drop or change after upgrading."""
+    app = apps(new_database("upgrade"))
+    assert_succeeded(db_upgrade(app))
+    result = app.test_cli_runner().invoke(args=["db", "check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_downgrade_to_0001_removes_profiles_and_tokens_and_upgrade_restores_them(
+    new_database: Callable[[str], str], apps: Callable[[str], Flask]
+) -> None:
+    url = new_database("upgrade")
+    app = apps(url)
+    assert_succeeded(db_upgrade(app))
+    assert save_user(app, "张三") == 200
+    assert_succeeded(app.test_cli_runner().invoke(args=["db", "downgrade", "0001"]))
+    assert "api_token" not in schema(url)["tables"]
+    assert [row["username"] for row in table_rows(url)] == ["张三"]
+    assert_succeeded(db_upgrade(app))
+    assert stamped_version(url) == [HEAD]
+    assert greeting_after_login(app, "张三", LONG_PASSWORD) == "Hello,张三"

@@ -11,7 +11,18 @@ from typing import Any
 
 from apiflask import APIFlask
 
-from . import auth, commands, database, errors, passwords, request_limits, sessions, tutorial
+from . import (
+    api,
+    auth,
+    commands,
+    database,
+    errors,
+    openapi,
+    passwords,
+    request_limits,
+    sessions,
+    tutorial,
+)
 from .config import default_instance_path, finish_config, load_config, read_environment
 from .extensions import csrf
 from .logs import register_logging
@@ -25,7 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
         title="userhub",
         version="1.0.0",
         json_errors=False,
-        docs_path=None,
+        spec_path="/openapi.json",
+        docs_path=None,  # our own /docs page (openapi.py): offline assets, no inline script
         instance_path=environ.get("USERHUB_INSTANCE_PATH") or default_instance_path(),
         instance_relative_config=True,
     )
@@ -33,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     app.config.update(config or {})
     finish_config(app.config, app.instance_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the tutorial's key order
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # 张三, not \u5f20\u4e09
 
     request_limits.init_app(app)  # before CSRF: nothing may read a cut-off body
     database.init_app(app)
@@ -42,6 +55,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
 
     app.register_blueprint(tutorial.bp)
     app.register_blueprint(auth.bp)
+    api.init_app(app)
+    openapi.init_app(app)
 
     errors.register_errors(app)
     commands.register_commands(app)

@@ -45,6 +45,16 @@ def _parse_env(raw: str) -> str:
     return value
 
 
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin == "*" or not origin.startswith(("http://", "https://")):
+            raise ValueError(
+                "expected a comma-separated list of origins like https://app.example.com"
+            )
+    return origins
+
+
 @dataclass(frozen=True)
 class Setting:
     """One ``USERHUB_*`` variable: where it goes in ``app.config`` and how it is read."""
@@ -130,6 +140,21 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("USERHUB_PORT", "USERHUB_PORT", int, 5000, "Port `userhub serve` listens on."),
     Setting(
+        "USERHUB_TOKEN_TTL_SECONDS",
+        "USERHUB_TOKEN_TTL_SECONDS",
+        int,
+        24 * 60 * 60,
+        "Lifetime of an API token from `POST /api/v1/tokens`, in seconds (default 24 h).",
+    ),
+    Setting(
+        "USERHUB_CORS_ORIGINS",
+        "USERHUB_CORS_ORIGINS",
+        _parse_origins,
+        (),
+        "Comma-separated front-end origins allowed to call `/api/` from a browser "
+        "(e.g. `http://localhost:5173`). Default: none.",
+    ),
+    Setting(
         "USERHUB_WORKERS",
         "USERHUB_WORKERS",
         int,
@@ -200,6 +225,8 @@ def finish_config(config: dict[str, Any], instance_path: str) -> None:
     _check_argon2_floor(config)
     if config["MAX_CONTENT_LENGTH"] <= 0:
         raise ConfigError("USERHUB_MAX_CONTENT_LENGTH must be a positive number of bytes.")
+    if config["USERHUB_TOKEN_TTL_SECONDS"] <= 0:
+        raise ConfigError("USERHUB_TOKEN_TTL_SECONDS must be a positive number of seconds.")
 
 
 def _check_argon2_floor(config: Mapping[str, Any]) -> None:

@@ -53,8 +53,9 @@ class Problem(HTTPError):
         *,
         errors: dict[str, list[str]] | None = None,
         type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(status, detail=detail)
+        super().__init__(status, detail=detail, headers=headers)
         self.field_errors = errors or {}
         self.type = type_
 
@@ -155,11 +156,15 @@ def problem_response(
     return response
 
 
-def error_page(status: int, detail: str | None = None) -> tuple[str, int]:
-    """The HTML error page; ``/test_get`` keeps the tutorial's bare text body."""
+def error_page(status: int, detail: str | None = None) -> Response | tuple[str, int]:
+    """The HTML error page. ``/test_get`` keeps the tutorial's bare text body, or answers
+    problem+json to a client that accepts only JSON."""
     detail = detail or DETAILS.get(status, HTTP_STATUS_CODES.get(status, "Error"))
     if request.endpoint == "tutorial.test_get":
-        return detail, status
+        offered = ["text/plain", PROBLEM_MIMETYPE, "application/json"]
+        if request.accept_mimetypes.best_match(offered, default="text/plain") != "text/plain":
+            return problem_response(status, detail)
+        return current_app.response_class(detail, status=status, mimetype="text/plain")
     title = HTTP_STATUS_CODES.get(status, "Error")
     return render_template("error.html", status=status, title=title, detail=detail), status
 
@@ -212,7 +217,12 @@ def _too_large_detail() -> str:
 def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
     """Werkzeug's 4xx/5xx, in the format the route speaks."""
     status = error.code or 500
-    if isinstance(error, CSRFError):
+    if isinstance(error, CSRFError) and request.path.startswith("/api/"):
+        detail = (
+            "A write made with the browser's session cookie needs the X-CSRFToken header "
+            "(the csrf_token of any page's form). Or send Authorization: Bearer <token> instead."
+        )
+    elif isinstance(error, CSRFError):
         detail = (
             "The form's security token is missing or expired. Reload the page and send "
             "the form again (Postman: GET /login first and send its csrf_token field)."

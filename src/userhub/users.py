@@ -8,12 +8,23 @@ decide duplicates (no check-then-insert race). It knows nothing of HTTP.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import select
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from . import tokens
 from .extensions import db
-from .models import USERNAME_KEY_MAX_LENGTH, USERNAME_MAX_LENGTH, User
+from .models import (
+    DISPLAY_NAME_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    USERNAME_KEY_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
+    ApiToken,
+    User,
+)
 from .passwords import passwords
 
 PASSWORD_MIN_LENGTH = 8
@@ -33,12 +44,29 @@ class InvalidUserInput(UserError):
     """Some fields break the rules; nothing was written."""
 
 
-class UsernameTaken(UserError):
+class Conflict(UserError):
+    """The change clashes with other data or would lock someone out; nothing was written."""
+
+
+class UsernameTaken(Conflict):
     """Another account already has this username (compared case-insensitively)."""
 
     def __init__(self) -> None:
         message = "Username already exists."
         super().__init__(message, {"username": [message]})
+
+
+class EmailTaken(Conflict):
+    """Another account already uses this e-mail address."""
+
+    def __init__(self) -> None:
+        message = "This e-mail address is already used by another account."
+        super().__init__(message, {"email": [message]})
+
+
+def _taken_error(exc: IntegrityError) -> Conflict:
+    """Which UNIQUE index refused the row (both backends name the column or its index)."""
+    return EmailTaken() if "email" in str(exc.orig).lower() else UsernameTaken()
 
 
 def username_key(username: str) -> str:
@@ -73,8 +101,63 @@ def password_problems(password: str) -> list[str]:
     return []
 
 
-def check_new_account(username: str, password: str) -> None:
-    """Raise InvalidUserInput listing every rule the new account breaks."""
+def display_name_problems(display_name: str) -> list[str]:
+    """What is wrong with a display name (empty: nothing). ``None`` clears it and is fine."""
+    if not display_name.strip():
+        return ["Display name must not be blank; send null to remove it."]
+    if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
+        return [f"Display name must be at most {DISPLAY_NAME_MAX_LENGTH} characters."]
+    if any(unicodedata.category(ch)[0] == "C" for ch in display_name):
+        return ["Display name must not contain control or invisible characters."]
+    return []
+
+
+def normalise_email(email: str) -> tuple[str | None, list[str]]:
+    """The address as stored (normalised, lower case), or the problems with it.
+
+    Syntax only: no DNS lookup, so validation is fast and works offline."""
+    if len(email) > EMAIL_MAX_LENGTH:
+        return None, [f"E-mail address must be at most {EMAIL_MAX_LENGTH} characters."]
+    try:
+        checked = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, [f"E-mail address is not valid: {exc}"]
+    return checked.normalized.lower(), []
+
+
+def _raise_if_any(errors: dict[str, list[str]]) -> None:
+    if errors:
+        first = next(iter(errors.values()))[0]
+        raise InvalidUserInput(first, errors)
+
+
+def _profile_fields(changes: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Check ``display_name`` and ``email`` if present (``None`` clears); the values to store."""
+    values: dict[str, Any] = {}
+    if "display_name" in changes:
+        name = changes["display_name"]
+        if name is not None and (problems := display_name_problems(name)):
+            errors["display_name"] = problems
+        values["display_name"] = name
+    if "email" in changes:
+        email = changes["email"]
+        if email is not None:
+            email, problems = normalise_email(email)
+            if problems:
+                errors["email"] = problems
+        values["email"] = email
+    return values
+
+
+def register_user(
+    username: str,
+    password: str,
+    *,
+    is_admin: bool = False,
+    display_name: str | None = None,
+    email: str | None = None,
+) -> User:
+    """Create an account and commit it; raises InvalidUserInput, UsernameTaken or EmailTaken."""
     errors = {
         field: problems
         for field, problems in (
@@ -83,27 +166,102 @@ def check_new_account(username: str, password: str) -> None:
         )
         if problems
     }
-    if errors:
-        first = next(iter(errors.values()))[0]
-        raise InvalidUserInput(first, errors)
-
-
-def register_user(username: str, password: str, *, is_admin: bool = False) -> User:
-    """Create an account and commit it; raises InvalidUserInput or UsernameTaken."""
-    check_new_account(username, password)
+    profile = _profile_fields({"display_name": display_name, "email": email}, errors)
+    _raise_if_any(errors)
     user = User(
         username=username,
         username_key=username_key(username),
         password_hash=passwords().hash(password),
         is_admin=is_admin,
+        **profile,
     )
     db.session.add(user)
+    _commit()
+    return user
+
+
+def _commit() -> None:
+    """Commit, turning a UNIQUE violation into the Conflict that names the field."""
     try:
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
-        raise UsernameTaken() from exc
+        raise _taken_error(exc) from exc
+
+
+def update_user(
+    user: User,
+    changes: Mapping[str, Any],
+    *,
+    current_password: str | None = None,
+    by_admin: User | None = None,
+    keep_token: ApiToken | None = None,
+) -> User:
+    """Apply ``changes`` (``display_name``, ``email``, ``password``, and ``is_admin`` for an
+    admin) in one commit: every field is valid and written, or nothing is.
+
+    The owner changes a password only with ``current_password``; an admin (``by_admin``) does
+    not need it. A new password ends the user's sessions and revokes every token but
+    ``keep_token`` (the one the request came with), so a thief holding an old one is locked out.
+    An admin cannot take away their own admin rights (that could leave nobody to manage users).
+    """
+    errors: dict[str, list[str]] = {}
+    values = _profile_fields(changes, errors)
+    new_password = changes.get("password")
+    if new_password is not None:
+        if by_admin is None and not (
+            current_password and passwords().verify(user.password_hash, current_password)
+        ):
+            errors["current_password"] = [
+                "Current password is missing or wrong; it is needed to set a new one."
+            ]
+        if problems := password_problems(new_password):
+            errors["password"] = problems
+    if "is_admin" in changes:
+        if by_admin is None:
+            errors["is_admin"] = ["Only an administrator can change this."]
+        elif by_admin.id == user.id and not changes["is_admin"]:
+            raise Conflict(
+                "You cannot remove your own admin rights; ask another administrator.",
+                {"is_admin": ["You cannot remove your own admin rights."]},
+            )
+        values["is_admin"] = bool(changes["is_admin"])
+    _raise_if_any(errors)
+    for field, value in values.items():
+        setattr(user, field, value)
+    if new_password is not None:
+        user.password_hash = passwords().hash(new_password)
+        end_sessions_and_tokens(user, keep_token=keep_token)
+    _commit()
     return user
+
+
+def end_sessions_and_tokens(user: User, *, keep_token: ApiToken | None = None) -> None:
+    """End every browser session of ``user`` (a new session version) and revoke its tokens
+    except ``keep_token``. The caller commits."""
+    user.session_version += 1
+    tokens.revoke_all(user, keep=keep_token)
+
+
+def delete_user(user: User, *, by_admin: User) -> None:
+    """Delete an account and its tokens. An admin cannot delete their own account here."""
+    if user.id == by_admin.id:
+        raise Conflict("You cannot delete your own account; ask another administrator.")
+    db.session.delete(user)
+    db.session.commit()
+
+
+def get_user(user_id: int) -> User | None:
+    return db.session.get(User, user_id)
+
+
+def list_users(page: int, per_page: int) -> tuple[list[User], int]:
+    """One page of accounts in id order, and how many accounts there are."""
+    total = db.session.scalar(select(func.count()).select_from(User)) or 0
+    rows = db.session.scalars(
+        select(User).order_by(User.id).offset((page - 1) * per_page).limit(per_page)
+    )
+    return list(rows), total
 
 
 def find_user(username: str) -> User | None:

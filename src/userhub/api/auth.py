@@ -1,0 +1,74 @@
+"""Who is calling the API: a Bearer token, or else the browser's log-in session.
+
+Bearer calls carry their credential in a header a forged cross-site request cannot set, so they
+need no CSRF token. A call that rides on the session cookie can be forged, so its writes must
+carry the ``X-CSRFToken`` header (Flask-WTF's token, as in every page's forms).
+"""
+
+from __future__ import annotations
+
+from apiflask import HTTPError, HTTPTokenAuth
+from flask import Response, g, request
+from flask_login import current_user
+
+from .. import tokens
+from ..errors import problem_response
+from ..extensions import csrf
+from ..models import ApiToken, User
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ADMIN = "admin"
+
+token_auth = HTTPTokenAuth(
+    scheme="Bearer",
+    realm="userhub",
+    description="A token from `POST /api/v1/tokens`. A logged-in browser session also works; "
+    "its writes need the `X-CSRFToken` header.",
+)
+
+AUTH_DETAILS = {
+    401: "Authentication required: send Authorization: Bearer <token> (POST /api/v1/tokens "
+    "issues one). The token may be missing, wrong, expired or revoked.",
+    403: "This needs an administrator account.",
+}
+
+
+@token_auth.verify_token
+def _verify(token: str) -> User | None:
+    g.api_token = None
+    if token:
+        api_token = tokens.find(token)
+        if api_token is None:
+            return None
+        g.api_token = api_token
+        return api_token.user
+    if current_user.is_authenticated:
+        if request.method not in SAFE_METHODS:
+            csrf.protect()  # 400 problem when the X-CSRFToken header is missing or wrong
+        user: User = current_user._get_current_object()
+        return user
+    return None
+
+
+@token_auth.get_user_roles
+def _roles(user: User) -> list[str]:
+    return [ADMIN] if user.is_admin else []
+
+
+@token_auth.error_processor
+def _auth_error(error: HTTPError) -> Response:
+    detail = AUTH_DETAILS.get(error.status_code) or str(error.message)
+    return problem_response(error.status_code, detail)
+
+
+def caller() -> User:
+    """The authenticated user of this request (only inside ``auth_required`` views)."""
+    user = token_auth.current_user
+    assert isinstance(user, User), "caller() used outside an auth_required view"
+    return user
+
+
+def caller_token() -> ApiToken | None:
+    """The token this request came with, or None for a browser session."""
+    api_token: ApiToken | None = g.get("api_token")
+    return api_token

@@ -1,0 +1,32 @@
+"""What every ``/api/v1`` blueprint shares: the prefix and the JSON body check."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import Response, current_app, request
+
+from ..errors import require_json_object
+
+PREFIX = "/api/v1"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+OPTIONAL_BODY_ENDPOINTS = frozenset({"api_tokens.create_token"})  # JSON or HTTP Basic
+
+
+def _check_json_body() -> None:
+    """400 for no or broken JSON, 415 for another content type, before any view parses it."""
+    if request.method not in BODY_METHODS or request.endpoint in OPTIONAL_BODY_ENDPOINTS:
+        return
+    require_json_object()
+
+
+def api_blueprint(name: str, tag: str) -> APIBlueprint:
+    blueprint = APIBlueprint(name, __name__, url_prefix=PREFIX, tag=tag)
+    blueprint.before_request(_check_json_body)
+    return blueprint
+
+
+def no_content() -> Response:
+    """204 with no body, and so no Content-Type either."""
+    response: Response = current_app.response_class(status=204)
+    response.headers.remove("Content-Type")
+    return response

@@ -1,0 +1,77 @@
+"""``/api/v1/tokens``: trade a username and password for a token; revoke it when done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from pydantic import ValidationError
+
+from .. import tokens, users
+from ..errors import Problem, require_json_object
+from .auth import caller_token, token_auth
+from .base import api_blueprint, no_content
+from .schemas import Credentials, TokenOut
+
+bp = api_blueprint("api_tokens", tag="Tokens")
+
+BAD_CREDENTIALS = "Invalid username or password."
+NO_CREDENTIALS = (
+    'Send {"username": ..., "password": ...} as JSON, or use HTTP Basic authentication.'
+)
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="userhub", charset="UTF-8"'}
+
+
+def _credentials() -> Credentials:
+    """From HTTP Basic if the client used it, else from the JSON body."""
+    basic = request.authorization
+    if basic is not None and basic.type == "basic":
+        try:
+            return Credentials(username=basic.username or "", password=basic.password or "")
+        except ValidationError:
+            raise Problem(401, BAD_CREDENTIALS, headers=BASIC_CHALLENGE) from None
+    if not request.get_data(cache=True):
+        raise Problem(401, NO_CREDENTIALS, headers=BASIC_CHALLENGE)
+    require_json_object()
+    try:
+        return Credentials.model_validate(request.get_json())
+    except ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "body"
+            errors.setdefault(field, []).append(error["msg"])
+        detail = "; ".join(f"{field}: {', '.join(m)}" for field, m in errors.items())
+        raise Problem(422, detail, errors=errors) from None
+
+
+@bp.post("/tokens")
+@bp.output(TokenOut, status_code=201, description="The token, shown only this once")
+@bp.doc(
+    summary="Get a token (log in)",
+    security=[{"BasicAuth": []}, {}],
+    responses={401: "Wrong, unknown or missing credentials"},
+)
+def create_token() -> tuple[Any, int, dict[str, str]]:
+    """Log in with ``{"username", "password"}`` as JSON, or with HTTP Basic. The token expires
+    after ``USERHUB_TOKEN_TTL_SECONDS`` (24 h by default). A wrong password and an unknown
+    username get the same 401."""
+    credentials = _credentials()
+    user = users.authenticate(credentials.username, credentials.password)
+    if user is None:
+        raise Problem(401, BAD_CREDENTIALS, headers=BASIC_CHALLENGE)
+    issued = tokens.issue(user)
+    return issued, 201, {"Cache-Control": "no-store"}
+
+
+@bp.delete("/tokens")
+@bp.auth_required(token_auth)
+@bp.doc(summary="Revoke this token (log out)", responses={204: "Revoked"})
+def revoke_token() -> Response:
+    """Revoke the token sent in ``Authorization``; it stops working at once."""
+    api_token = caller_token()
+    if api_token is None:
+        raise Problem(
+            400, "This call revokes the Bearer token it is sent with; it was sent without one."
+        )
+    tokens.revoke(api_token)
+    return no_content()

@@ -1,0 +1,169 @@
+"""``/api/v1/users``: register, read and change your own account; administrators manage all."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Response, url_for
+from flask_login import login_user
+
+from .. import users
+from ..errors import Problem
+from ..models import User
+from .auth import ADMIN, caller, caller_token, token_auth
+from .base import api_blueprint, no_content
+from .schemas import AdminUpdate, NewUser, PageQuery, ProfileUpdate, UserOut, UserPage
+
+bp = api_blueprint("api_users", tag="Users")
+
+NEW_USER_EXAMPLE = {
+    "username": "张三",
+    "password": "a-long-password",
+    "display_name": "Zhang San",
+    "email": "zhangsan@example.com",
+}
+
+
+def _problem_from(exc: users.UserError) -> Problem:
+    """409 for a clash with other data, 422 for a field that breaks a rule."""
+    status = 409 if isinstance(exc, users.Conflict) else 422
+    return Problem(status, exc.message, errors=exc.errors)
+
+
+def _user_or_404(user_id: int) -> User:
+    user = users.get_user(user_id)
+    if user is None:
+        raise Problem(404, f"There is no user with id {user_id}.")
+    return user
+
+
+@bp.post("/users")
+@bp.input(NewUser, example=NEW_USER_EXAMPLE)
+@bp.output(UserOut, status_code=201, description="The new account (never its password)")
+@bp.doc(summary="Register", responses={409: "The username or e-mail address is taken"})
+def create_user(json_data: NewUser) -> tuple[User, int, dict[str, str]]:
+    """Create an account. Anyone may register; the password is stored as an argon2id hash."""
+    try:
+        user = users.register_user(
+            json_data.username,
+            json_data.password,
+            display_name=json_data.display_name,
+            email=json_data.email,
+        )
+    except users.UserError as exc:
+        raise _problem_from(exc) from exc
+    return user, 201, {"Location": url_for(".get_user", user_id=user.id)}
+
+
+@bp.get("/users/me")
+@bp.auth_required(token_auth)
+@bp.output(UserOut)
+@bp.doc(summary="My account")
+def get_me() -> User:
+    """The account of the token (or session) making the call."""
+    return caller()
+
+
+@bp.patch("/users/me")
+@bp.auth_required(token_auth)
+@bp.input(ProfileUpdate, example={"display_name": "Zhang San"})
+@bp.output(UserOut)
+@bp.doc(summary="Change my account", responses={409: "The e-mail address is taken"})
+def update_me(json_data: ProfileUpdate) -> User:
+    """Change the display name or e-mail address (null removes them).
+
+    A new ``password`` needs ``current_password``; it ends every other session and revokes
+    every other token of the account (the token making this call keeps working)."""
+    changes = json_data.given()
+    changes.pop("current_password", None)
+    user = caller()
+    try:
+        users.update_user(
+            user,
+            changes,
+            current_password=json_data.current_password,
+            keep_token=caller_token(),
+        )
+    except users.UserError as exc:
+        raise _problem_from(exc) from exc
+    if "password" in changes and caller_token() is None:
+        login_user(user)  # this browser session carries on under the new session version
+    return user
+
+
+@bp.get("/users")
+@bp.auth_required(token_auth, roles=[ADMIN])
+@bp.input(PageQuery, location="query")
+@bp.output(UserPage)
+@bp.doc(summary="List users (admin)")
+def list_users(query_data: PageQuery) -> dict[str, Any]:
+    """One page of accounts in id order, the total, and links to the neighbouring pages."""
+    page, per_page = query_data.page, query_data.per_page
+    items, total = users.list_users(page, per_page)
+    pages = max(1, math.ceil(total / per_page))
+
+    def link(number: int) -> str:
+        return url_for(".list_users", page=number, per_page=per_page)
+
+    return {
+        "items": items,
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+        "pages": pages,
+        "links": {
+            "self": link(page),
+            "first": link(1),
+            "last": link(pages),
+            "prev": link(min(page - 1, pages)) if page > 1 else None,
+            "next": link(page + 1) if page < pages else None,
+        },
+    }
+
+
+@bp.get("/users/<int:user_id>")
+@bp.auth_required(token_auth)
+@bp.output(UserOut)
+@bp.doc(summary="Get a user (admin, or the owner)", responses={403: "Not yours", 404: "No user"})
+def get_user(user_id: int) -> User:
+    """Administrators may read any account; everyone else only their own."""
+    me = caller()
+    if not me.is_admin and me.id != user_id:
+        raise Problem(403, "You can only read your own account (GET /api/v1/users/me).")
+    return _user_or_404(user_id)
+
+
+@bp.patch("/users/<int:user_id>")
+@bp.auth_required(token_auth, roles=[ADMIN])
+@bp.input(AdminUpdate, example={"is_admin": True})
+@bp.output(UserOut)
+@bp.doc(
+    summary="Change a user (admin)",
+    responses={404: "No user", 409: "E-mail taken, or removing your own admin rights"},
+)
+def update_user(user_id: int, json_data: AdminUpdate) -> User:
+    """Change any field; a new password needs no current one here and ends the user's sessions
+    and tokens. Administrators cannot remove their own admin rights."""
+    user = _user_or_404(user_id)
+    try:
+        users.update_user(user, json_data.given(), by_admin=caller(), keep_token=caller_token())
+    except users.UserError as exc:
+        raise _problem_from(exc) from exc
+    return user
+
+
+@bp.delete("/users/<int:user_id>")
+@bp.auth_required(token_auth, roles=[ADMIN])
+@bp.doc(
+    summary="Delete a user (admin)",
+    responses={204: "Deleted, with its tokens", 404: "No user", 409: "Your own account"},
+)
+def delete_user(user_id: int) -> Response:
+    """Delete an account and revoke its tokens. Administrators cannot delete themselves here."""
+    user = _user_or_404(user_id)
+    try:
+        users.delete_user(user, by_admin=caller())
+    except users.UserError as exc:
+        raise _problem_from(exc) from exc
+    return no_content()

@@ -1,0 +1,22 @@
+// Starts Swagger UI on /docs. Kept in a file (no inline script) so a strict
+// Content-Security-Policy can stay on. Requests go to this server ("servers": [{"url": "/"}]),
+// so "Try it out" reaches a userhub on localhost, which the web version of Postman cannot.
+(function () {
+  "use strict";
+  var root = document.getElementById("swagger-ui");
+  var csrf = document.querySelector('meta[name="csrf-token"]');
+  window.ui = SwaggerUIBundle({
+    url: root.dataset.specUrl,
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
+    // A logged-in browser session may call the API too; its writes need the CSRF token.
+    requestInterceptor: function (request) {
+      if (csrf && request.method && !/^(GET|HEAD|OPTIONS)$/i.test(request.method)) {
+        request.headers["X-CSRFToken"] = csrf.content;
+      }
+      return request;
+    },
+  });
+})();

@@ -1,0 +1,77 @@
+"""API tokens: issued at log-in through the API, stored only as a SHA-256, expiring, revocable.
+
+A token is ``uh_`` followed by 32 random bytes in URL-safe base64 (256 bits). The prefix lets
+secret scanners and people recognise a leaked userhub token; the database never holds the token
+itself, so a copy of the database grants nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from flask import current_app
+from sqlalchemy import delete, select
+
+from .extensions import db
+from .models import ApiToken, utcnow
+
+if TYPE_CHECKING:
+    from .models import User
+
+TOKEN_PREFIX = "uh_"  # noqa: S105 (a public prefix, not a secret)
+TOKEN_BYTES = 32
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """What the client receives once: the token itself and when it stops working (UTC)."""
+
+    token: str
+    expires_at: datetime
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def issue(user: User) -> IssuedToken:
+    """A new token for ``user``, committed. The user's expired tokens are swept at the same
+    time, so the table does not grow without bound."""
+    now = utcnow()
+    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    expires_at = now + timedelta(seconds=current_app.config["USERHUB_TOKEN_TTL_SECONDS"])
+    db.session.execute(
+        delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at <= now)
+    )
+    db.session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=expires_at))
+    db.session.commit()
+    return IssuedToken(token=token, expires_at=expires_at)
+
+
+def find(token: str) -> ApiToken | None:
+    """The live (unexpired) token row for this token, with its user loaded."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    return db.session.scalar(
+        select(ApiToken).where(
+            ApiToken.token_hash == token_hash(token), ApiToken.expires_at > utcnow()
+        )
+    )
+
+
+def revoke(api_token: ApiToken) -> None:
+    """Revoke one token, committed."""
+    db.session.delete(api_token)
+    db.session.commit()
+
+
+def revoke_all(user: User, *, keep: ApiToken | None = None) -> None:
+    """Revoke every token of ``user`` but ``keep``. The caller commits."""
+    statement = delete(ApiToken).where(ApiToken.user_id == user.id)
+    if keep is not None:
+        statement = statement.where(ApiToken.id != keep.id)
+    db.session.execute(statement)
