@@ -8,10 +8,13 @@ pass with its MySQL tests quietly skipped.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,9 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
+from werkzeug.http import HTTP_STATUS_CODES
 
-from userhub import create_app
+from userhub import create_app, users
 from userhub.extensions import db
 
 MYSQL_URL = os.environ.get("USERHUB_TEST_DATABASE_URL", "")
@@ -189,3 +193,163 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+# --- Helpers for the /api/v1 tests -------------------------------------------------------------
+
+PROBLEM_MIMETYPE = "application/problem+json"
+# Words only internals would put in an error: a traceback, a driver, SQL.
+INTERNALS = (
+    "traceback",
+    'file "',
+    "sqlalchemy",
+    "pymysql",
+    "sqlite3",
+    "integrityerror",
+    "operationalerror",
+    "select ",
+    "insert into",
+    "update user",
+)
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status and no internals; its body."""
+    text = response.get_data(as_text=True)
+    assert response.status_code == status, text
+    assert response.mimetype == PROBLEM_MIMETYPE
+    body: dict[str, Any] = json.loads(text)
+    assert {"type", "title", "status", "detail"} <= body.keys(), body
+    assert body["status"] == status
+    assert body["title"] == HTTP_STATUS_CODES[status]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert [word for word in INTERNALS if word in text.lower()] == []
+    return body
+
+
+def error_fields(problem: dict[str, Any]) -> set[str]:
+    """The fields a validation problem names."""
+    return {error["field"] for error in problem.get("errors", [])}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user made for a test, with a token of its own."""
+
+    id: int
+    username: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+class ApiActions:
+    """Accounts and tokens through ``/api/v1``, and counts of what the database holds."""
+
+    def __init__(self, app: Flask, client: FlaskClient) -> None:
+        self.app = app
+        self.client = client
+
+    def register(self, username: str = "张三", password: str = PASSWORD, **fields: Any) -> Any:
+        return self.client.post(
+            "/api/v1/users", json={"username": username, "password": password, **fields}
+        )
+
+    def token(self, username: str = "张三", password: str = PASSWORD) -> str:
+        response = self.client.post(
+            "/api/v1/tokens", json={"username": username, "password": password}
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        token: str = response.get_json()["token"]
+        return token
+
+    def account(
+        self, username: str = "张三", password: str = PASSWORD, *, is_admin: bool = False
+    ) -> Account:
+        """A user made by the user service (admins cannot register through the API)."""
+        with self.app.app_context():
+            user_id = users.register_user(username, password, is_admin=is_admin).id
+        return Account(user_id, username, self.token(username, password))
+
+    def count(self, table: str) -> int:
+        with self.app.app_context():
+            query = sa.select(sa.func.count()).select_from(db.metadata.tables[table])
+            return int(db.session.scalar(query) or 0)
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of a table, as dicts of column values."""
+        with self.app.app_context():
+            result = db.session.execute(sa.select(db.metadata.tables[table]))
+            return [dict(row) for row in result.mappings()]
+
+    def user_row(self, username: str) -> dict[str, Any]:
+        return next(row for row in self.rows("user") if row["username"] == username)
+
+
+@pytest.fixture
+def api(app: Flask, client: FlaskClient) -> ApiActions:
+    return ApiActions(app, client)
+
+
+@pytest.fixture
+def member(api: ApiActions) -> Account:
+    """A user with a token."""
+    return api.account("member")
+
+
+@pytest.fixture
+def admin(api: ApiActions) -> Account:
+    """An administrator with a token."""
+    return api.account("admin", is_admin=True)
+
+
+@pytest.fixture
+def app_factory(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps on this test's database with extra settings (disposed of afterwards)."""
+    built: list[Flask] = []
+
+    def build(**config: Any) -> Flask:
+        built.append(make_app(database_url, **config))
+        return built[-1]
+
+    yield build
+    for each in built:
+        with each.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+SECRET_DETAIL = "secret internal detail"
+# Nothing listens on port 9 (discard): a MySQL server that cannot be reached.
+UNREACHABLE_MYSQL = (
+    "mysql+pymysql://root@127.0.0.1:9/userhub_test?charset=utf8mb4&connect_timeout=2"
+)
+
+
+def get_a_crashing_route(app: Flask, path: str, caplog: pytest.LogCaptureFixture) -> Any:
+    """GET a route added at ``path`` that raises an exception carrying ``SECRET_DETAIL``,
+    answered by the error handlers as in production (not re-raised as in testing)."""
+
+    def explode() -> str:
+        raise RuntimeError(SECRET_DETAIL)
+
+    app.add_url_rule(path, view_func=explode)
+    app.config["TESTING"] = False
+    with caplog.at_level(logging.ERROR, logger="userhub"):
+        return app.test_client().get(path)
+
+
+def own_database(backend: str, workdir: Path, name: str) -> str:
+    """An empty database for a live server: a SQLite file in ``workdir``, or the sibling MySQL
+    database ``userhub_test_<name>``, dropped and created."""
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / f'{name}.sqlite3'}"
+    url = mysql_url(f"_{name}")
+    recreate_mysql_database(url)
+    return url

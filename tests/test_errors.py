@@ -9,28 +9,24 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.conftest import PASSWORD, make_app
-
-UNREACHABLE_MYSQL = (
-    "mysql+pymysql://root@127.0.0.1:9/userhub_test?charset=utf8mb4&connect_timeout=2"
+from tests.conftest import (
+    PASSWORD,
+    SECRET_DETAIL,
+    UNREACHABLE_MYSQL,
+    get_a_crashing_route,
+    make_app,
 )
 
 
 def test_an_unexpected_exception_is_a_500_page_without_internals(
     app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def explode() -> str:
-        raise RuntimeError("secret internal detail")
-
-    app.add_url_rule("/explode", view_func=explode)
-    app.config["TESTING"] = False  # let the error handler answer, as in production
-    with caplog.at_level(logging.ERROR, logger="userhub"):
-        response = app.test_client().get("/explode")
+    response = get_a_crashing_route(app, "/explode", caplog)
     html = response.get_data(as_text=True)
     assert response.status_code == 500
     assert "<h1>500 Internal Server Error</h1>" in html
-    assert "secret internal detail" not in html and "Traceback" not in html
-    assert "secret internal detail" in caplog.text
+    assert SECRET_DETAIL not in html and "Traceback" not in html
+    assert SECRET_DETAIL in caplog.text
 
 
 @pytest.fixture

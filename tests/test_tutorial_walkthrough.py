@@ -13,7 +13,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.conftest import mysql_url, recreate_mysql_database
+from tests.conftest import own_database
 from tests.live_server import live_server
 
 PASSWORD = "12345678"  # the shortest password the policy accepts
@@ -26,11 +26,7 @@ def server_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def live_database(backend: str, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'live.sqlite3'}"
-    url = mysql_url("_live")
-    recreate_mysql_database(url)
-    return url
+    return own_database(backend, tmp_path, "live")
 
 
 @pytest.fixture

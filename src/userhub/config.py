@@ -8,6 +8,7 @@ table lists the same rows (a test keeps the two in step). Nothing here runs at i
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,12 +46,20 @@ def _parse_env(raw: str) -> str:
     return value
 
 
+# An exact origin: scheme, host (name or [IPv6]) and optional port. Flask-CORS would read
+# anything else ("*", "https://*.example.com") as a regular expression matched by prefix.
+ORIGIN = re.compile(
+    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+)
+
+
 def _parse_origins(raw: str) -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
-        if origin == "*" or not origin.startswith(("http://", "https://")):
+        if not ORIGIN.fullmatch(origin):
             raise ValueError(
-                "expected a comma-separated list of origins like https://app.example.com"
+                f"{origin!r} is not an exact origin; expected a comma-separated list like "
+                "https://app.example.com,http://localhost:5173 (no wildcards or paths)"
             )
     return origins
 

@@ -227,11 +227,14 @@ def update_user(
             )
         values["is_admin"] = bool(changes["is_admin"])
     _raise_if_any(errors)
-    for field, value in values.items():
-        setattr(user, field, value)
-    if new_password is not None:
-        user.password_hash = passwords().hash(new_password)
-        end_sessions_and_tokens(user, keep_token=keep_token)
+    # No flush before _commit(): the token query would otherwise write the row early, and a
+    # taken e-mail address would escape as IntegrityError (a 500) instead of EmailTaken (409).
+    with db.session.no_autoflush:
+        for field, value in values.items():
+            setattr(user, field, value)
+        if new_password is not None:
+            user.password_hash = passwords().hash(new_password)
+            end_sessions_and_tokens(user, keep_token=keep_token)
     _commit()
     return user
 
@@ -251,7 +254,12 @@ def delete_user(user: User, *, by_admin: User) -> None:
     db.session.commit()
 
 
+MAX_ID = 2**63 - 1  # BIGINT's range; SQLite cannot even look up a larger integer
+
+
 def get_user(user_id: int) -> User | None:
+    if not 1 <= user_id <= MAX_ID:
+        return None
     return db.session.get(User, user_id)
 
 

@@ -7,6 +7,8 @@ carry the ``X-CSRFToken`` header (Flask-WTF's token, as in every page's forms).
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import HTTPError, HTTPTokenAuth
 from flask import Response, g, request
 from flask_login import current_user
@@ -19,7 +21,16 @@ from ..models import ApiToken, User
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN = "admin"
 
-token_auth = HTTPTokenAuth(
+
+class TokenOrSessionAuth(HTTPTokenAuth):
+    """Bearer auth that also asks ``verify_token`` when no token was sent (Flask-HTTPAuth
+    would answer 401 straight away), so a logged-in browser session can authenticate."""
+
+    def authenticate(self, auth: Any, stored_password: Any) -> Any:
+        return self.ensure_sync(self.verify_token_callback)(getattr(auth, "token", None) or "")
+
+
+token_auth = TokenOrSessionAuth(
     scheme="Bearer",
     realm="userhub",
     description="A token from `POST /api/v1/tokens`. A logged-in browser session also works; "
