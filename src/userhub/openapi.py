@@ -3,7 +3,12 @@
 APIFlask writes the operations from the routes, schemas and ``@doc`` calls. ``finish_spec``
 then states what APIFlask cannot know: every error is ``application/problem+json`` (one
 ``Problem`` schema), which errors each kind of operation can answer (a body brings 400, 413,
-415 and 422; a token brings 401; an ``{id}`` brings 404), and the token route's optional body.
+415 and 422; a token brings 401 with its challenge; a write that a browser session may make
+brings 400 for a missing CSRF header; an ``{id}`` brings 404), that bodies are required (but
+the token route's is optional), the range of a user id, and the long name patterns once, as
+components, instead of in every schema that uses them.
+
+``tests/test_contract.py`` runs schemathesis with all its checks against this document.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from apiflask import APIFlask
 from flask import Blueprint, render_template
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .api.schemas import Credentials
+from .api.schemas import Credentials, display_name_pattern, username_pattern
 from .errors import DETAILS, PROBLEM_MIMETYPE
+from .users import MAX_ID
 
 DESCRIPTION = """\
 The user-account API of userhub, and the JSON routes of the Flask tutorial it grew from.
@@ -52,12 +58,36 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 APIFLASK_ERROR_SCHEMAS = ("HTTPError", "ValidationError")
 BODY_ERRORS = (400, 413, 415, 422)
+UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
 DATABASE_PATHS = frozenset({"/api/v1/tokens", "/save_data_to_mysql"})  # and /api/v1/users...
+OPTIONAL_BODY = ("/api/v1/tokens", "post")  # JSON credentials, or none and HTTP Basic
+CSRF_DESCRIPTION = (
+    "Bad Request (a write made with the browser's session cookie lacks the X-CSRFToken header)"
+)
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The challenge: `Bearer`, or `Basic` for `POST /api/v1/tokens`.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    # Ids outside this range name no user (404); SQLite could not even look them up.
+    "user_id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID},
+}
 
 
 def problem_spec(status: int, description: str | None = None) -> dict[str, Any]:
     detail = DETAILS.get(status, description or HTTP_STATUS_CODES.get(status, "Error"))
-    return {
+    spec: dict[str, Any] = {
         "description": description or HTTP_STATUS_CODES.get(status, "Error"),
         "content": {
             PROBLEM_MIMETYPE: {
@@ -71,6 +101,9 @@ def problem_spec(status: int, description: str | None = None) -> dict[str, Any]:
             }
         },
     }
+    if status in ERROR_HEADERS:
+        spec["headers"] = ERROR_HEADERS[status]
+    return spec
 
 
 def _is_apiflask_error(response: dict[str, Any]) -> bool:
@@ -80,23 +113,62 @@ def _is_apiflask_error(response: dict[str, Any]) -> bool:
 
 def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
-    wanted: set[int] = {500}
+    wanted: dict[int, str | None] = {500: None}
     if "requestBody" in operation:
-        wanted.update(BODY_ERRORS)
+        operation["requestBody"]["required"] = (path, method) != OPTIONAL_BODY
+        wanted.update(dict.fromkeys(BODY_ERRORS))
     security = operation.get("security") or []
     if any(requirement for requirement in security):
-        wanted.add(401)
+        wanted[401] = None
+        if method in UNSAFE_METHODS and any("BearerAuth" in r for r in security):
+            wanted.setdefault(400, CSRF_DESCRIPTION)  # the session is the other way in
     if any(roles for requirement in security for roles in requirement.values()):
-        wanted.add(403)  # an admin-only operation
+        wanted[403] = None  # an admin-only operation
     if "{" in path:
-        wanted.add(404)
+        wanted[404] = None
     if path in DATABASE_PATHS or path.startswith("/api/v1/users"):
-        wanted.add(503)
-    for status in sorted(wanted):
-        responses.setdefault(str(status), problem_spec(status))
+        wanted[503] = None
+    for status, description in sorted(wanted.items()):
+        responses.setdefault(str(status), problem_spec(status, description))
     for code, response in responses.items():
-        if int(code) >= 400 and (_is_apiflask_error(response) or "content" not in response):
+        if int(code) >= 400 and (_is_apiflask_error(response) or not response.get("content")):
             responses[code] = problem_spec(int(code), response.get("description"))
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "path" and parameter.get("name") in PATH_PARAMETERS:
+            parameter["schema"] = PATH_PARAMETERS[parameter["name"]]
+
+
+def _text_components() -> dict[str, dict[str, Any]]:
+    """The name rules' patterns, each a few kilobytes, as components of their own."""
+    return {
+        "UsernameText": {
+            "type": "string",
+            "description": "A username: 1–20 characters of Unicode categories other than C "
+            '(control, format, surrogate, private use, unassigned), not ":", the first and '
+            "last not white space.",
+            "pattern": username_pattern(),
+        },
+        "DisplayNameText": {
+            "type": "string",
+            "description": "A display name: characters of Unicode categories other than C, "
+            "at least one of them not white space.",
+            "pattern": display_name_pattern(),
+        },
+    }
+
+
+def _hoist_patterns(node: Any, refs: dict[str, str]) -> None:
+    """Replace each ``pattern`` that a text component holds with a reference to it."""
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and pattern in refs:
+            del node["pattern"]
+            node["$ref"] = refs[pattern]
+        for value in node.values():
+            _hoist_patterns(value, refs)
+    elif isinstance(node, list):
+        for value in node:
+            _hoist_patterns(value, refs)
 
 
 def finish_spec(spec: Any) -> Any:
@@ -114,6 +186,10 @@ def finish_spec(spec: Any) -> Any:
                 _finish_operation(path, method, operation)
     for name in APIFLASK_ERROR_SCHEMAS:
         schemas.pop(name, None)
+    texts = _text_components()
+    refs = {text["pattern"]: f"#/components/schemas/{name}" for name, text in texts.items()}
+    _hoist_patterns(spec, refs)
+    schemas.update(texts)
     return spec
 
 
@@ -135,12 +211,6 @@ def init_app(app: APIFlask) -> None:
             "BasicAuth": {"type": "http", "scheme": "basic", "description": "Only for tokens."}
         },
         LICENSE={"name": "MIT"},
-        TAGS=[
-            {"name": "Tutorial", "description": "The JSON routes of the Flask tutorial (§3, §5)."},
-            {"name": "Users", "description": "Accounts: register, read, change, administer."},
-            {"name": "Tokens", "description": "Log in and out with Bearer tokens."},
-            {"name": "Health", "description": "For load balancers and monitors."},
-        ],
     )
     app.spec_processor(finish_spec)
     app.register_blueprint(docs)

@@ -12,7 +12,9 @@ from ..extensions import db
 from .base import api_blueprint
 from .schemas import Health
 
-bp = api_blueprint("api_health", tag="Health")
+bp = api_blueprint(
+    "api_health", tag={"name": "Health", "description": "For load balancers and monitors."}
+)
 log = logging.getLogger("userhub")
 
 UNAVAILABLE = {"status": "unavailable", "database": "unreachable"}

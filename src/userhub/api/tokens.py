@@ -13,13 +13,28 @@ from .auth import caller_token, token_auth
 from .base import api_blueprint, no_content
 from .schemas import Credentials, TokenOut
 
-bp = api_blueprint("api_tokens", tag="Tokens")
+bp = api_blueprint(
+    "api_tokens", tag={"name": "Tokens", "description": "Log in and out with Bearer tokens."}
+)
 
 BAD_CREDENTIALS = "Invalid username or password."
 NO_CREDENTIALS = (
     'Send {"username": ..., "password": ...} as JSON, or use HTTP Basic authentication.'
 )
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="userhub", charset="UTF-8"'}
+CREATE_RESPONSES: Any = {
+    201: {
+        "description": "The token, shown only this once",
+        "headers": {
+            "Cache-Control": {
+                "description": "`no-store`: no cache keeps the token.",
+                "required": True,
+                "schema": {"type": "string", "const": "no-store"},
+            }
+        },
+    },
+    401: "Wrong, unknown or missing credentials",
+}
 
 
 def _credentials() -> Credentials:
@@ -49,7 +64,7 @@ def _credentials() -> Credentials:
 @bp.doc(
     summary="Get a token (log in)",
     security=[{"BasicAuth": []}, {}],
-    responses={401: "Wrong, unknown or missing credentials"},
+    responses=CREATE_RESPONSES,
 )
 def create_token() -> tuple[Any, int, dict[str, str]]:
     """Log in with ``{"username", "password"}`` as JSON, or with HTTP Basic. The token expires
@@ -65,7 +80,10 @@ def create_token() -> tuple[Any, int, dict[str, str]]:
 
 @bp.delete("/tokens")
 @bp.auth_required(token_auth)
-@bp.doc(summary="Revoke this token (log out)", responses={204: "Revoked"})
+@bp.doc(
+    summary="Revoke this token (log out)",
+    responses={204: "Revoked", 400: "Sent with a browser session instead of a Bearer token"},
+)
 def revoke_token() -> Response:
     """Revoke the token sent in ``Authorization``; it stops working at once."""
     api_token = caller_token()

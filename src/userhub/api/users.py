@@ -15,13 +15,30 @@ from .auth import ADMIN, caller, caller_token, token_auth
 from .base import api_blueprint, no_content
 from .schemas import AdminUpdate, NewUser, PageQuery, ProfileUpdate, UserOut, UserPage
 
-bp = api_blueprint("api_users", tag="Users")
+bp = api_blueprint(
+    "api_users",
+    tag={"name": "Users", "description": "Accounts: register, read, change, administer."},
+)
 
 NEW_USER_EXAMPLE = {
     "username": "张三",
     "password": "a-long-password",
     "display_name": "Zhang San",
     "email": "zhangsan@example.com",
+}
+
+REGISTER_RESPONSES: Any = {
+    201: {
+        "description": "The new account (never its password)",
+        "headers": {
+            "Location": {
+                "description": "The new account's URL, `/api/v1/users/{id}`.",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    409: "The username or e-mail address is taken",
 }
 
 
@@ -41,7 +58,7 @@ def _user_or_404(user_id: int) -> User:
 @bp.post("/users")
 @bp.input(NewUser, example=NEW_USER_EXAMPLE)
 @bp.output(UserOut, status_code=201, description="The new account (never its password)")
-@bp.doc(summary="Register", responses={409: "The username or e-mail address is taken"})
+@bp.doc(summary="Register", responses=REGISTER_RESPONSES)
 def create_user(json_data: NewUser) -> tuple[User, int, dict[str, str]]:
     """Create an account. Anyone may register; the password is stored as an argon2id hash."""
     try:

@@ -1,0 +1,218 @@
+"""The API contract: schemathesis, with all its checks, against ``/openapi.json`` of a real server.
+
+A production server (granian, ``USERHUB_ENV=production``) runs on an empty database: SQLite, and
+MariaDB/MySQL when ``USERHUB_TEST_DATABASE_URL`` is set. Schemathesis's own command line
+(``st run``, in-process) reads the document and runs every phase (explicit examples, coverage,
+fuzzing, stateful sequences built from links it infers) with ``--checks all`` and
+``--max-examples 25``; the test passes only if it finds nothing.
+
+Authentication goes through schemathesis's auth mechanism: a provider that logs in with
+``POST /api/v1/tokens`` for every test case, so no case reuses a token that an earlier case
+revoked (``DELETE /api/v1/tokens``). Two accounts are made first: an administrator for the
+operations on any account and the user list, and a member for its own account and tokens.
+Generated cases may change their passwords (which ends their other tokens) or delete the member;
+the provider then puts the account back through the user service before it logs in.
+
+A failure report ends with the run's seed; ``USERHUB_CONTRACT_SEED=<seed>`` replays that run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+import schemathesis
+from click.testing import CliRunner
+from flask import Flask
+from schemathesis.cli import schemathesis as schemathesis_cli
+
+from userhub import users
+from userhub.extensions import db
+
+from .conftest import make_app, own_database
+from .live_server import BIN, live_server, server_environment
+
+MAX_EXAMPLES = 25
+SEED = os.environ.get("USERHUB_CONTRACT_SEED", "")  # read now: the conftest clears USERHUB_*
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+ADMIN = "contract-admin"
+MEMBER = "contract-member"
+PASSWORD = "contract password 0"
+OWN_ACCOUNT = "/api/v1/users/me"
+
+
+class Accounts:
+    """The administrator and the member the generated cases act as, kept able to log in."""
+
+    def __init__(self, base: str, app: Flask) -> None:
+        self.base = base
+        self.app = app
+        self.lock = threading.Lock()
+        self.logins = 0
+        self.restored: Counter[str] = Counter()
+
+    def create(self, database_url: str, workdir: Path) -> None:
+        """The administrator through the CLI (as a deployer makes one), the member through
+        the API (as anyone registers)."""
+        env = server_environment(database_url, workdir / "instance", "production")
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "userhub", "create-admin", "--username", ADMIN]
+            + ["--password-stdin"],
+            input=PASSWORD + "\n",
+            text=True,
+            env=env,
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        member = {"username": MEMBER, "password": PASSWORD}
+        response = requests.post(f"{self.base}/api/v1/users", json=member, timeout=10)
+        assert response.status_code == 201, response.text
+
+    def token(self, username: str) -> str:
+        """A new token for ``username``, restoring the account first if it cannot log in."""
+        for attempt in range(2):
+            self.logins += 1
+            response = requests.post(
+                f"{self.base}/api/v1/tokens",
+                json={"username": username, "password": PASSWORD},
+                timeout=10,
+            )
+            if response.status_code == 201:
+                return str(response.json()["token"])
+            assert response.status_code == 401 and attempt == 0, response.text
+            self.restore(username)
+        raise AssertionError("unreachable")
+
+    def restore(self, username: str) -> None:
+        """Undo what generated cases may do to an account: a new password (``PATCH`` of the
+        account), or, for the member, deletion. The administrator cannot lose its rights or
+        be deleted through the API: it is the only administrator making calls, and the API
+        refuses both for your own account."""
+        with self.lock, self.app.app_context():
+            self.restored[username] += 1
+            user = users.find_user(username)
+            if user is None:
+                users.register_user(username, PASSWORD, is_admin=username == ADMIN)
+            else:
+                users.update_user(user, {"password": PASSWORD}, by_admin=user)
+
+
+@contextmanager
+def authenticated_as(accounts: Accounts) -> Iterator[None]:
+    """Register the auth provider with schemathesis for the duration of a run."""
+
+    class NewTokenPerCase:
+        """Bearer operations get a token made for this case alone. Operations on any account,
+        and the user list, run as the administrator; the member's own account and
+        ``DELETE /api/v1/tokens`` as the member."""
+
+        def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> Any:
+            operation = context.operation
+            requirements = operation.definition.raw.get("security") or []
+            roles = [r for requirement in requirements for r in requirement.get("BearerAuth", [])]
+            if not any("BearerAuth" in requirement for requirement in requirements):
+                return None  # a public operation, or HTTP Basic for POST /api/v1/tokens
+            as_admin = "admin" in roles or "{user_id}" in operation.path
+            return accounts.token(ADMIN if as_admin else MEMBER)
+
+        def set(
+            self, case: schemathesis.Case, data: Any, context: schemathesis.AuthContext
+        ) -> None:
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+            supply_current_password(case)
+
+    # refresh_interval=0: no token is reused. Schemathesis draws a case's token when it draws
+    # the case, and may draw several before sending them; a case sent after another one changed
+    # the account's password carries a token that change ended. retry_on=[401] (its default
+    # for caching providers, so 0 rather than None) gets such a case a new token and sends it
+    # again; a case meant to go without valid credentials keeps its 401.
+    schemathesis.auth(refresh_interval=0, retry_on=[401])(NewTokenPerCase)
+    try:
+        yield
+    finally:
+        schemathesis.auths.unregister()
+
+
+def supply_current_password(case: schemathesis.Case) -> None:
+    """A new password for your own account needs ``current_password``: the account's actual
+    password, which no schema can state. Like the token, it is a credential the provider
+    holds, so a schema-valid request gets it (a wrong one is refused with 422, as a test of
+    ``tests/test_api_users.py`` asserts). Only positive cases: negative ones stay as drawn."""
+    body = case.body
+    is_positive = case.meta is not None and case.meta.generation.mode.is_positive
+    if (
+        case.operation.path == OWN_ACCOUNT
+        and case.method.upper() == "PATCH"
+        and is_positive
+        and isinstance(body, dict)
+        and isinstance(body.get("password"), str)
+    ):
+        body["current_password"] = PASSWORD
+
+
+@contextmanager
+def counting_calls() -> Iterator[Counter[str]]:
+    """How many requests schemathesis sent to each operation (by its ``after_call`` hook)."""
+    calls: Counter[str] = Counter()
+
+    def after_call(context: Any, case: schemathesis.Case, response: Any) -> None:
+        calls[case.operation.label] += 1
+
+    hook = schemathesis.hook(after_call)
+    try:
+        yield calls
+    finally:
+        schemathesis.hooks.unregister(hook)
+
+
+def documented_operations(base: str) -> list[str]:
+    paths = requests.get(f"{base}/openapi.json", timeout=10).json()["paths"]
+    return [
+        f"{method.upper()} {path}"
+        for path, item in paths.items()
+        for method in item
+        if method in HTTP_METHODS
+    ]
+
+
+def test_schemathesis_finds_nothing(backend: str, tmp_path: Path) -> None:
+    database_url = own_database(backend, tmp_path, "contract")
+    app = make_app(database_url)
+    started = time.monotonic()
+    arguments = ["run", "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--no-color"]
+    if SEED:
+        arguments += ["--seed", SEED]
+    try:
+        with live_server("production", database_url, tmp_path) as base:
+            accounts = Accounts(base, app)
+            accounts.create(database_url, tmp_path)
+            operations = documented_operations(base)
+            with authenticated_as(accounts), counting_calls() as calls:
+                result = CliRunner().invoke(schemathesis_cli, [*arguments, f"{base}/openapi.json"])
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    elapsed = time.monotonic() - started
+
+    # Shown with `pytest -s`, and with the failure otherwise.
+    print(result.output)
+    print(
+        f"{backend}: {sum(calls.values())} requests in {elapsed:.0f} s; {accounts.logins} "
+        f"log-ins; accounts restored: {dict(accounts.restored) or 'none'}"
+    )
+    for label in operations:
+        print(f"  {calls[label]:5d}  {label}")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 0, result.output
+    untested = [label for label in operations if not calls[label]]
+    assert not untested, f"schemathesis sent nothing to {untested}"
