@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test dev lint check install install-dev clean
+.PHONY: run test dev lint check install install-dev clean newman
 
 ## make run: install from the lock, upgrade the schema, serve on http://127.0.0.1:5000
 run: $(VENV)/.installed-prod
@@ -27,6 +27,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 check: lint test
+
+## make newman: the Postman collection, run twice by newman against `userhub serve` on MariaDB
+newman: $(VENV)/.installed-dev
+	bash scripts/newman.sh
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Run the Postman collection with newman, twice in a row, against userhub's production server
+# (`userhub serve`, 2 workers) on MariaDB/MySQL: database `userhub_newman` on 127.0.0.1:3306 as
+# root without a password, dropped and created afresh at the start. The second run proves the
+# collection passes again against the same database. Fails if either run fails.
+#
+#   bash scripts/newman.sh        (or: make newman)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=.venv/bin
+DATABASE=userhub_newman   # only ever this database: never `test` or `userhub_test`
+ADMIN_USERNAME=newman_admin
+
+# A clean environment: no developer's USERHUB_* settings leak into the server.
+while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^USERHUB_' || true)
+
+if [[ ! -x postman/node_modules/.bin/newman ]]; then
+    echo "newman.sh: installing newman (npm ci --prefix postman)"
+    npm ci --prefix postman --no-audit --no-fund --loglevel=error
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/userhub-newman.XXXXXX")
+server_pid=""
+cleanup() {
+    local status=$?
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ $status -ne 0 && -s "$work/server.log" ]]; then
+        echo "--- server log ($work/server.log) ---" >&2
+        tail -n 50 "$work/server.log" >&2
+    fi
+    rm -rf "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+read -r PORT ADMIN_PASSWORD SECRET_KEY < <("$BIN/python" - <<'PY'
+import secrets, socket
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+print(port, secrets.token_urlsafe(18), secrets.token_hex(32))
+PY
+)
+
+export USERHUB_ENV=production
+export USERHUB_SECRET_KEY="$SECRET_KEY"
+export USERHUB_COOKIE_SECURE=false   # plain http on 127.0.0.1, as Postman and newman use it
+export USERHUB_DATABASE_URL="mysql+pymysql://root@127.0.0.1:3306/$DATABASE?charset=utf8mb4"
+export USERHUB_INSTANCE_PATH="$work/instance"
+export USERHUB_HOST=127.0.0.1
+export USERHUB_PORT="$PORT"
+export USERHUB_WORKERS=2
+export USERHUB_LOG_LEVEL=WARNING
+BASE_URL="http://127.0.0.1:$PORT"
+
+echo "newman.sh: database $DATABASE (dropped and created), admin $ADMIN_USERNAME, $BASE_URL"
+"$BIN/python" - "$DATABASE" <<'PY'
+import sys
+import pymysql
+name = sys.argv[1]
+assert name not in {"test", "userhub_test"}
+connection = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+with connection.cursor() as cursor:
+    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+connection.close()
+PY
+"$BIN/flask" --app userhub db upgrade >"$work/upgrade.log" 2>&1 || { cat "$work/upgrade.log" >&2; exit 1; }
+printf '%s\n' "$ADMIN_PASSWORD" |
+    "$BIN/flask" --app userhub create-admin --username "$ADMIN_USERNAME" --password-stdin
+
+"$BIN/userhub" serve >"$work/server.log" 2>&1 &
+server_pid=$!
+
+"$BIN/python" - "$BASE_URL/api/v1/health" "$server_pid" <<'PY'
+import os, sys, time, urllib.request
+url, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("newman.sh: the server exited during start-up")
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+sys.exit("newman.sh: the server did not answer /api/v1/health within 30 s")
+PY
+
+failed=0
+for run in 1 2; do
+    echo "newman.sh: run $run of 2"
+    npx --no-install --prefix postman newman run postman/userhub.postman_collection.json \
+        -e postman/userhub.postman_environment.json \
+        --env-var "baseUrl=$BASE_URL" \
+        --env-var "adminUsername=$ADMIN_USERNAME" \
+        --env-var "adminPassword=$ADMIN_PASSWORD" \
+        --timeout-request 15000 \
+        --color on || { echo "newman.sh: run $run FAILED" >&2; failed=1; }
+done
+exit "$failed"
