@@ -9,6 +9,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from . import users
+from .errors import user_problem
 from .forms import LoginForm, LogoutForm, RegisterForm
 from .redirects import is_safe_redirect
 
@@ -57,8 +58,7 @@ def register() -> Response | tuple[str, int]:
     except users.UserError as exc:
         for field, messages in exc.errors.items():
             getattr(form, field).errors = list(messages)
-        status = 409 if isinstance(exc, users.UsernameTaken) else 422
-        return render_template("register.html", form=form), status
+        return render_template("register.html", form=form), user_problem(exc).status_code
     flash("Account created. Log in with your new username and password.", "success")
     return redirect(url_for("tutorial.login"))
 

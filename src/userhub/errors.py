@@ -20,12 +20,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from .users import Conflict, UserError
+
 log = logging.getLogger("userhub")
 
 PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_ATTRIBUTE = "_userhub_problem_prefix"
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 EXAMPLE_BODY = '{"username": "zhangsan", "password": "a-long-password"}'
 
@@ -70,14 +74,19 @@ def json_route(detail_prefix: str = "") -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if request.method in {"POST", "PUT", "PATCH"}:
-                require_json_object()
+            require_json_body()
             return view(*args, **kwargs)
 
         setattr(wrapper, PROBLEM_ATTRIBUTE, detail_prefix)
         return cast(F, wrapper)
 
     return decorate
+
+
+def require_json_body() -> None:
+    """For a request that carries a body (POST, PUT, PATCH): it must be a JSON object."""
+    if request.method in BODY_METHODS:
+        require_json_object()
 
 
 def require_json_object() -> None:
@@ -128,6 +137,27 @@ def wants_problem_json() -> bool:
     return request.path.startswith("/api/") or _view_detail_prefix() is not None
 
 
+def problem_document(status: int, detail: str, *, type_: str = "about:blank") -> dict[str, Any]:
+    """The members every problem has (the OpenAPI examples show the same)."""
+    return {
+        "type": type_,
+        "title": HTTP_STATUS_CODES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+
+
+def summarise_fields(errors: dict[str, list[str]]) -> str:
+    """Field errors in one line for ``detail``: ``username: too long; password: required``."""
+    return "; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items())
+
+
+def user_problem(exc: UserError) -> Problem:
+    """A refused account change: 409 when it clashes with other data, else 422."""
+    status = 409 if isinstance(exc, Conflict) else 422
+    return Problem(status, exc.message, errors=exc.errors)
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -136,13 +166,8 @@ def problem_response(
     type_: str = "about:blank",
     headers: Any = None,
 ) -> Response:
-    """An RFC 9457 problem document."""
-    body: dict[str, Any] = {
-        "type": type_,
-        "title": HTTP_STATUS_CODES.get(status, "Error"),
-        "status": status,
-        "detail": (_view_detail_prefix() or "") + detail,
-    }
+    """An RFC 9457 problem document as a response."""
+    body = problem_document(status, (_view_detail_prefix() or "") + detail, type_=type_)
     if errors:
         body["errors"] = [
             {"field": field, "message": message}
@@ -194,8 +219,7 @@ def handle_api_error(error: HTTPError) -> Response | tuple[str, int]:
             headers=error.headers,
         )
     errors = _validation_errors(error.detail)
-    summary = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in errors.items())
-    detail = summary or str(error.message)
+    detail = summarise_fields(errors) or str(error.message)
     return problem_response(error.status_code, detail, errors=errors, headers=error.headers)
 
 

@@ -20,7 +20,7 @@ from flask import Blueprint, render_template
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .api.schemas import Credentials, display_name_pattern, username_pattern
-from .errors import DETAILS, PROBLEM_MIMETYPE
+from .errors import DETAILS, PROBLEM_MIMETYPE, problem_document
 from .users import MAX_ID
 
 DESCRIPTION = """\
@@ -60,7 +60,6 @@ APIFLASK_ERROR_SCHEMAS = ("HTTPError", "ValidationError")
 BODY_ERRORS = (400, 413, 415, 422)
 UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
 DATABASE_PATHS = frozenset({"/api/v1/tokens", "/save_data_to_mysql"})  # and /api/v1/users...
-OPTIONAL_BODY = ("/api/v1/tokens", "post")  # JSON credentials, or none and HTTP Basic
 CSRF_DESCRIPTION = (
     "Bad Request (a write made with the browser's session cookie lacks the X-CSRFToken header)"
 )
@@ -92,12 +91,7 @@ def problem_spec(status: int, description: str | None = None) -> dict[str, Any]:
         "content": {
             PROBLEM_MIMETYPE: {
                 "schema": PROBLEM_REF,
-                "example": {
-                    "type": "about:blank",
-                    "title": HTTP_STATUS_CODES.get(status, "Error"),
-                    "status": status,
-                    "detail": detail,
-                },
+                "example": problem_document(status, detail),
             }
         },
     }
@@ -115,7 +109,7 @@ def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None
     responses: dict[str, Any] = operation.setdefault("responses", {})
     wanted: dict[int, str | None] = {500: None}
     if "requestBody" in operation:
-        operation["requestBody"]["required"] = (path, method) != OPTIONAL_BODY
+        operation["requestBody"].setdefault("required", True)  # the token route's says False
         wanted.update(dict.fromkeys(BODY_ERRORS))
     security = operation.get("security") or []
     if any(requirement for requirement in security):

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from . import users
 from .api.schemas import document_password, document_username
 from .auth import render_login, submit_login_form
-from .errors import Problem, json_route
+from .errors import Problem, json_route, user_problem
 from .extensions import csrf
 from .forms import LoginForm, LogoutForm
 
@@ -204,8 +204,6 @@ def save_data_to_mysql(json_data: NewAccount) -> str:
     """§5: create a user (password hashed); the database decides duplicates."""
     try:
         users.register_user(json_data.username, json_data.password)
-    except users.UsernameTaken as exc:
-        raise Problem(409, exc.message, errors=exc.errors) from exc
     except users.UserError as exc:
-        raise Problem(422, exc.message, errors=exc.errors) from exc
+        raise user_problem(exc) from exc
     return "Commit Status:Succeeded, Message:Data inserted successfully."

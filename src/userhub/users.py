@@ -74,6 +74,12 @@ def username_key(username: str) -> str:
     return unicodedata.normalize("NFKC", username).casefold()
 
 
+def is_invisible(char: str) -> bool:
+    """Unicode category C (control, format, surrogate, private use, unassigned): never
+    allowed in a name."""
+    return unicodedata.category(char)[0] == "C"
+
+
 def username_problems(username: str) -> list[str]:
     """What is wrong with a new username, in words a user can act on (empty: nothing)."""
     if not username:
@@ -83,7 +89,7 @@ def username_problems(username: str) -> list[str]:
         problems.append(f"Username must be at most {USERNAME_MAX_LENGTH} characters.")
     if username != username.strip():
         problems.append("Username must not start or end with spaces.")
-    if any(unicodedata.category(ch)[0] == "C" for ch in username):
+    if any(map(is_invisible, username)):
         problems.append("Username must not contain control or invisible characters.")
     if ":" in username:
         problems.append('Username must not contain ":".')
@@ -107,7 +113,7 @@ def display_name_problems(display_name: str) -> list[str]:
         return ["Display name must not be blank; send null to remove it."]
     if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
         return [f"Display name must be at most {DISPLAY_NAME_MAX_LENGTH} characters."]
-    if any(unicodedata.category(ch)[0] == "C" for ch in display_name):
+    if any(map(is_invisible, display_name)):
         return ["Display name must not contain control or invisible characters."]
     return []
 

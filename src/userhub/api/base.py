@@ -5,18 +5,16 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import Response, current_app, request
 
-from ..errors import require_json_object
+from ..errors import require_json_body
 
 PREFIX = "/api/v1"
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 OPTIONAL_BODY_ENDPOINTS = frozenset({"api_tokens.create_token"})  # JSON or HTTP Basic
 
 
 def _check_json_body() -> None:
     """400 for no or broken JSON, 415 for another content type, before any view parses it."""
-    if request.method not in BODY_METHODS or request.endpoint in OPTIONAL_BODY_ENDPOINTS:
-        return
-    require_json_object()
+    if request.endpoint not in OPTIONAL_BODY_ENDPOINTS:
+        require_json_body()
 
 
 def api_blueprint(name: str, tag: dict[str, str]) -> APIBlueprint:

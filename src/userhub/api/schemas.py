@@ -9,7 +9,6 @@ Bodies are strict: ``"username": 5`` is an error, not the string ``"5"``.
 from __future__ import annotations
 
 import sys
-import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
@@ -19,7 +18,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from ..models import DISPLAY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
-from ..users import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from ..users import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, is_invisible
 
 
 def _utc_iso(value: datetime) -> str:
@@ -35,9 +34,8 @@ UtcDateTime = Annotated[
 
 
 def _is_visible(char: str) -> bool:
-    """Not Unicode category C (control, format, surrogate, private use, unassigned): the
-    characters ``users.py`` refuses in names, judged by this Python's Unicode database."""
-    return unicodedata.category(char)[0] != "C"
+    """A character ``users.py`` allows in names, judged by this Python's Unicode database."""
+    return not is_invisible(char)
 
 
 def _char_class(admits: Callable[[str], bool]) -> str:

@@ -8,7 +8,7 @@ from flask import Response, request
 from pydantic import ValidationError
 
 from .. import tokens, users
-from ..errors import Problem, require_json_object
+from ..errors import Problem, require_json_object, summarise_fields
 from .auth import caller_token, token_auth
 from .base import api_blueprint, no_content
 from .schemas import Credentials, TokenOut
@@ -55,8 +55,7 @@ def _credentials() -> Credentials:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "body"
             errors.setdefault(field, []).append(error["msg"])
-        detail = "; ".join(f"{field}: {', '.join(m)}" for field, m in errors.items())
-        raise Problem(422, detail, errors=errors) from None
+        raise Problem(422, summarise_fields(errors), errors=errors) from None
 
 
 @bp.post("/tokens")

@@ -9,7 +9,7 @@ from flask import Response, url_for
 from flask_login import login_user
 
 from .. import users
-from ..errors import Problem
+from ..errors import Problem, user_problem
 from ..models import User
 from .auth import ADMIN, caller, caller_token, token_auth
 from .base import api_blueprint, no_content
@@ -42,12 +42,6 @@ REGISTER_RESPONSES: Any = {
 }
 
 
-def _problem_from(exc: users.UserError) -> Problem:
-    """409 for a clash with other data, 422 for a field that breaks a rule."""
-    status = 409 if isinstance(exc, users.Conflict) else 422
-    return Problem(status, exc.message, errors=exc.errors)
-
-
 def _user_or_404(user_id: int) -> User:
     user = users.get_user(user_id)
     if user is None:
@@ -69,7 +63,7 @@ def create_user(json_data: NewUser) -> tuple[User, int, dict[str, str]]:
             email=json_data.email,
         )
     except users.UserError as exc:
-        raise _problem_from(exc) from exc
+        raise user_problem(exc) from exc
     return user, 201, {"Location": url_for(".get_user", user_id=user.id)}
 
 
@@ -103,7 +97,7 @@ def update_me(json_data: ProfileUpdate) -> User:
             keep_token=caller_token(),
         )
     except users.UserError as exc:
-        raise _problem_from(exc) from exc
+        raise user_problem(exc) from exc
     if "password" in changes and caller_token() is None:
         login_user(user)  # this browser session carries on under the new session version
     return user
@@ -166,7 +160,7 @@ def update_user(user_id: int, json_data: AdminUpdate) -> User:
     try:
         users.update_user(user, json_data.given(), by_admin=caller(), keep_token=caller_token())
     except users.UserError as exc:
-        raise _problem_from(exc) from exc
+        raise user_problem(exc) from exc
     return user
 
 
@@ -182,5 +176,5 @@ def delete_user(user_id: int) -> Response:
     try:
         users.delete_user(user, by_admin=caller())
     except users.UserError as exc:
-        raise _problem_from(exc) from exc
+        raise user_problem(exc) from exc
     return no_content()
