@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -57,30 +58,63 @@ def upgrade_schema(env: dict[str, str], cwd: Path) -> None:
     )
 
 
+@dataclass
+class ServerProcess:
+    """A running server: its base URL, process and log file."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 @contextlib.contextmanager
-def live_server(kind: str, database_url: str, workdir: Path) -> Iterator[str]:
-    """Migrate the database, start the server, yield its base URL, stop it on exit."""
+def running_server(
+    kind: str,
+    database_url: str,
+    workdir: Path,
+    *,
+    server: str = "granian",
+    log_level: str = "WARNING",
+) -> Iterator[ServerProcess]:
+    """Migrate the database, start the server, yield it, stop it on exit."""
     env = server_environment(database_url, workdir / "instance", kind)
+    env["USERHUB_LOG_LEVEL"] = log_level
     upgrade_schema(env, workdir)
     port = free_port()
     if kind == "production":
         command = [str(BIN / "userhub"), "serve", "--port", str(port), "--workers", "2"]
+        command += ["--server", server]
     else:
         command = [str(BIN / "flask"), "--app", "userhub", "run", "--port", str(port)]
-    log = (workdir / f"{kind}-server.log").open("wb")
-    process = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
+    log_path = workdir / f"{kind}-{server}-server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=log)
+    running = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        wait_until_ready(base, process, workdir / f"{kind}-server.log")
-        yield base
+        wait_until_ready(running.base, process, log_path)
+        yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        running.stop()
+
+
+@contextlib.contextmanager
+def live_server(kind: str, database_url: str, workdir: Path) -> Iterator[str]:
+    """Migrate the database, start the server, yield its base URL, stop it on exit."""
+    with running_server(kind, database_url, workdir) as running:
+        yield running.base
 
 
 def wait_until_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

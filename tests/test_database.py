@@ -1,10 +1,17 @@
-"""The engine: SQLite shared safely by several workers, MySQL pooled with pre-ping."""
+"""The engine: SQLite shared safely by several workers; MySQL pooled, and a pooled connection
+the server closed while it sat idle is replaced before a request uses it."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 
+from tests.conftest import MYSQL_URL
+from userhub import database
 from userhub.database import engine_options
 from userhub.extensions import db
 
@@ -12,7 +19,6 @@ from userhub.extensions import db
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app: Flask, backend: str) -> None:
     with app.app_context():
         if backend != "sqlite":
-            assert db.engine.pool._pre_ping  # type: ignore[attr-defined]
             charset = db.session.execute(sa.text("SELECT @@character_set_connection")).scalar()
             assert charset == "utf8mb4"
             return
@@ -21,7 +27,45 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app: Flask, backend: str) -
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
 
 
-def test_mysql_engines_pool_and_pre_ping() -> None:
+def test_mysql_engines_keep_a_pool_of_the_configured_size() -> None:
     options = engine_options("mysql+pymysql://u:p@127.0.0.1/db?charset=utf8mb4", pool_size=7)
-    assert options["pool_pre_ping"] is True
     assert options["pool_size"] == 7
+
+
+@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@pytest.mark.parametrize("backend", ["mysql"])
+def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.2)
+    with app.app_context():
+        victim = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar()
+        db.session.remove()  # back to the pool, idle
+    admin = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])  # not from the app's pool
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"KILL CONNECTION {int(victim)}")
+    admin.dispose()
+    time.sleep(0.3)
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+INSERT_USER = (
+    "INSERT INTO user (username, username_key, password_hash, is_admin, session_version, "
+    "created_at, updated_at) VALUES ('open', 'open', 'x', 0, 1, '2026-01-01', '2026-01-01')"
+)
+
+
+def test_work_left_uncommitted_is_rolled_back_when_the_connection_returns_to_the_pool(
+    app: Flask,
+) -> None:
+    with app.app_context():
+        raw = db.engine.raw_connection()  # bypasses the ORM session and its own rollback
+        raw.cursor().execute(INSERT_USER)
+        raw.close()  # back to the pool with the transaction still open
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT COUNT(*) FROM user").scalar() == 0
+        db.session.execute(sa.text(INSERT_USER))
+        db.session.remove()  # the ORM's way: never committed
+        assert db.session.execute(sa.text("SELECT COUNT(*) FROM user")).scalar() == 0

@@ -46,6 +46,13 @@ def _parse_env(raw: str) -> str:
     return value
 
 
+def _parse_server(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"granian", "gunicorn"}:
+        raise ValueError("expected granian or gunicorn")
+    return value
+
+
 # An exact origin: scheme, host (name or [IPv6]) and optional port. Flask-CORS would read
 # anything else ("*", "https://*.example.com") as a regular expression matched by prefix.
 ORIGIN = re.compile(
@@ -169,6 +176,28 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         0,
         "Worker processes of `userhub serve`; 0 means one per CPU core.",
+    ),
+    Setting(
+        "USERHUB_THREADS",
+        "USERHUB_THREADS",
+        int,
+        8,
+        "Threads per worker of `userhub serve`: requests one worker handles at once.",
+    ),
+    Setting(
+        "USERHUB_SERVER",
+        "USERHUB_SERVER",
+        _parse_server,
+        "granian",
+        "WSGI server of `userhub serve`: `granian` (default, all platforms) or `gunicorn` "
+        "(Linux/macOS, `pip install gunicorn`).",
+    ),
+    Setting(
+        "USERHUB_SHUTDOWN_TIMEOUT",
+        "USERHUB_SHUTDOWN_TIMEOUT",
+        int,
+        30,
+        "Seconds `userhub serve` lets requests in flight finish after SIGTERM.",
     ),
 )
 

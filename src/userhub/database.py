@@ -1,23 +1,35 @@
-"""The database engine: pooled, pre-pinged, utf8mb4 on MySQL; WAL and a busy timeout on SQLite.
+"""The database engine: pooled, utf8mb4 on MySQL; WAL and a busy timeout on SQLite.
 
 The tutorial opened a new PyMySQL connection (and an SSL context) per request; here each worker
 process keeps a small pool, and schema changes are a command (``flask db upgrade``), never a
 side effect of starting the app.
+
+A pooled MySQL connection may have been closed by the server (``wait_timeout``, a restart, an
+outage) while it sat idle. SQLAlchemy's ``pool_pre_ping`` would ask the server before every
+use, one extra round trip per request; here only a connection idle for more than
+``PING_AFTER_IDLE_SECONDS`` is pinged, and a dead one is replaced before the request sees it.
+A connection in steady use is not pinged; if the server dies under it, the query fails (503),
+SQLAlchemy throws away every older connection of the pool, and the next request reconnects.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from pymysql.constants import SERVER_STATUS
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from .extensions import db, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+PING_AFTER_IDLE_SECONDS = 1.0
+LAST_USED = "userhub.last_used"
 
 
 def engine_options(url: str, pool_size: int) -> dict[str, Any]:
@@ -26,7 +38,7 @@ def engine_options(url: str, pool_size: int) -> dict[str, Any]:
     if backend == "sqlite":
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
     return {
-        "pool_pre_ping": True,  # a connection MySQL closed while idle is replaced, not used
+        "pool_reset_on_return": None,  # see _end_open_transaction
         "pool_recycle": 3600,
         "pool_size": pool_size,
         "max_overflow": pool_size,
@@ -41,6 +53,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """On checkout: ping a connection that was idle for a while; DisconnectionError makes the
+    pool discard it and hand out a new one."""
+    if time.monotonic() - record.info.get(LAST_USED, 0.0) > PING_AFTER_IDLE_SECONDS:
+        try:
+            dbapi_connection.ping(reconnect=False)
+        except Exception as exc:  # any driver error means the connection is unusable
+            raise DisconnectionError() from exc
+
+
+def _mark_used(_dbapi_connection: Any, record: Any) -> None:
+    record.info[LAST_USED] = time.monotonic()
+
+
+def _end_open_transaction(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+    """On return to the pool: roll back only if a transaction is still open.
+
+    The ORM session has already committed or rolled back by then, and SQLAlchemy's default
+    reset would send a second ROLLBACK, a round trip per request for nothing. The server says
+    in every reply whether a transaction is open, so that is what decides.
+    """
+    status = getattr(dbapi_connection, "server_status", None)  # PyMySQL's; others: roll back
+    if status is None or status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
+        dbapi_connection.rollback()
+
+
 def init_app(app: Flask) -> None:
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     pool_size = app.config["USERHUB_DB_POOL_SIZE"]
@@ -53,3 +91,8 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(db.engine, "connect", _mark_used)
+            event.listen(db.engine, "checkout", _ping_if_idle)
+            event.listen(db.engine, "checkin", _mark_used)
+            event.listen(db.engine, "reset", _end_open_transaction)

@@ -13,10 +13,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 
 def refuse_truncated_stream() -> None:
+    environ = request.environ
+    # Cheap question first: a body without a length is a chunked one (RFC 9112, 6.3), and
+    # most requests are not chunked. (Werkzeug already refuses a Content-Length over the limit.)
+    if "HTTP_TRANSFER_ENCODING" not in environ:
+        return
     limit = request.max_content_length
     if limit is None or request.content_length is not None:
         return
-    if "wsgi.input_terminated" not in request.environ:
+    if "wsgi.input_terminated" not in environ:
         return  # without a length or a server-terminated stream Werkzeug reads no body at all
     if len(request.get_data(cache=True)) >= limit:
         raise RequestEntityTooLarge()

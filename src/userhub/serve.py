@@ -1,8 +1,18 @@
-"""``userhub serve``: the production server (granian, WSGI), one worker per CPU core.
+"""``userhub serve``: the production server, one worker process per CPU core.
 
 The tutorial warns that Flask's built-in server is for development only; this is what to run
-instead. Windows works too (granian ships Windows wheels). gunicorn is an alternative on
-Linux/macOS: ``gunicorn -w 4 -b 127.0.0.1:5000 'userhub:create_app()'``.
+instead. The default is granian, chosen by measurement (``bench/``, README "Performance"): it
+served userhub's GET routes about twice as fast as gunicorn's sync workers with the same number
+of workers, keeps connections alive, and ships wheels for Windows, where gunicorn does not run.
+``--server gunicorn`` runs the same app under gunicorn (Linux and macOS; ``pip install
+gunicorn``), configured the same way.
+
+Either way:
+- each worker builds its own app (``create_app``) after the fork, so no database connection
+  or pool is shared between processes;
+- SIGTERM (or Ctrl+C) stops accepting connections and lets requests in flight finish, for up
+  to ``USERHUB_SHUTDOWN_TIMEOUT`` seconds;
+- the server's own access log stays off: the app logs one line per request (``logs.py``).
 """
 
 from __future__ import annotations
@@ -10,47 +20,98 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from .config import ConfigError, load_config, read_environment
+
+SERVERS = ("granian", "gunicorn")
 
 
 def worker_count(configured: int) -> int:
     return configured if configured > 0 else (os.cpu_count() or 1)
 
 
+def serve_granian(address: str, port: int, workers: int, threads: int, timeout: int) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "userhub:create_app",
+        factory=True,  # every worker calls create_app() itself: pools are made after the fork
+        interface=Interfaces.WSGI,
+        address=address,
+        port=port,
+        workers=workers,
+        blocking_threads=threads,
+        respawn_failed_workers=True,
+        workers_kill_timeout=timeout,
+        log_access=False,
+    ).serve()
+
+
+def serve_gunicorn(address: str, port: int, workers: int, threads: int, timeout: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        """gunicorn, configured here rather than from a file or its own command line."""
+
+        def load_config(self) -> None:
+            options: dict[str, Any] = {
+                "bind": f"[{address}]:{port}" if ":" in address else f"{address}:{port}",
+                "workers": workers,
+                "worker_class": "gthread" if threads > 1 else "sync",
+                "threads": threads,
+                "graceful_timeout": timeout,
+                "accesslog": None,
+                "preload_app": False,  # create_app() in each worker, after the fork
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from . import create_app
+
+            return create_app()
+
+    Server().run()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="userhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run userhub under granian")
+    serve = sub.add_parser("serve", help="run userhub under a production WSGI server")
     serve.add_argument("--host", help="address to listen on (USERHUB_HOST)")
     serve.add_argument("--port", type=int, help="port (USERHUB_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (USERHUB_WORKERS; 0 = cores)")
+    serve.add_argument("--threads", type=int, help="threads per worker (USERHUB_THREADS)")
+    serve.add_argument("--server", choices=SERVERS, help="WSGI server (USERHUB_SERVER)")
     args = parser.parse_args(argv)
 
     try:
         settings = load_config(read_environment())
         # Build the app once before forking: a bad setting stops here with one clear message,
-        # and the development secret exists before any worker looks for it.
+        # and the development secret exists before any worker looks for it. This app opens no
+        # database connection, and the workers build their own.
         from . import create_app
 
         create_app()
     except ConfigError as exc:
         parser.exit(2, f"userhub: {exc}\n")
 
-    from granian import Granian
-    from granian.constants import Interfaces
-
-    Granian(
-        "userhub:create_app",
-        factory=True,
-        interface=Interfaces.WSGI,
+    run = (
+        serve_gunicorn
+        if (args.server or settings["USERHUB_SERVER"]) == "gunicorn"
+        else serve_granian
+    )
+    run(
         address=args.host or settings["USERHUB_HOST"],
         port=args.port or settings["USERHUB_PORT"],
         workers=worker_count(
             args.workers if args.workers is not None else settings["USERHUB_WORKERS"]
         ),
-        respawn_failed_workers=True,
-    ).serve()
+        threads=args.threads or settings["USERHUB_THREADS"],
+        timeout=settings["USERHUB_SHUTDOWN_TIMEOUT"],
+    )
 
 
 if __name__ == "__main__":

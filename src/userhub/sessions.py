@@ -1,22 +1,69 @@
-"""Browser sessions with Flask-Login; a session is valid while its user's session version is."""
+"""Browser sessions: Flask's signed cookie, with Flask-Login on top; a session is valid while
+its user's session version is (see ``User.get_id``).
+
+Two things Flask and Flask-Login do on every request are trimmed here, because most requests
+(the tutorial's JSON routes, the API with a token) never look at the session:
+
+- Flask builds a new signing serializer for every request; the secret does not change while
+  the app runs, so it is built once. A request without cookies gets an empty session without
+  parsing anything, and an untouched empty session is not looked at again on the way out.
+- Flask-Login's remember-me hook reads the session after every request, which makes Flask add
+  ``Vary: Cookie`` to responses that do not depend on the cookie (and so defeats shared
+  caches). userhub offers no remember-me cookie, so the hook is not installed. A response that
+  does read the session (a page that shows who is logged in) still gets ``Vary: Cookie``.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from itsdangerous import URLSafeTimedSerializer
 
 from .extensions import login_manager
+from .logs import note_user
 from .models import User
 from .users import load_session_user
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the serializer built once per secret."""
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[object, ...], URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if keys not in self._serializers:
+            self._serializers[keys] = super().get_signing_serializer(app)
+        return self._serializers[keys]
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if "HTTP_COOKIE" not in request.environ:  # no cookie at all: skip parsing the header
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not (session or session.modified or session.accessed):
+            return  # nothing to write, nothing to clear, no Vary: Flask would do nothing
+        super().save_session(app, session, response)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = SessionInterface()
     login_manager.init_app(app)
+    app.after_request_funcs[None].remove(login_manager._update_remember_cookie)
     login_manager.login_view = "tutorial.login"
     login_manager.login_message = "Please log in to see this page."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "basic"
+    # Flask-Login's "basic" protection hashes the client's address and browser on every
+    # request only to mark a session "not fresh", and userhub never asks for freshness.
+    # Sessions end server-side instead (the session version).
+    login_manager.session_protection = None
 
 
 @login_manager.user_loader
 def _load_user(session_id: str) -> User | None:
-    return load_session_user(session_id)
+    user = load_session_user(session_id)
+    if user is not None:
+        note_user(user.id)
+    return user

@@ -16,6 +16,7 @@ from flask_login import current_user
 from .. import tokens
 from ..errors import problem_response
 from ..extensions import csrf
+from ..logs import note_user
 from ..models import ApiToken, User
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -52,6 +53,7 @@ def _verify(token: str) -> User | None:
         if api_token is None:
             return None
         g.api_token = api_token
+        note_user(api_token.user_id)
         return api_token.user
     if current_user.is_authenticated:
         if request.method not in SAFE_METHODS:

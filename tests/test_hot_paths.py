@@ -1,0 +1,111 @@
+"""Lean hot paths: a request does only the work its answer needs.
+
+The tutorial's GET routes and the pages touch no database unless they show who is logged in;
+a token-authenticated API read costs exactly one query; and responses that do not depend on
+the session cookie do not say ``Vary: Cookie`` (which would make shared caches keep one copy
+per visitor).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+from flask.testing import FlaskClient
+
+from tests.conftest import Account, AuthActions
+from userhub.extensions import db
+from userhub.fastjson import OrjsonProvider
+
+NO_DATA_ROUTES = ["/", "/test_get?user_name=%E5%BC%A0%E4%B8%89", "/response_json", "/login"]
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the app sends while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("path", NO_DATA_ROUTES)
+def test_routes_that_show_no_data_send_no_query(app: Flask, client: FlaskClient, path: str) -> None:
+    with statements(app) as sent:
+        response = client.get(path)
+    assert response.status_code == 200
+    assert sent == []
+
+
+@pytest.mark.parametrize("path", ["/response_json", "/test_get?user_name=x"])
+def test_json_and_text_routes_do_not_vary_on_the_cookie_even_when_logged_in(
+    app: Flask, client: FlaskClient, auth: AuthActions, path: str
+) -> None:
+    auth.register()
+    auth.login()
+    with statements(app) as sent:
+        response = client.get(path)
+    assert response.status_code == 200
+    assert "Cookie" not in response.vary
+    assert "Set-Cookie" not in response.headers
+    assert sent == []  # the session's user is never loaded
+
+
+def test_a_page_that_shows_the_user_loads_them_once_and_varies_on_the_cookie(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    auth.register()
+    auth.login()
+    with statements(app) as sent:
+        response = client.get("/")
+    assert "张三" in response.get_data(as_text=True)
+    assert "Cookie" in response.vary
+    assert len(sent) == 1
+
+
+def test_a_token_read_is_one_query_for_the_token_and_its_user(
+    app: Flask, client: FlaskClient, member: Account
+) -> None:
+    with statements(app) as sent:
+        response = client.get("/api/v1/users/me", headers=member.headers)
+    assert response.get_json()["username"] == "member"
+    assert len(sent) == 1
+
+
+def test_response_json_is_byte_for_byte_what_flask_would_send(client: FlaskClient) -> None:
+    response = client.get("/response_json")
+    assert response.data == b'{"message":"Success","data":{"id":1,"name":"Zhang San"}}\n'
+    assert response.mimetype == "application/json"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"message": "Success", "data": {"id": 1, "name": "Zhang San"}},
+        {"z": 1, "a": [1.5, None, True], "名字": "张三 <b>&amp;</b>"},
+        {"when": datetime(2026, 12, 1, 5, 30, tzinfo=UTC)},
+        ["\u2028", "emoji 🙂", 2**53],
+    ],
+)
+def test_fast_json_writes_what_flasks_own_provider_writes(app: Flask, value: object) -> None:
+    flask_json = DefaultJSONProvider(app)
+    flask_json.sort_keys = False
+    flask_json.ensure_ascii = False
+    fast = OrjsonProvider(app)
+    assert json.loads(fast.dumps(value)) == json.loads(flask_json.dumps(value))
+    with app.test_request_context():
+        assert fast.response(value).data == flask_json.response(value).data
