@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from . import users
+from . import bulk, users
 
 
 @click.command("create-admin")
@@ -33,5 +34,94 @@ def create_admin(username: str, password_stdin: bool) -> None:
     click.echo(f"Created administrator {user.username!r} (id {user.id}).")
 
 
+@click.command("import-users")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads hashing passwords at once.  [default: one per CPU core]",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, bulk.MAX_BATCH_SIZE),
+    default=bulk.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Rows inserted per transaction.",
+)
+@with_appcontext
+def import_users(file: Path, workers: int | None, batch_size: int) -> None:
+    """Create accounts from a UTF-8 CSV FILE whose header is username,password and optionally
+    is_admin, display_name, email (in any order).
+
+    Every row follows registration's rules. A username that already exists is skipped, so
+    running the same file again creates nothing new. Each bad row is reported with its line
+    number and reason; the good rows are still imported. Passwords are hashed on every core.
+
+    Exit status: 0 if every row was imported or skipped, 1 if some rows were bad (or the
+    database failed part-way; committed rows stay, run again to continue), 2 if the file
+    cannot be imported at all (missing, not UTF-8, wrong header) -- then nothing is written.
+    """
+    try:
+        plan = bulk.read_import_file(file)
+    except bulk.ImportFileError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from exc
+    with click.progressbar(
+        length=plan.total,
+        label="Importing users",
+        file=sys.stderr,
+        hidden=not sys.stderr.isatty(),
+    ) as bar:
+        try:
+            result = bulk.import_users(
+                plan,
+                workers=workers or bulk.default_workers(),
+                batch_size=batch_size,
+                progress=bar.update,
+            )
+        except bulk.ImportAborted as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(result.summary())
+    for bad in result.bad:
+        click.echo(str(bad))
+    if result.bad:
+        sys.exit(1)
+
+
+@click.command("export-users")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(bulk.FORMATS),
+    default="csv",
+    show_default=True,
+    help="CSV (a header, then a row per account) or one JSON array.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write to this file (replaced once complete) instead of standard output.",
+)
+@click.option("--with-hashes", is_flag=True, help="Add each account's password_hash column.")
+@with_appcontext
+def export_users(fmt: str, output: Path | None, with_hashes: bool) -> None:
+    """Write every account in id order: id, username, display_name, email, is_admin,
+    created_at (UTC, ISO 8601), never a password hash unless --with-hashes.
+
+    In CSV, a text cell starting with = + - @ (or an apostrophe, a tab, a carriage return)
+    gets a leading apostrophe, so a spreadsheet does not run it as a formula; JSON is exact.
+    """
+    if output is None:
+        sys.stdout.flush()
+        bulk.export_to_binary(sys.stdout.buffer, fmt=fmt, with_hashes=with_hashes)
+        return
+    count = bulk.export_to_file(output, fmt=fmt, with_hashes=with_hashes)
+    click.echo(f"Exported {count} users to {output}.")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin)
+    app.cli.add_command(import_users)
+    app.cli.add_command(export_users)

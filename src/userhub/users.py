@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -155,15 +156,28 @@ def _profile_fields(changes: Mapping[str, Any], errors: dict[str, list[str]]) ->
     return values
 
 
-def register_user(
+@dataclass(frozen=True)
+class NewAccount:
+    """A new account's values as they will be stored, once every rule is met. The password is
+    not kept here: the caller hashes it."""
+
+    username: str
+    username_key: str
+    display_name: str | None
+    email: str | None
+
+
+def check_new_account(
     username: str,
     password: str,
     *,
-    is_admin: bool = False,
     display_name: str | None = None,
     email: str | None = None,
-) -> User:
-    """Create an account and commit it; raises InvalidUserInput, UsernameTaken or EmailTaken."""
+) -> NewAccount:
+    """Apply the rules for a new account (registration, bulk import); the values to store.
+
+    Raises InvalidUserInput naming every field that breaks a rule. Uniqueness is not checked
+    here: the database's UNIQUE indexes decide it when the row is written."""
     errors = {
         field: problems
         for field, problems in (
@@ -174,12 +188,31 @@ def register_user(
     }
     profile = _profile_fields({"display_name": display_name, "email": email}, errors)
     _raise_if_any(errors)
-    user = User(
+    return NewAccount(
         username=username,
         username_key=username_key(username),
+        display_name=profile["display_name"],
+        email=profile["email"],
+    )
+
+
+def register_user(
+    username: str,
+    password: str,
+    *,
+    is_admin: bool = False,
+    display_name: str | None = None,
+    email: str | None = None,
+) -> User:
+    """Create an account and commit it; raises InvalidUserInput, UsernameTaken or EmailTaken."""
+    account = check_new_account(username, password, display_name=display_name, email=email)
+    user = User(
+        username=account.username,
+        username_key=account.username_key,
         password_hash=passwords().hash(password),
         is_admin=is_admin,
-        **profile,
+        display_name=account.display_name,
+        email=account.email,
     )
     db.session.add(user)
     _commit()
