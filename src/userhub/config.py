@@ -181,8 +181,16 @@ SETTINGS: tuple[Setting, ...] = (
         "USERHUB_THREADS",
         "USERHUB_THREADS",
         int,
-        8,
+        4,
         "Threads per worker of `userhub serve`: requests one worker handles at once.",
+    ),
+    Setting(
+        "USERHUB_HASHING_THREADS",
+        "USERHUB_HASHING_THREADS",
+        int,
+        0,
+        "Password hashes one process computes at once (each takes a core). `userhub serve` "
+        "sets cores ÷ workers; 0 means no limit.",
     ),
     Setting(
         "USERHUB_SERVER",
