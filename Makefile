@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test dev lint check install install-dev clean newman
+.PHONY: run test dev lint check install install-dev clean newman bench
 
 ## make run: install from the lock, upgrade the schema, serve on http://127.0.0.1:5000
 run: $(VENV)/.installed-prod
@@ -32,6 +32,15 @@ check: lint test
 newman: $(VENV)/.installed-dev
 	bash scripts/newman.sh
 
+## make bench: the load benchmark and the 10,000-user import (MariaDB up; installs wrk if missing)
+bench: $(VENV)/.installed-dev
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/import_users.py --users 10000
+	$(BIN)/python bench/import_users.py --users 10000 --database-url "$(BENCH_MYSQL_URL)"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+BENCH_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1:3306/userhub_bench?charset=utf8mb4
+
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -49,7 +58,7 @@ $(VENV)/.installed-dev: requirements/dev.txt pyproject.toml | $(VENV)/bin/python
 lock:
 	uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements/prod.txt
 	uv pip compile pyproject.toml --group pyproject.toml:test --group pyproject.toml:lint \
-		--universal --python-version 3.11 -o requirements/dev.txt
+		--group pyproject.toml:bench --universal --python-version 3.11 -o requirements/dev.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -40,6 +40,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import upgrade
+from machine import cpu_model
 from sqlalchemy.engine import make_url
 
 from userhub import create_app, users
@@ -230,7 +231,7 @@ def main() -> None:
         "startup_seconds": startup,
         "second_run": second,
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "python": platform.python_version(),
             "load_average_before": load_before,
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -255,16 +256,6 @@ def main() -> None:
         f"bad {second['bad']} in {second['seconds']} s\n"
         f"written to {args.results}"
     )
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":
