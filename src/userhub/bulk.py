@@ -48,7 +48,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,7 +56,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import users
 from .extensions import db
-from .models import User
+from .models import User, utc_iso
 from .passwords import passwords
 
 REQUIRED_COLUMNS = ("username", "password")
@@ -443,11 +442,6 @@ def export_columns(with_hashes: bool = False) -> tuple[str, ...]:
     return EXPORT_COLUMNS + ((HASH_COLUMN,) if with_hashes else ())
 
 
-def _utc_iso(value: datetime) -> str:
-    """Stored times are naive UTC; exported as ISO 8601 with an explicit ``Z`` (as the API)."""
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
-
 def iter_user_records(
     *, with_hashes: bool = False, chunk_size: int = EXPORT_CHUNK_SIZE
 ) -> Iterator[dict[str, Any]]:
@@ -463,7 +457,7 @@ def iter_user_records(
         for row in rows:
             record = dict(zip(names, row, strict=True))
             record["is_admin"] = bool(record["is_admin"])
-            record["created_at"] = _utc_iso(record["created_at"])
+            record["created_at"] = utc_iso(record["created_at"])
             yield record
         if len(rows) < chunk_size:
             return

@@ -34,6 +34,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def utc_iso(value: datetime) -> str:
+    """A stored (naive UTC) time as RFC 3339 with an explicit ``Z``, as clients and exports
+    show it."""
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
 class User(db.Model):  # type: ignore[name-defined,misc]
     """An account. The table keeps the tutorial's name and columns ``id`` and ``username``."""
 

@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from ..models import DISPLAY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
+from ..models import DISPLAY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH, utc_iso
 from ..users import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, is_invisible
-
-
-def _utc_iso(value: datetime) -> str:
-    """Stored times are naive UTC; clients get RFC 3339 with an explicit ``Z``."""
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
 
 UtcDateTime = Annotated[
     datetime,
-    PlainSerializer(_utc_iso, return_type=str, when_used="json"),
+    PlainSerializer(utc_iso, return_type=str, when_used="json"),
     Field(json_schema_extra={"format": "date-time"}),
 ]
 
