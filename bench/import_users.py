@@ -44,7 +44,7 @@ from machine import cpu_model
 from sqlalchemy.engine import make_url
 
 from userhub import create_app, users
-from userhub.bulk import default_workers
+from userhub.config import available_cores
 from userhub.extensions import db
 from userhub.passwords import passwords
 
@@ -182,7 +182,7 @@ def main() -> None:
             db.session.remove()
             db.engine.dispose()
         hash_seconds = hash_cpu_seconds(app)
-        cores = default_workers()
+        cores = available_cores()
         bound = cores / hash_seconds
         options = []
         if args.workers:

@@ -49,6 +49,8 @@ from typing import Any
 
 from machine import cpu_model
 
+from userhub.config import available_cores
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -535,7 +537,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8, help="length of each measured run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=available_cores())
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--backends", default="sqlite,mysql", type=lambda v: v.split(","))
     parser.add_argument("--mysql-url", default=DEFAULT_MYSQL)
@@ -547,7 +549,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (make bench does this)")
 
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     hash_ms = hash_cpu_ms()
     hashing_bound = cores / (hash_ms / 1000)
     scenarios = [s for s in SCENARIOS if not args.only or args.only in s.name]

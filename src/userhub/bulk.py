@@ -23,9 +23,9 @@ this project's 2-core machine at userhub's default parameters (m=19 MiB, t=2, p=
     two processes   103.2 hashes/s   (ProcessPoolExecutor, chunksize 8)
 
 Processes gain nothing over threads here and would cost start-up, pickling and a hasher per
-process, so a ``ThreadPoolExecutor`` with one thread per core (``default_workers``) hashes. To
-keep the threads busy while a batch is inserted, the next batch is checked and queued for hashing
-before the current one is written.
+process, so a ``ThreadPoolExecutor`` with one thread per core (``config.available_cores``)
+hashes. To keep the threads busy while a batch is inserted, the next batch is checked and
+queued for hashing before the current one is written.
 
 **Export** streams accounts in id order, ``EXPORT_CHUNK_SIZE`` rows per query (keyset
 pagination: ``WHERE id > last``), as CSV or as one JSON array. Password hashes are left out
@@ -82,13 +82,6 @@ Progress = Callable[[int], None]
 
 def _no_progress(_done: int) -> None:
     pass
-
-
-def default_workers() -> int:
-    """One hashing thread per core this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 # --- Import: reading and checking the file --------------------------------------------------

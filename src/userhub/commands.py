@@ -10,6 +10,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from . import bulk, users
+from .config import available_cores
 
 
 @click.command("create-admin")
@@ -75,7 +76,7 @@ def import_users(file: Path, workers: int | None, batch_size: int) -> None:
         try:
             result = bulk.import_users(
                 plan,
-                workers=workers or bulk.default_workers(),
+                workers=workers or available_cores(),
                 batch_size=batch_size,
                 progress=bar.update,
             )

@@ -39,18 +39,27 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _parse_env(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in {"development", "production"}:
-        raise ValueError("expected development or production")
-    return value
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """A parser for a setting that takes one of ``choices`` (any case)."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected {', '.join(choices[:-1])} or {choices[-1]}")
+        return value
+
+    return parse
 
 
-def _parse_server(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in {"granian", "gunicorn"}:
-        raise ValueError("expected granian or gunicorn")
-    return value
+SERVERS = ("granian", "gunicorn")
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the OS tells): what "one per
+    core" means for workers and hashing threads."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 # An exact origin: scheme, host (name or [IPv6]) and optional port. Flask-CORS would read
@@ -86,7 +95,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_ENV",
         "USERHUB_ENV",
-        _parse_env,
+        _one_of("development", "production"),
         "development",
         "`development` or `production` (requires a secret key, Secure cookies).",
     ),
@@ -195,7 +204,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_SERVER",
         "USERHUB_SERVER",
-        _parse_server,
+        _one_of(*SERVERS),
         "granian",
         "WSGI server of `userhub serve`: `granian` (default, all platforms) or `gunicorn` "
         "(Linux/macOS, `pip install gunicorn`).",

@@ -25,9 +25,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .config import ConfigError, load_config, read_environment
+from .config import SERVERS, ConfigError, available_cores, load_config, read_environment
 
-SERVERS = ("granian", "gunicorn")
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number
 
 
@@ -48,7 +47,7 @@ def use_one_malloc_arena() -> None:
 
 
 def worker_count(configured: int) -> int:
-    return configured if configured > 0 else (os.cpu_count() or 1)
+    return configured if configured > 0 else available_cores()
 
 
 def serve_granian(address: str, port: int, workers: int, threads: int, timeout: int) -> None:
@@ -123,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     # Workers inherit the environment: together they hash on every core, never more at once.
     if not settings["USERHUB_HASHING_THREADS"]:
-        os.environ["USERHUB_HASHING_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["USERHUB_HASHING_THREADS"] = str(max(1, available_cores() // workers))
     use_one_malloc_arena()
     run = (
         serve_gunicorn
