@@ -7,9 +7,10 @@ import logging
 import re
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import Account
+from tests.conftest import SECRET_DETAIL, Account, get_a_crashing_route
 
 
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -51,3 +52,13 @@ def test_a_token_request_is_logged_with_its_user(
     [record] = access_records(caplog)
     assert record.user_id == member.id  # type: ignore[attr-defined]
     assert record.status == 200  # type: ignore[attr-defined]
+
+
+def test_an_unexpected_error_is_logged_with_the_id_the_client_got(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = get_a_crashing_route(app, "/boom", caplog)
+    assert response.status_code == 500
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.request_id == response.headers["X-Request-ID"]  # type: ignore[attr-defined]
+    assert SECRET_DETAIL not in response.get_data(as_text=True)

@@ -20,7 +20,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .logs import request_id
 from .users import Conflict, UserError
 
 log = logging.getLogger("userhub")
@@ -266,11 +265,7 @@ def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
 
 def handle_database_unavailable(error: DBAPIError) -> Response | tuple[str, int]:
     """A lost database connection is a 503, never a 500 with a driver message."""
-    log.error(
-        "database unavailable: %s",
-        type(error.orig).__name__,
-        extra={"request_id": request_id()},
-    )
+    log.error("database unavailable: %s", type(error.orig).__name__)
     if wants_problem_json():
         return problem_response(503, DETAILS[503], headers={"Retry-After": "5"})
     return error_page(503)
@@ -280,12 +275,7 @@ def handle_unexpected_error(error: Exception) -> Response | tuple[str, int]:
     """Log the traceback for us; the client learns only that it failed."""
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
-    log.exception(
-        "unhandled error on %s %s",
-        request.method,
-        request.path,
-        extra={"request_id": request_id()},
-    )
+    log.exception("unhandled error on %s %s", request.method, request.path)
     return handle_http_exception(InternalServerError())
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 
 log = logging.getLogger("userhub")
 access_log = logging.getLogger("userhub.access")
@@ -59,6 +59,16 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             fields["exception"] = self.formatException(record.exc_info)
         return json_line(record.created, record.levelname, record.name, record.getMessage(), fields)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the request id to every ``userhub`` record logged while a request is handled, so an
+    error in the log can be matched with the request line and with what the client was told."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context() and not hasattr(record, "request_id"):
+            record.request_id = request_id()
+        return True
 
 
 class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
@@ -156,6 +166,8 @@ def register_logging(app: Flask) -> None:
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     level = logging.getLevelName(str(app.config["USERHUB_LOG_LEVEL"]).upper())
     log.setLevel(level if isinstance(level, int) else logging.INFO)
+    if not any(isinstance(f, RequestIdFilter) for f in log.filters):
+        log.addFilter(RequestIdFilter())
     sink = next((h for h in log.handlers if isinstance(h, JsonLines)), None)
     if sink is None:
         sink = JsonLines()
