@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,9 +88,11 @@ def running_server(
     *,
     server: str = "granian",
     log_level: str = "WARNING",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[ServerProcess]:
-    """Migrate the database, start the server, yield it, stop it on exit."""
-    env = server_environment(database_url, workdir / "instance", kind)
+    """Migrate the database, start the server, yield it, stop it on exit. ``env`` adds
+    settings (e.g. ``USERHUB_RATELIMIT_ENABLED=false`` for a test that logs in a lot)."""
+    env = {**server_environment(database_url, workdir / "instance", kind), **(env or {})}
     env["USERHUB_LOG_LEVEL"] = log_level
     upgrade_schema(env, workdir)
     port = free_port()
