@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test dev lint check install install-dev clean newman bench
+.PHONY: run test dev lint check install install-dev clean newman bench soak
 
 ## make run: install from the lock, upgrade the schema, serve on http://127.0.0.1:5000
 run: $(VENV)/.installed-prod
@@ -40,6 +40,11 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 BENCH_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1:3306/userhub_bench?charset=utf8mb4
+
+## make soak: 60 s, 64 connections, mixed reads and writes on MariaDB; fails on any 5xx or socket error
+soak: $(VENV)/.installed-dev
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
