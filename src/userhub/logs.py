@@ -161,9 +161,10 @@ def request_id() -> str | None:
 
 
 def register_logging(app: Flask) -> None:
-    # The JSON lines carry neither thread nor process names; not collecting them saves a few
-    # microseconds per line (the logging HOWTO's "Optimization" section).
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # The JSON lines carry no thread names; not collecting them saves a few microseconds per
+    # line (the logging HOWTO's "Optimization" section). Process ids stay: gunicorn's own log
+    # format uses %(process)d, and `userhub serve` builds the app in gunicorn's master.
+    logging.logThreads = logging.logMultiprocessing = False
     level = logging.getLevelName(str(app.config["USERHUB_LOG_LEVEL"]).upper())
     log.setLevel(level if isinstance(level, int) else logging.INFO)
     if not any(isinstance(f, RequestIdFilter) for f in log.filters):

@@ -83,6 +83,9 @@ def serve_gunicorn(address: str, port: int, workers: int, threads: int, timeout:
                 "graceful_timeout": timeout,
                 "accesslog": None,
                 "preload_app": False,  # create_app() in each worker, after the fork
+                # gunicorn 27's control socket has one path per host user, so a second server
+                # would take over the first one's; userhub is managed by signals instead.
+                "control_socket_disable": True,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
