@@ -61,4 +61,6 @@ def test_an_unexpected_error_is_logged_with_the_id_the_client_got(
     assert response.status_code == 500
     [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert error.request_id == response.headers["X-Request-ID"]  # type: ignore[attr-defined]
-    assert SECRET_DETAIL not in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert SECRET_DETAIL not in body
+    assert f"Reference: {error.request_id}." in body  # type: ignore[attr-defined]

@@ -17,9 +17,10 @@ from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from .logs import request_id
 from .users import Conflict, UserError
 
 log = logging.getLogger("userhub")
@@ -256,27 +257,33 @@ def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
     else:
         detail = DETAILS.get(status, error.description or "")
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    return error_response(status, detail, headers)
+
+
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """The error in the format the route speaks: problem+json or the error page."""
     if wants_problem_json():
         return problem_response(status, detail, headers=headers)
     page = current_app.make_response(error_page(status, detail))
-    page.headers.update(headers)  # e.g. the Allow that a 405 must carry
+    page.headers.update(headers or {})  # e.g. the Allow that a 405 must carry
     return page
 
 
 def handle_database_unavailable(error: DBAPIError) -> Response | tuple[str, int]:
     """A lost database connection is a 503, never a 500 with a driver message."""
     log.error("database unavailable: %s", type(error.orig).__name__)
-    if wants_problem_json():
-        return problem_response(503, DETAILS[503], headers={"Retry-After": "5"})
-    return error_page(503)
+    return error_response(503, DETAILS[503], {"Retry-After": "5"})
 
 
 def handle_unexpected_error(error: Exception) -> Response | tuple[str, int]:
-    """Log the traceback for us; the client learns only that it failed."""
+    """Log the traceback with the request id; the client learns only that it failed, and the
+    id to quote (also in ``X-Request-ID``), which finds the traceback in the log."""
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return handle_http_exception(InternalServerError())
+    reference = request_id()
+    detail = DETAILS[500] + (f" Reference: {reference}." if reference else "")
+    return error_response(500, detail)
 
 
 def register_errors(app: APIFlask) -> None:
