@@ -72,8 +72,16 @@ def recreate_mysql_database(url: str) -> None:
 
 
 def make_app(url: str, **config: Any) -> Flask:
+    """An app on ``url``. Rate limits are off unless a test turns them on (test_rate_limits):
+    other tests log in and register far more often than any client should."""
     return create_app(
-        {"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": TEST_SECRET, "TESTING": True, **config}
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": TEST_SECRET,
+            "TESTING": True,
+            "RATELIMIT_ENABLED": False,
+            **config,
+        }
     )
 
 

@@ -48,7 +48,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def offline_page(browser: Browser, base_url: str) -> Iterator[tuple[Page, list[str]]]:
-    """A page that can reach only the server under test; the list collects what was blocked."""
+    """A page that can reach only the server under test; the list collects what was blocked,
+    and what the Content-Security-Policy refused (Chromium reports it on the console)."""
     context = browser.new_context()
     blocked: list[str] = []
     local = urlsplit(base_url).netloc
@@ -62,6 +63,12 @@ def offline_page(browser: Browser, base_url: str) -> Iterator[tuple[Page, list[s
 
     context.route("**/*", only_local)
     page = context.new_page()
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page, blocked
     context.close()
 
@@ -106,4 +113,20 @@ def test_try_it_out_on_response_json_gets_200_from_the_local_server(
         operation.locator(".live-responses-table .response .response-col_description")
     ).to_contain_text("Zhang San")
     screenshot(page, "docs-try-it-out")
+    assert blocked == []
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/register"])
+def test_pages_work_under_the_content_security_policy(
+    offline_page: tuple[Page, list[str]], base_url: str, path: str
+) -> None:
+    """The strict policy (no inline script or style) refuses nothing the pages use."""
+    page, blocked = offline_page
+    response = page.goto(base_url + path)
+    assert response is not None and response.ok
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    if path == "/":
+        image = page.locator("img").first
+        expect(image).to_be_visible()
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0")
     assert blocked == []

@@ -20,7 +20,9 @@ from . import (
     errors,
     openapi,
     passwords,
+    ratelimits,
     request_limits,
+    security_headers,
     sessions,
     tutorial,
 )
@@ -65,10 +67,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     app.json = OrjsonProvider(app)  # the tutorial's key order, 张三 not \u5f20\u4e09
 
     request_limits.init_app(app)  # before CSRF: nothing may read a cut-off body
+    ratelimits.init_app(app)  # before CSRF and the views: every attempt counts
     database.init_app(app)
     passwords.init_app(app)
     sessions.init_app(app)
     csrf.init_app(app)
+    security_headers.init_app(app)
 
     app.register_blueprint(tutorial.bp)
     app.register_blueprint(auth.bp)

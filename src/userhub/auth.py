@@ -1,16 +1,22 @@
 """Accounts in the browser: register, log in (the form behind the tutorial's ``/test_post``),
-log out, account page."""
+log out (here, or everywhere), account page, change password.
+
+Sessions are signed cookies naming the user and the user's session version; bumping the
+version (a password change, "log out everywhere") ends every session of that user at once,
+server-side, wherever the cookies are."""
 
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import flash, redirect, render_template, session, url_for
+from flask import flash, make_response, redirect, render_template, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from . import users
 from .errors import user_problem
-from .forms import LoginForm, LogoutForm, RegisterForm
+from .forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm
+from .models import User
+from .ratelimits import TooManyFailures, authenticate, login_limit, register_limit
 from .redirects import is_safe_redirect
 
 bp = APIBlueprint("auth", __name__, enable_openapi=False)
@@ -31,33 +37,59 @@ def submit_login_form() -> Response | tuple[str, int]:
     form = LoginForm()
     if not form.validate():
         return render_login(form, status=400)
-    user = users.authenticate(form.username.data, form.password.data)
+    try:
+        user = authenticate(form.username.data, form.password.data)
+    except TooManyFailures as exc:
+        page = make_response(render_login(form, status=429, error=exc.detail))
+        page.headers.update(exc.headers)
+        return page
     if user is None:
         return render_login(form, error=LOGIN_FAILED)
-    session.clear()  # a new session at log-in: nothing from before carries over
-    login_user(user)
+    start_session(user)
     target = form.next.data
     if is_safe_redirect(target):
         return redirect(target)
     return redirect(url_for("tutorial.success", user_name=user.username))
 
 
+def start_session(user: User) -> None:
+    """A new session: nothing from before carries over (no session fixation)."""
+    session.clear()
+    login_user(user)
+
+
+def end_session(message: str) -> Response:
+    logout_user()
+    session.clear()
+    flash(message, "info")
+    return redirect(url_for("tutorial.index"))
+
+
+def rejected_fields(form: ChangePasswordForm | RegisterForm) -> int:
+    """The status for a form that failed validation: 400 when a field is missing, 422 when
+    everything is there but breaks a rule."""
+    missing = any(not (field.data or "").strip() for field in form if field.name != "csrf_token")
+    return 400 if missing else 422
+
+
+def show_user_errors(form: ChangePasswordForm | RegisterForm, exc: users.UserError) -> None:
+    for name, messages in exc.errors.items():
+        getattr(form, name).errors = list(messages)
+
+
 @bp.route("/register", methods=["GET", "POST"])
+@register_limit
 def register() -> Response | tuple[str, int]:
     """Create an account; then the log-in form."""
     form = RegisterForm()
     if not form.is_submitted():
         return render_template("register.html", form=form), 200
     if not form.validate():
-        # 400 when something is missing, 422 when everything is there but breaks a rule
-        fields = (form.username, form.password, form.confirm)
-        missing = any(not (field.data or "").strip() for field in fields)
-        return render_template("register.html", form=form), 400 if missing else 422
+        return render_template("register.html", form=form), rejected_fields(form)
     try:
         users.register_user(form.username.data, form.password.data)
     except users.UserError as exc:
-        for field, messages in exc.errors.items():
-            getattr(form, field).errors = list(messages)
+        show_user_errors(form, exc)
         return render_template("register.html", form=form), user_problem(exc).status_code
     flash("Account created. Log in with your new username and password.", "success")
     return redirect(url_for("tutorial.login"))
@@ -67,10 +99,15 @@ def register() -> Response | tuple[str, int]:
 @login_required
 def logout() -> Response:
     """End this browser's session (POST only, with the CSRF token)."""
-    logout_user()
-    session.clear()
-    flash("You have been logged out.", "info")
-    return redirect(url_for("tutorial.index"))
+    return end_session("You have been logged out.")
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere() -> Response:
+    """End every session of this user, on every device, and revoke their API tokens."""
+    users.log_out_everywhere(current_user._get_current_object())
+    return end_session("You have been logged out everywhere, and your API tokens were revoked.")
 
 
 @bp.get("/account")
@@ -78,3 +115,27 @@ def logout() -> Response:
 def account() -> str:
     """The logged-in user's account page."""
     return render_template("account.html", user=current_user, logout_form=LogoutForm())
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_limit
+@login_required
+def change_password() -> Response | tuple[str, int]:
+    """Change the password. Every other session and every API token ends; this browser gets a
+    new session and stays logged in."""
+    form = ChangePasswordForm()
+    if not form.is_submitted():
+        return render_template("change_password.html", form=form), 200
+    if not form.validate():
+        return render_template("change_password.html", form=form), rejected_fields(form)
+    user = current_user._get_current_object()
+    try:
+        users.update_user(
+            user, {"password": form.password.data}, current_password=form.current_password.data
+        )
+    except users.UserError as exc:
+        show_user_errors(form, exc)
+        return render_template("change_password.html", form=form), user_problem(exc).status_code
+    start_session(user)
+    flash("Password changed. Your other sessions and API tokens have been logged out.", "success")
+    return redirect(url_for("auth.account"))

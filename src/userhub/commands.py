@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import bulk, users
+from . import bulk, checks, users
 from .config import available_cores
 
 
@@ -122,7 +122,21 @@ def export_users(fmt: str, output: Path | None, with_hashes: bool) -> None:
     click.echo(f"Exported {count} users to {output}.")
 
 
+@click.command("check")
+@with_appcontext
+def check() -> None:
+    """Report what is unsafe to deploy in the current configuration (the same USERHUB_*
+    variables and .env the server reads); exit 1 if anything is."""
+    problems = checks.unsafe_settings(current_app.config, debug=current_app.debug)
+    for problem in problems:
+        click.echo(f"UNSAFE: {problem}")
+    if problems:
+        raise click.exceptions.Exit(1)
+    click.echo("OK: nothing unsafe found in this configuration.")
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(check)
     app.cli.add_command(create_admin)
     app.cli.add_command(import_users)
     app.cli.add_command(export_users)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 from dotenv import dotenv_values
 
 # OWASP Password Storage Cheat Sheet: the weakest argon2id parameters it accepts.
@@ -26,8 +27,11 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
 MIN_SECRET_KEY_LENGTH = 32
 
 
-class ConfigError(RuntimeError):
-    """A setting is missing or unsafe; the message says which and what to do."""
+class ConfigError(click.ClickException, RuntimeError):
+    """A setting is missing or unsafe; the message says which and what to do.
+
+    A ClickException, so every ``flask --app userhub ...`` command (``check`` included) prints
+    the message as ``Error: ...`` and exits 1, instead of a traceback."""
 
 
 def _parse_bool(raw: str) -> bool:
@@ -52,6 +56,35 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 
 
 SERVERS = ("granian", "gunicorn")
+
+
+def _parse_rate_limits(raw: str) -> str:
+    """Flask-Limiter's notation, checked now rather than at the first request:
+    ``30 per minute``, ``10/minute; 100/hour``."""
+    from limits import parse_many  # imported here: nothing runs at import time
+
+    parse_many(raw)  # ValueError names the part it cannot read
+    return raw.strip()
+
+
+def _parse_rate_limit(raw: str) -> str:
+    """One limit only (``10 per 6 minutes``)."""
+    from limits import parse_many
+
+    value = _parse_rate_limits(raw)
+    if len(parse_many(value)) != 1:
+        raise ValueError("expected one limit, like 10 per 6 minutes")
+    return value
+
+
+RATE_LIMIT_STORAGES = ("memory://", "redis://", "rediss://", "redis+unix://", "redis+sentinel://")
+
+
+def _parse_limit_storage(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(RATE_LIMIT_STORAGES):
+        raise ValueError("expected memory:// or a Redis URL like redis://127.0.0.1:6379/0")
+    return value
 
 
 def available_cores() -> int:
@@ -208,6 +241,44 @@ SETTINGS: tuple[Setting, ...] = (
         "granian",
         "WSGI server of `userhub serve`: `granian` (default, all platforms) or `gunicorn` "
         "(Linux/macOS, `pip install gunicorn`).",
+    ),
+    Setting(
+        "USERHUB_RATELIMIT_ENABLED",
+        "RATELIMIT_ENABLED",
+        _parse_bool,
+        True,
+        "Rate limits on log-in, register and token routes; `false` turns every limit off "
+        "(load tests, benchmarks).",
+    ),
+    Setting(
+        "USERHUB_RATELIMIT_STORAGE_URI",
+        "RATELIMIT_STORAGE_URI",
+        _parse_limit_storage,
+        "memory://",
+        "Where limits are counted: `memory://` (one process) or Redis, e.g. "
+        "`redis://127.0.0.1:6379/0`, so every worker and host shares the counts.",
+    ),
+    Setting(
+        "USERHUB_RATELIMIT_LOGIN",
+        "USERHUB_RATELIMIT_LOGIN",
+        _parse_rate_limits,
+        "30 per minute",
+        "Log-in attempts (form and `POST /api/v1/tokens`) per client IP.",
+    ),
+    Setting(
+        "USERHUB_RATELIMIT_REGISTER",
+        "USERHUB_RATELIMIT_REGISTER",
+        _parse_rate_limits,
+        "30 per minute",
+        "Registrations (`/register`, `/save_data_to_mysql`, `POST /api/v1/users`) per client IP.",
+    ),
+    Setting(
+        "USERHUB_RATELIMIT_ACCOUNT",
+        "USERHUB_RATELIMIT_ACCOUNT",
+        _parse_rate_limit,
+        "10 per 6 minutes",
+        "Failed log-ins per account, in any window of that length (successes do not count). "
+        "The default allows at most 100 an hour (OWASP ASVS 2.2.1).",
     ),
     Setting(
         "USERHUB_SHUTDOWN_TIMEOUT",

@@ -5,6 +5,8 @@ This module imports nothing from the rest of the package, so any module may impo
 
 from __future__ import annotations
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -30,3 +32,14 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+RATE_LIMIT_KEY_PREFIX = "userhub"  # every key userhub writes to a shared Redis starts with it
+
+# Counts by the client's address (behind a proxy, as the proxy configuration reports it).
+# Moving windows: a limit of N per period holds for every period, not per calendar slot.
+# Storage errors are swallowed: an unreachable Redis must not lock every user out.
+limiter = Limiter(
+    key_func=get_remote_address,
+    key_prefix=RATE_LIMIT_KEY_PREFIX,
+    strategy="moving-window",
+    swallow_errors=True,
+)

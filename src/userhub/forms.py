@@ -57,5 +57,23 @@ class RegisterForm(TextForm):
     )
 
 
+class ChangePasswordForm(TextForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired("Enter your current password.")]
+    )
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired("Choose a new password."), Length(max=PASSWORD_MAX_LENGTH)],
+        description="8–128 characters. Every other session and API token will be logged out.",
+    )
+    confirm = PasswordField(
+        "Confirm new password",
+        validators=[
+            DataRequired("Type the new password again."),
+            EqualTo("password", "The two passwords differ."),
+        ],
+    )
+
+
 class LogoutForm(TextForm):
     """A button only: logging out is a POST, so another site cannot log a user out."""

@@ -21,6 +21,7 @@ from .auth import render_login, submit_login_form
 from .errors import Problem, json_route, user_problem
 from .extensions import csrf
 from .forms import LoginForm, LogoutForm
+from .ratelimits import RATE_LIMITED, login_limit, register_limit
 
 bp = APIBlueprint(
     "tutorial",
@@ -140,6 +141,7 @@ def login() -> tuple[str, int]:
 
 
 @bp.post("/test_post")
+@login_limit
 @bp.doc(hide=True)
 def test_post() -> Any:
     """§3: the form's target: check the password, start a session, redirect to /success."""
@@ -155,6 +157,7 @@ def success() -> str:
 
 
 @bp.route("/test_request", methods=["GET", "POST"])
+@login_limit
 @bp.doc(hide=True)
 def test_request() -> Response | tuple[str, int]:
     """§3: one view, two methods: GET goes to the form, POST logs in like /test_post."""
@@ -191,6 +194,7 @@ def response_json() -> Response:
 
 
 @bp.post("/save_data_to_mysql")
+@register_limit
 @csrf.exempt
 @json_route(detail_prefix=COMMIT_FAILED)
 @bp.input(NewAccount)
@@ -202,6 +206,7 @@ def response_json() -> Response:
             "Commit Status:Succeeded, Message:Data inserted successfully.",
         ),
         409: COMMIT_FAILED + "Username already exists.",
+        429: RATE_LIMITED,
     },
 )
 def save_data_to_mysql(json_data: NewAccount) -> str:

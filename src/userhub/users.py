@@ -126,7 +126,9 @@ def normalise_email(email: str) -> tuple[str | None, list[str]]:
     if len(email) > EMAIL_MAX_LENGTH:
         return None, [f"E-mail address must be at most {EMAIL_MAX_LENGTH} characters."]
     try:
-        checked = validate_email(email, check_deliverability=False)
+        # Lower case before the check, so its length limits apply to the address as stored
+        # ("İ" lower-cases to two characters) and a stored address is valid itself.
+        checked = validate_email(email.lower(), check_deliverability=False)
     except EmailNotValidError as exc:
         return None, [f"E-mail address is not valid: {exc}"]
     return checked.normalized.lower(), []
@@ -283,6 +285,12 @@ def end_sessions_and_tokens(user: User, *, keep_token: ApiToken | None = None) -
     except ``keep_token``. The caller commits."""
     user.session_version += 1
     tokens.revoke_all(user, keep=keep_token)
+
+
+def log_out_everywhere(user: User) -> None:
+    """End every browser session and API token of ``user``, and commit."""
+    end_sessions_and_tokens(user)
+    db.session.commit()
 
 
 def delete_user(user: User, *, by_admin: User) -> None:

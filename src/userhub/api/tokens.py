@@ -7,8 +7,9 @@ from typing import Any
 from flask import Response, request
 from pydantic import ValidationError
 
-from .. import tokens, users
+from .. import tokens
 from ..errors import Problem, require_json_object, summarise_fields
+from ..ratelimits import RATE_LIMITED, authenticate, login_limit
 from .auth import caller_token, token_auth
 from .base import api_blueprint, no_content
 from .schemas import Credentials, TokenOut
@@ -34,6 +35,7 @@ CREATE_RESPONSES: Any = {
         },
     },
     401: "Wrong, unknown or missing credentials",
+    429: RATE_LIMITED,
 }
 
 
@@ -59,6 +61,7 @@ def _credentials() -> Credentials:
 
 
 @bp.post("/tokens")
+@login_limit
 @bp.output(TokenOut, status_code=201, description="The token, shown only this once")
 @bp.doc(
     summary="Get a token (log in)",
@@ -70,7 +73,7 @@ def create_token() -> tuple[Any, int, dict[str, str]]:
     after ``USERHUB_TOKEN_TTL_SECONDS`` (24 h by default). A wrong password and an unknown
     username get the same 401."""
     credentials = _credentials()
-    user = users.authenticate(credentials.username, credentials.password)
+    user = authenticate(credentials.username, credentials.password)
     if user is None:
         raise Problem(401, BAD_CREDENTIALS, headers=BASIC_CHALLENGE)
     issued = tokens.issue(user)

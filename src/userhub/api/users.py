@@ -11,6 +11,7 @@ from flask_login import login_user
 from .. import users
 from ..errors import Problem, user_problem
 from ..models import User
+from ..ratelimits import RATE_LIMITED, register_limit
 from .auth import ADMIN, caller, caller_token, token_auth
 from .base import api_blueprint, no_content
 from .schemas import AdminUpdate, NewUser, PageQuery, ProfileUpdate, UserOut, UserPage
@@ -39,6 +40,7 @@ REGISTER_RESPONSES: Any = {
         },
     },
     409: "The username or e-mail address is taken",
+    429: RATE_LIMITED,
 }
 
 
@@ -50,6 +52,7 @@ def _user_or_404(user_id: int) -> User:
 
 
 @bp.post("/users")
+@register_limit
 @bp.input(NewUser, example=NEW_USER_EXAMPLE)
 @bp.output(UserOut, status_code=201, description="The new account (never its password)")
 @bp.doc(summary="Register", responses=REGISTER_RESPONSES)

@@ -1,0 +1,85 @@
+"""``flask --app userhub check``: what is unsafe about the configuration this app runs with.
+
+Starting the app already refuses what can never be right (production without a secret key,
+argon2 below OWASP's floor). This check is stricter: it names what works but should not be
+deployed as it is, so a deploy script can run it and stop on a non-zero exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from limits import parse
+
+from .config import MIN_SECRET_KEY_LENGTH, available_cores
+
+ACCOUNT_FAILURES_PER_HOUR_MAX = 100  # OWASP ASVS 2.2.1
+SECRET_MIN_DISTINCT_CHARACTERS = 12
+# Words of six letters or more: a random key (hex or base64) practically never contains one.
+PLACEHOLDER_SECRETS = ("change", "secret", "example", "default", "password", "placeholder")
+
+
+def unsafe_settings(config: Mapping[str, Any], *, debug: bool) -> list[str]:
+    """Each unsafe setting, in words that say what to change (empty: nothing found)."""
+    problems = []
+    if debug:
+        problems.append(
+            "Debug mode is on: the debugger runs code for anyone who can reach it. "
+            "Unset FLASK_DEBUG and serve with `userhub serve`."
+        )
+    if config["USERHUB_ENV"] != "production":
+        problems.append(
+            "USERHUB_ENV is not production: cookies are not Secure by default and the secret "
+            "key comes from a file in the instance folder. Set USERHUB_ENV=production."
+        )
+    problems += _secret_key_problems(str(config["SECRET_KEY"]))
+    if str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        problems.append(
+            "The database is the embedded SQLite file: one machine, no replication, no "
+            "backups. Set USERHUB_DATABASE_URL to a MySQL/MariaDB server."
+        )
+    if not config["SESSION_COOKIE_SECURE"]:
+        problems.append(
+            "Cookies are not Secure: the session cookie would travel over plain http. Serve "
+            "over HTTPS and unset USERHUB_COOKIE_SECURE (or set it to true)."
+        )
+    problems += _rate_limit_problems(config)
+    return problems
+
+
+def _secret_key_problems(secret: str) -> list[str]:
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        return [f"USERHUB_SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters."]
+    if len(set(secret)) < SECRET_MIN_DISTINCT_CHARACTERS or any(
+        word in secret.lower() for word in PLACEHOLDER_SECRETS
+    ):
+        return [
+            "USERHUB_SECRET_KEY looks made up by hand (a placeholder word or few distinct "
+            'characters). Generate one: python -c "import secrets; print(secrets.token_hex(32))"'
+        ]
+    return []
+
+
+def _rate_limit_problems(config: Mapping[str, Any]) -> list[str]:
+    if not config["RATELIMIT_ENABLED"]:
+        return [
+            "Rate limits are off (USERHUB_RATELIMIT_ENABLED=false): passwords can be guessed "
+            "as fast as the server answers."
+        ]
+    problems = []
+    workers = config["USERHUB_WORKERS"] or available_cores()
+    if str(config["RATELIMIT_STORAGE_URI"]).startswith("memory://") and workers > 1:
+        problems.append(
+            f"Rate limits are counted in memory, but `userhub serve` runs {workers} worker "
+            "processes: each counts on its own, so every limit is multiplied. Set "
+            "USERHUB_RATELIMIT_STORAGE_URI=redis://<host>:6379/0."
+        )
+    account = parse(config["USERHUB_RATELIMIT_ACCOUNT"])
+    per_hour = account.amount * 3600 / account.get_expiry()
+    if per_hour > ACCOUNT_FAILURES_PER_HOUR_MAX:
+        problems.append(
+            f"USERHUB_RATELIMIT_ACCOUNT={account} allows {per_hour:.0f} failed log-ins an hour "
+            f"per account; OWASP ASVS 2.2.1 asks for at most {ACCOUNT_FAILURES_PER_HOUR_MAX}."
+        )
+    return problems

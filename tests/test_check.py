@@ -1,0 +1,93 @@
+"""``flask --app userhub check``: names every unsafe setting and exits non-zero, run as a
+deploy script would run it (a real ``flask`` process, configured by the environment)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .live_server import BIN
+
+MYSQL = "mysql+pymysql://app:pw@db.internal:3306/userhub?charset=utf8mb4"
+SAFE = {
+    "USERHUB_ENV": "production",
+    "USERHUB_SECRET_KEY": secrets.token_hex(32),
+    "USERHUB_DATABASE_URL": MYSQL,
+    "USERHUB_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+    "USERHUB_WORKERS": "4",
+}
+
+
+def run_check(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("USERHUB_", "FLASK_"))}
+    env.update({**SAFE, "USERHUB_INSTANCE_PATH": str(tmp_path / "instance"), **settings})
+    env = {k: v for k, v in env.items() if v != ""}  # "" means: leave this one unset
+    return subprocess.run(
+        [str(BIN / "flask"), "--app", "userhub", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_safe_production_configuration_passes(tmp_path: Path) -> None:
+    result = run_check(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: nothing unsafe" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"FLASK_DEBUG": "1"}, "Debug mode is on"),
+        (
+            {"USERHUB_ENV": "development", "USERHUB_COOKIE_SECURE": "true"},
+            "USERHUB_ENV is not production",
+        ),
+        ({"USERHUB_SECRET_KEY": "change-me-change-me-change-me-change-me"}, "looks made up"),
+        ({"USERHUB_SECRET_KEY": "a" * 40}, "looks made up"),
+        ({"USERHUB_DATABASE_URL": ""}, "embedded SQLite"),
+        ({"USERHUB_COOKIE_SECURE": "false"}, "Cookies are not Secure"),
+        ({"USERHUB_RATELIMIT_STORAGE_URI": "memory://"}, "each counts on its own"),
+        ({"USERHUB_RATELIMIT_ENABLED": "false"}, "Rate limits are off"),
+        ({"USERHUB_RATELIMIT_ACCOUNT": "10 per minute"}, "allows 600 failed log-ins an hour"),
+    ],
+)
+def test_each_unsafe_setting_is_named_and_fails_the_check(
+    tmp_path: Path, settings: dict[str, str], expected: str
+) -> None:
+    result = run_check(tmp_path, **settings)
+    assert result.returncode == 1
+    unsafe = [line for line in result.stdout.splitlines() if line.startswith("UNSAFE: ")]
+    assert len(unsafe) == 1 and expected in unsafe[0], result.stdout
+
+
+def test_in_memory_limits_are_fine_for_a_single_worker(tmp_path: Path) -> None:
+    result = run_check(tmp_path, USERHUB_RATELIMIT_STORAGE_URI="memory://", USERHUB_WORKERS="1")
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_development_defaults_list_everything_at_once(tmp_path: Path) -> None:
+    result = run_check(
+        tmp_path,
+        USERHUB_ENV="",
+        USERHUB_SECRET_KEY="",
+        USERHUB_DATABASE_URL="",
+        USERHUB_RATELIMIT_STORAGE_URI="",
+        USERHUB_WORKERS="2",
+    )
+    assert result.returncode == 1
+    assert result.stdout.count("UNSAFE: ") == 4  # mode, SQLite, cookies, in-memory limits
+
+
+def test_a_setting_the_app_refuses_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    result = run_check(tmp_path, USERHUB_SECRET_KEY="")
+    assert result.returncode == 1
+    assert "Error: USERHUB_SECRET_KEY is required" in result.stderr
+    assert "Traceback" not in result.stderr
