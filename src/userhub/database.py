@@ -10,6 +10,18 @@ use, one extra round trip per request; here only a connection idle for more than
 ``PING_AFTER_IDLE_SECONDS`` is pinged, and a dead one is replaced before the request sees it.
 A connection in steady use is not pinged; if the server dies under it, the query fails (503),
 SQLAlchemy throws away every older connection of the pool, and the next request reconnects.
+
+Outages. A server that is down answers at once, but a network that drops packets (or a hung
+server) answers never, and PyMySQL waits forever by default. So a connection opened for a web
+request waits at most ``REQUEST_TIMEOUTS`` (connect, each read, each write): a checkout waits
+at most twice (the idle ping, then one reconnect), and once the database failed a request, the
+rest of that request does not wait for it again (the navigation may still ask who is logged in,
+and the error page renders). Every request answers within 2 s, 503 when it needs the database.
+Connections opened outside a request (``flask db upgrade``, the bulk import and every other
+command) have no such limits: a migration may rightly run for minutes. The price: a web
+request's query that runs longer than the read timeout is cut off and answered 503. A deployer
+who needs longer can set them in the URL (``?read_timeout=3``, whole seconds): those win, and
+move the bound.
 """
 
 from __future__ import annotations
@@ -18,11 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g, has_request_context
 from pymysql.constants import SERVER_STATUS
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
 
 from .extensions import db, migrate
 
@@ -30,6 +42,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PING_AFTER_IDLE_SECONDS = 1.0
 LAST_USED = "userhub.last_used"
+# Seconds a web request's connection waits for MySQL; twice this stays under the 2 s bound.
+REQUEST_TIMEOUTS = {"connect_timeout": 0.7, "read_timeout": 0.7, "write_timeout": 0.7}
+POOL_TIMEOUT_SECONDS = 0.5  # for a free connection: only when threads outnumber connections
 
 
 def engine_options(url: str, pool_size: int) -> dict[str, Any]:
@@ -42,6 +57,7 @@ def engine_options(url: str, pool_size: int) -> dict[str, Any]:
         "pool_recycle": 3600,
         "pool_size": pool_size,
         "max_overflow": pool_size,
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
     }
 
 
@@ -53,14 +69,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _unreachable_in_this_request() -> bool:
+    return has_request_context() and g.get("database_unreachable", False)
+
+
+def _note_unreachable(context: ExceptionContext) -> None:
+    """After a connection failed (to open, or under a query), this request stops waiting."""
+    if has_request_context() and (context.connection is None or context.is_disconnect):
+        g.database_unreachable = True
+
+
+def _connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+    """Open a PyMySQL connection, with ``REQUEST_TIMEOUTS`` when it is for a web request."""
+    if not has_request_context():
+        return None  # a command: SQLAlchemy connects as configured, without limits
+    if _unreachable_in_this_request():
+        raise dialect.loaded_dbapi.OperationalError(2003, "not retried within one request")
+    return dialect.connect(*cargs, **{**REQUEST_TIMEOUTS, **cparams})
+
+
 def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """On checkout: ping a connection that was idle for a while; DisconnectionError makes the
-    pool discard it and hand out a new one."""
+    """On checkout: ping a connection that was idle for a while.
+
+    A failed ping means the server restarted or cannot be reached, so every connection as old
+    is suspect: InvalidatePoolError makes the pool drop them all and reconnect this one,
+    and later checkouts reconnect instead of waiting for a ping each."""
+    if _unreachable_in_this_request():
+        raise DisconnectionError()  # reconnects, which fails at once (see _connect)
     if time.monotonic() - record.info.get(LAST_USED, 0.0) > PING_AFTER_IDLE_SECONDS:
         try:
             dbapi_connection.ping(reconnect=False)
         except Exception as exc:  # any driver error means the connection is unusable
-            raise DisconnectionError() from exc
+            raise InvalidatePoolError() from exc
 
 
 def _mark_used(_dbapi_connection: Any, record: Any) -> None:
@@ -92,6 +132,9 @@ def init_app(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
         else:
+            if db.engine.dialect.driver == "pymysql":
+                event.listen(db.engine, "do_connect", _connect)
+            event.listen(db.engine, "handle_error", _note_unreachable)
             event.listen(db.engine, "connect", _mark_used)
             event.listen(db.engine, "checkout", _ping_if_idle)
             event.listen(db.engine, "checkin", _mark_used)

@@ -11,15 +11,27 @@ Two things Flask and Flask-Login do on every request are trimmed here, because m
   ``Vary: Cookie`` to responses that do not depend on the cookie (and so defeats shared
   caches). userhub offers no remember-me cookie, so the hook is not installed. A response that
   does read the session (a page that shows who is logged in) still gets ``Vary: Cookie``.
+
+Loading the logged-in user is a database query. While the database cannot be reached, a page
+shows its navigation as to a visitor rather than failing, so pages that need no data (``/``,
+the tutorial's ``/test_get``) still answer; but a page that needs the user (``login_required``)
+answers 503, not a redirect to log in: the browser *is* logged in, and says so again once the
+database is back. JSON routes ask who is calling only to authorize the call, so there the
+outage is a 503 too, never a 401.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
-from itsdangerous import URLSafeTimedSerializer
+from typing import Any
 
-from .extensions import login_manager
+from flask import Flask, Request, Response, g
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from flask_login import user_unauthorized
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy.exc import OperationalError
+
+from .errors import wants_problem_json
+from .extensions import db, login_manager
 from .logs import note_user
 from .models import User
 from .users import load_session_user
@@ -63,7 +75,23 @@ def init_app(app: Flask) -> None:
 
 @login_manager.user_loader
 def _load_user(session_id: str) -> User | None:
-    user = load_session_user(session_id)
+    try:
+        user = load_session_user(session_id)
+    except OperationalError as exc:
+        if wants_problem_json():
+            raise
+        db.session.rollback()  # a later query fails as an outage (503), not as a pending rollback
+        g.session_user_error = exc  # the page goes on as a visitor's, unless it needs the user
+        return None
     if user is not None:
         note_user(user.id)
     return user
+
+
+@user_unauthorized.connect
+def _unavailable_rather_than_logged_out(_app: Any) -> None:
+    """Flask-Login is about to send the browser to log in: if the user could not be loaded
+    for lack of a database, answer 503 instead (the signal is sent before the redirect)."""
+    error = g.pop("session_user_error", None)
+    if error is not None:
+        raise error
