@@ -17,6 +17,7 @@ from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -269,9 +270,10 @@ def error_response(status: int, detail: str, headers: dict[str, str] | None = No
     return page
 
 
-def handle_database_unavailable(error: DBAPIError) -> Response | tuple[str, int]:
-    """A lost database connection is a 503, never a 500 with a driver message."""
-    log.error("database unavailable: %s", type(error.orig).__name__)
+def handle_database_unavailable(error: DBAPIError | PoolTimeout) -> Response | tuple[str, int]:
+    """A lost database connection (or no free one in the pool in time) is a 503, never a 500
+    with a driver message."""
+    log.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
     return error_response(503, DETAILS[503], {"Retry-After": "5"})
 
 
@@ -290,4 +292,5 @@ def register_errors(app: APIFlask) -> None:
     app.error_callback = handle_api_error
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(PoolTimeout, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected_error)
