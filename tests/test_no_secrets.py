@@ -37,7 +37,6 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import live_server
 from tests.conftest import csrf_token
 from tests.live_server import ServerProcess, running_server
 
@@ -486,19 +485,15 @@ def server_run(
     """The scenario against a real server logging at DEBUG, on SQLite; its whole output."""
     kind, server_name = request.param
     workdir = tmp_path_factory.mktemp(f"no-secrets-{server_name}")
-    base_environment = live_server.server_environment
-
-    def without_rate_limits(*args: Any) -> dict[str, str]:
-        return {**base_environment(*args), "USERHUB_RATELIMIT_ENABLED": "false"}
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(live_server, "server_environment", without_rate_limits)
-        url = f"sqlite:///{workdir / 'userhub.sqlite3'}"
-        server: ServerProcess
-        with running_server(kind, url, workdir, server=server_name, log_level="DEBUG") as server:
-            scenario = run_scenario(live_transport(server.base))
-            server.stop()  # every line written and flushed before the log is read
-            log = server.log()
+    url = f"sqlite:///{workdir / 'userhub.sqlite3'}"
+    limits_off = {"USERHUB_RATELIMIT_ENABLED": "false"}
+    server: ServerProcess
+    with running_server(
+        kind, url, workdir, server=server_name, log_level="DEBUG", env=limits_off
+    ) as server:
+        scenario = run_scenario(live_transport(server.base))
+        server.stop()  # every line written and flushed before the log is read
+        log = server.log()
     yield ServerRun(kind, scenario, log)
 
 
@@ -517,18 +512,9 @@ def test_no_password_or_token_reaches_the_server_log(server_run: ServerRun) -> N
 
 
 def test_a_password_in_a_query_string_stays_out_of_the_server_log(
-    server_run: ServerRun, request: pytest.FixtureRequest
+    server_run: ServerRun,
 ) -> None:
     """The app logs paths without their query string; the server must not add it back."""
-    if server_run.kind == "development":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="werkzeug's development server (flask run, python app.py) logs each "
-                "request line with its query string: "
-                '127.0.0.1 - - [...] "GET /test_get?user_name=x&password=... HTTP/1.1" 200 -',
-            )
-        )
     assert leaks(server_run.log, server_run.scenario.needles(include={"query"})) == []
 
 

@@ -706,11 +706,6 @@ def test_accepted_cors_origins_are_exact_origins_without_wildcard_path_or_query(
         assert f"{parts.scheme}://{parts.netloc}" == origin
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config._parse_origins accepts ports no browser sends (Unicode digits via \\d, "
-    "above 65535): the origin never matches, silently",
-)
 @PURE
 @example("http://localhost:\u0665\u0661\u0667\u0663")  # Arabic-Indic digits for 5173
 @example("http://localhost:99999")
@@ -731,11 +726,6 @@ def test_an_accepted_cors_origin_has_a_port_a_browser_can_send(raw: str) -> None
 TYPICAL_ORIGINS = ["http://localhost:5173", "https://app.example.com", "http://[::1]:5173"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an accepted IPv6 origin such as http://[::1]:5173 is read by Flask-CORS as a "
-    "regular expression ('[' is a regex character) and never matches the browser's origin",
-)
 @settings(BASE, max_examples=15)
 @example(origin="http://[::1]:5173")
 @given(origin=st.one_of(st.sampled_from(TYPICAL_ORIGINS), origins))

@@ -97,15 +97,21 @@ def available_cores() -> int:
 
 # An exact origin: scheme, host (name or [IPv6]) and optional port. Flask-CORS would read
 # anything else ("*", "https://*.example.com") as a regular expression matched by prefix.
+# ASCII digits only: a browser never sends "٥١٧٣" as a port.
 ORIGIN = re.compile(
-    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?",
+    re.ASCII,
 )
+MAX_PORT = 65535
 
 
 def _parse_origins(raw: str) -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
-        if not ORIGIN.fullmatch(origin):
+        match = ORIGIN.fullmatch(origin)
+        if match and match["port"] and not 1 <= int(match["port"]) <= MAX_PORT:
+            raise ValueError(f"{origin!r} has a port outside 1 to {MAX_PORT}")
+        if not match:
             raise ValueError(
                 f"{origin!r} is not an exact origin; expected a comma-separated list like "
                 "https://app.example.com,http://localhost:5173 (no wildcards or paths)"

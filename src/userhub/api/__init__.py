@@ -6,6 +6,8 @@ Errors are problem+json (``errors.py``); the OpenAPI document is generated from 
 
 from __future__ import annotations
 
+import re
+
 from apiflask import APIFlask
 from flask_cors import CORS
 
@@ -13,6 +15,10 @@ from ..extensions import csrf
 from . import health, tokens, users
 
 BLUEPRINTS = (users.bp, tokens.bp, health.bp)
+
+
+def exact_origin(origin: str) -> re.Pattern[str]:
+    return re.compile(re.escape(origin) + r"\Z", re.IGNORECASE)
 
 
 def init_app(app: APIFlask) -> None:
@@ -23,7 +29,9 @@ def init_app(app: APIFlask) -> None:
     if origins:
         CORS(
             app,
-            resources={r"/api/*": {"origins": list(origins)}},
+            # Exact, case-insensitive matches: Flask-CORS would read an origin with "[" (IPv6)
+            # as a regular expression of its own, which never matches the browser's origin.
+            resources={r"/api/*": {"origins": [exact_origin(origin) for origin in origins]}},
             allow_headers=["Authorization", "Content-Type", "X-CSRFToken", "Idempotency-Key"],
             expose_headers=["Location", "Retry-After", "WWW-Authenticate"],
             max_age=600,
