@@ -138,6 +138,23 @@ def database_url(backend: str, migrated_template: dict[str, str], tmp_path: Path
 
 
 @pytest.fixture
+def apps() -> Iterator[Callable[..., Flask]]:
+    """Build apps with ``make_app(url, **config)``; their engines are closed after the test."""
+    made: list[Flask] = []
+
+    def make(url: str, **config: Any) -> Flask:
+        app = make_app(url, **config)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def app(database_url: str, isolated_environment: Path) -> Iterator[Flask]:
     app = make_app(database_url)
     yield app

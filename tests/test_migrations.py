@@ -25,8 +25,7 @@ from click.testing import Result
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from tests.conftest import AuthActions, make_app, mysql_url, recreate_mysql_database
-from userhub.extensions import db
+from tests.conftest import AuthActions, mysql_url, recreate_mysql_database
 
 # The tutorial's §5 statement, with the table named `user` as its INSERTs expect.
 TUTORIAL_TABLE = {
@@ -105,23 +104,6 @@ def new_database(backend: str, tmp_path: Path) -> Iterator[Callable[[str], str]]
     yield make
     for url in made:
         drop_mysql_database(url)
-
-
-@pytest.fixture
-def apps() -> Iterator[Callable[[str], Flask]]:
-    """Build apps on a URL; their engines are closed after the test."""
-    made: list[Flask] = []
-
-    def make(url: str) -> Flask:
-        app = make_app(url)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from userhub import create_app, users
 from userhub.extensions import db
 
-from .conftest import PASSWORD, PROBLEM_MIMETYPE, TEST_SECRET, AuthActions, make_app
+from .conftest import PASSWORD, PROBLEM_MIMETYPE, TEST_SECRET, AuthActions
 from .live_server import running_server
 
 REDIS_URL = os.environ.get("USERHUB_TEST_REDIS_URL", "")
@@ -32,32 +32,21 @@ UNKNOWN = "nobody-by-this-name"
 WRONG = "not the password at all"
 
 
-def limited_app(database_url: str, **config: Any) -> Flask:
-    settings = {
-        "RATELIMIT_ENABLED": True,
-        "USERHUB_RATELIMIT_LOGIN": GENEROUS,
-        "USERHUB_RATELIMIT_REGISTER": GENEROUS,
-        "USERHUB_RATELIMIT_ACCOUNT": "1000 per hour",
-        **config,
-    }
-    return make_app(database_url, **settings)
-
-
 @pytest.fixture
-def make_limited(database_url: str) -> Iterator[Any]:
-    """Build apps with limits on; dispose of their engines afterwards."""
-    made: list[Flask] = []
+def make_limited(apps: Any, database_url: str) -> Any:
+    """Build apps with limits on (generous unless a test says otherwise)."""
 
     def build(**config: Any) -> Flask:
-        app = limited_app(database_url, **config)
-        made.append(app)
+        limits_on = {
+            "RATELIMIT_ENABLED": True,
+            "USERHUB_RATELIMIT_LOGIN": GENEROUS,
+            "USERHUB_RATELIMIT_REGISTER": GENEROUS,
+            "USERHUB_RATELIMIT_ACCOUNT": "1000 per hour",
+        }
+        app: Flask = apps(database_url, **{**limits_on, **config})
         return app
 
-    yield build
-    for app in made:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    return build
 
 
 def add_user(app: Flask, username: str = "张三") -> None:
