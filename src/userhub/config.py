@@ -110,7 +110,9 @@ def _parse_origins(raw: str) -> tuple[str, ...]:
     for origin in origins:
         match = ORIGIN.fullmatch(origin)
         if match and match["port"] and not 1 <= int(match["port"]) <= MAX_PORT:
-            raise ValueError(f"{origin!r} has a port outside 1 to {MAX_PORT}")
+            raise ValueError(
+                f"{origin!r} is not an exact origin: its port is outside 1 to {MAX_PORT}"
+            )
         if not match:
             raise ValueError(
                 f"{origin!r} is not an exact origin; expected a comma-separated list like "
