@@ -4,19 +4,23 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test dev lint check install install-dev clean newman bench soak
+.PHONY: run test dev lint check install install-dev clean newman bench soak translations
+
+# Translation catalogues: each messages.po is compiled to the messages.mo Flask-Babel reads.
+TRANSLATIONS := src/userhub/translations
+CATALOGUES   := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
 ## make run: install from the lock, upgrade the schema, serve on http://127.0.0.1:5000
-run: $(VENV)/.installed-prod
+run: $(VENV)/.installed-prod $(CATALOGUES)
 	$(BIN)/flask --app userhub db upgrade
 	$(BIN)/userhub serve
 
 ## make test: install the test tools from the lock and run the whole suite
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(CATALOGUES)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make dev: Flask's reloading debug server, for development only (never in production)
-dev: $(VENV)/.installed-prod
+dev: $(VENV)/.installed-prod $(CATALOGUES)
 	$(BIN)/flask --app userhub db upgrade
 	$(BIN)/flask --app userhub run --debug --port 5000
 
@@ -45,6 +49,17 @@ BENCH_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1:3306/userhub_bench?charset=utf
 soak: $(VENV)/.installed-dev
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+## make translations: collect the strings to translate into each messages.po (new ones empty)
+translations: $(VENV)/.installed-dev
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l --no-location --sort-output --project userhub \
+		-o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel -q update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -w 100 \
+		--no-fuzzy-matching --ignore-obsolete
+	rm $(TRANSLATIONS)/messages.pot
+
+%.mo: %.po | $(VENV)/.installed-prod
+	$(BIN)/pybabel -q compile -i $< -o $@
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -18,6 +18,7 @@ from . import (
     csrf,
     database,
     errors,
+    i18n,
     openapi,
     passwords,
     ratelimits,
@@ -73,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     sessions.init_app(app)
     csrf.init_app(app)
     security_headers.init_app(app)
+    i18n.init_app(app)  # the reader's language: pages, flash messages, error texts
 
     app.register_blueprint(tutorial.bp)
     app.register_blueprint(auth.bp)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 from flask import flash, make_response, redirect, render_template, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -21,7 +23,7 @@ from .redirects import is_safe_redirect
 
 bp = APIBlueprint("auth", __name__, enable_openapi=False)
 
-LOGIN_FAILED = "Invalid username or password."
+LOGIN_FAILED = _l("Invalid username or password.")
 
 
 def render_login(form: LoginForm, status: int = 200, error: str | None = None) -> tuple[str, int]:
@@ -44,7 +46,7 @@ def submit_login_form() -> Response | tuple[str, int]:
         page.headers.update(exc.headers)
         return page
     if user is None:
-        return render_login(form, error=LOGIN_FAILED)
+        return render_login(form, error=str(LOGIN_FAILED))
     start_session(user)
     target = form.next.data
     if is_safe_redirect(target):
@@ -77,6 +79,12 @@ def show_user_errors(form: ChangePasswordForm | RegisterForm, exc: users.UserErr
         getattr(form, name).errors = list(messages)
 
 
+@bp.app_context_processor
+def logout_button() -> dict[str, LogoutForm]:
+    """Every page's navigation has a log-out button (a form, with its CSRF token)."""
+    return {"logout_form": LogoutForm()} if current_user.is_authenticated else {}
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @register_limit
 def register() -> Response | tuple[str, int]:
@@ -91,7 +99,7 @@ def register() -> Response | tuple[str, int]:
     except users.UserError as exc:
         show_user_errors(form, exc)
         return render_template("register.html", form=form), user_problem(exc).status_code
-    flash("Account created. Log in with your new username and password.", "success")
+    flash(_("Account created. Log in with your new username and password."), "success")
     return redirect(url_for("tutorial.login"))
 
 
@@ -99,7 +107,7 @@ def register() -> Response | tuple[str, int]:
 @login_required
 def logout() -> Response:
     """End this browser's session (POST only, with the CSRF token)."""
-    return end_session("You have been logged out.")
+    return end_session(_("You have been logged out."))
 
 
 @bp.post("/logout/everywhere")
@@ -107,14 +115,14 @@ def logout() -> Response:
 def logout_everywhere() -> Response:
     """End every session of this user, on every device, and revoke their API tokens."""
     users.log_out_everywhere(current_user._get_current_object())
-    return end_session("You have been logged out everywhere, and your API tokens were revoked.")
+    return end_session(_("You have been logged out everywhere, and your API tokens were revoked."))
 
 
 @bp.get("/account")
 @login_required
 def account() -> str:
     """The logged-in user's account page."""
-    return render_template("account.html", user=current_user, logout_form=LogoutForm())
+    return render_template("account.html", user=current_user)
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -137,5 +145,7 @@ def change_password() -> Response | tuple[str, int]:
         show_user_errors(form, exc)
         return render_template("change_password.html", form=form), user_problem(exc).status_code
     start_session(user)
-    flash("Password changed. Your other sessions and API tokens have been logged out.", "success")
+    flash(
+        _("Password changed. Your other sessions and API tokens have been logged out."), "success"
+    )
     return redirect(url_for("auth.account"))

@@ -15,6 +15,8 @@ from typing import Any, TypeVar, cast
 
 from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -38,15 +40,47 @@ EXAMPLE_BODY = '{"username": "zhangsan", "password": "a-long-password"}'
 
 # Plain words for the statuses a user can meet; the page and the problem share them.
 DETAILS = {
-    400: "The request could not be understood. Check its fields and try again.",
-    403: "You are not allowed to do this.",
-    404: "There is nothing at this address.",
-    405: "This address does not accept that method.",
-    413: "The request body is too large.",
-    415: "Send the body as JSON with the header Content-Type: application/json.",
-    500: "Something went wrong on our side. It has been logged; please try again later.",
-    503: "The database cannot be reached right now. Please try again in a moment.",
+    400: _l("The request could not be understood. Check its fields and try again."),
+    403: _l("You are not allowed to do this."),
+    404: _l("There is nothing at this address."),
+    405: _l("This address does not accept that method."),
+    413: _l("The request body is too large."),
+    415: _l("Send the body as JSON with the header Content-Type: application/json."),
+    500: _l("Something went wrong on our side. It has been logged; please try again later."),
+    503: _l("The database cannot be reached right now. Please try again in a moment."),
 }
+
+# The error pages' headings, in the reader's language (problem documents keep the standard
+# English status phrase in ``title``, which clients may compare).
+PAGE_TITLES = {
+    400: _l("Bad request"),
+    403: _l("Forbidden"),
+    404: _l("Page not found"),
+    405: _l("Method not allowed"),
+    413: _l("Too large"),
+    415: _l("Unsupported media type"),
+    422: _l("Check your input"),
+    429: _l("Too many requests"),
+    500: _l("Server error"),
+    503: _l("Service unavailable"),
+}
+
+# Pydantic's words for the checks of the tutorial's JSON bodies (its other messages stay as
+# Pydantic writes them).
+PYDANTIC_MESSAGES = {
+    "Field required": _l("Field required"),
+    "Input should be a valid string": _l("Input should be a valid string"),
+    "String should have at least 1 character": _l("String should have at least 1 character"),
+    "Input should be a valid integer": _l("Input should be a valid integer"),
+    "Input should be a valid boolean": _l("Input should be a valid boolean"),
+    "Extra inputs are not permitted": _l("Extra inputs are not permitted"),
+}
+
+
+def status_detail(status: int, fallback: str = "") -> str:
+    """The plain words for ``status`` in the reader's language."""
+    detail = DETAILS.get(status)
+    return str(detail) if detail is not None else fallback or HTTP_STATUS_CODES.get(status, "")
 
 
 class Problem(HTTPError):
@@ -99,27 +133,35 @@ def require_json_object() -> None:
     if not data:
         raise Problem(
             400,
-            f"The request has no body. Send a JSON object, for example {EXAMPLE_BODY}.",
+            _(
+                "The request has no body. Send a JSON object, for example %(example)s.",
+                example=EXAMPLE_BODY,
+            ),
         )
     if not request.is_json:
-        raise Problem(415, DETAILS[415])
+        raise Problem(415, status_detail(415))
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # the json module gives up on deep nesting with this, not ValueError
         raise Problem(
             400,
-            f"The JSON is nested too deeply to read. Send a flat object like {EXAMPLE_BODY}.",
+            _(
+                "The JSON is nested too deeply to read. Send a flat object like %(example)s.",
+                example=EXAMPLE_BODY,
+            ),
         ) from None
     if body is None and data.strip() != b"null":
         raise Problem(
             400,
-            "The body is not valid JSON. Check quotes, commas and braces, "
-            "and send the text encoded as UTF-8.",
+            _(
+                "The body is not valid JSON. Check quotes, commas and braces, "
+                "and send the text encoded as UTF-8."
+            ),
         )
     if not isinstance(body, dict):
         raise Problem(
             422,
-            f"The body must be a JSON object, for example {EXAMPLE_BODY}.",
+            _("The body must be a JSON object, for example %(example)s.", example=EXAMPLE_BODY),
         )
 
 
@@ -186,13 +228,13 @@ def problem_response(
 def error_page(status: int, detail: str | None = None) -> Response | tuple[str, int]:
     """The HTML error page. ``/test_get`` keeps the tutorial's bare text body, or answers
     problem+json to a client that accepts only JSON."""
-    detail = detail or DETAILS.get(status, HTTP_STATUS_CODES.get(status, "Error"))
+    detail = detail or status_detail(status)
     if request.endpoint == "tutorial.test_get":
         offered = ["text/plain", PROBLEM_MIMETYPE, "application/json"]
         if request.accept_mimetypes.best_match(offered, default="text/plain") != "text/plain":
             return problem_response(status, detail)
         return current_app.response_class(detail, status=status, mimetype="text/plain")
-    title = HTTP_STATUS_CODES.get(status, "Error")
+    title = PAGE_TITLES.get(status) or HTTP_STATUS_CODES.get(status, "Error")
     return render_template("error.html", status=status, title=title, detail=detail), status
 
 
@@ -204,7 +246,9 @@ def _validation_errors(detail: Any) -> dict[str, list[str]]:
             if isinstance(fields, dict):
                 for field, messages in fields.items():
                     name = "body" if field == "_schema" else str(field)
-                    errors.setdefault(name, []).extend(str(m) for m in messages)
+                    errors.setdefault(name, []).extend(
+                        str(PYDANTIC_MESSAGES.get(str(m), m)) for m in messages
+                    )
     return errors
 
 
@@ -232,31 +276,34 @@ def _too_large_detail() -> str:
     if limit is not None and length is not None and length <= limit:
         # The body fits, so Werkzeug refused a multipart form field over MAX_FORM_MEMORY_SIZE
         # or more parts than MAX_FORM_PARTS.
-        return (
-            "A form field is too large or the form has too many fields: a field may hold at "
-            f"most {request.max_form_memory_size} bytes and a form at most "
-            f"{request.max_form_parts} fields."
+        return str(
+            _(
+                "A form field is too large or the form has too many fields: a field may hold at "
+                "most %(field_bytes)d bytes and a form at most %(parts)d fields.",
+                field_bytes=request.max_form_memory_size,
+                parts=request.max_form_parts,
+            )
         )
-    return f"The request body is too large: the limit is {limit} bytes."
+    return str(_("The request body is too large: the limit is %(limit)d bytes.", limit=limit))
 
 
 def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
     """Werkzeug's 4xx/5xx, in the format the route speaks."""
     status = error.code or 500
     if isinstance(error, CSRFError) and request.path.startswith("/api/"):
-        detail = (
+        detail = _(
             "A write made with the browser's session cookie needs the X-CSRFToken header "
             "(the csrf_token of any page's form). Or send Authorization: Bearer <token> instead."
         )
     elif isinstance(error, CSRFError):
-        detail = (
+        detail = _(
             "The form's security token is missing or expired. Reload the page and send "
             "the form again (Postman: GET /login first and send its csrf_token field)."
         )
     elif status == 413:
         detail = _too_large_detail()
     else:
-        detail = DETAILS.get(status, error.description or "")
+        detail = status_detail(status, error.description or "")
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     return error_response(status, detail, headers)
 
@@ -274,7 +321,7 @@ def handle_database_unavailable(error: DBAPIError | PoolTimeout) -> Response | t
     """A lost database connection (or no free one in the pool in time) is a 503, never a 500
     with a driver message."""
     log.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
-    return error_response(503, DETAILS[503], {"Retry-After": "5"})
+    return error_response(503, status_detail(503), {"Retry-After": "5"})
 
 
 def handle_unexpected_error(error: Exception) -> Response | tuple[str, int]:
@@ -284,7 +331,9 @@ def handle_unexpected_error(error: Exception) -> Response | tuple[str, int]:
         return handle_http_exception(error)
     log.exception("unhandled error on %s %s", request.method, request.path)
     reference = request_id()
-    detail = DETAILS[500] + (f" Reference: {reference}." if reference else "")
+    detail = status_detail(500)
+    if reference:
+        detail += " " + _("Reference: %(reference)s.", reference=reference)
     return error_response(500, detail)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
@@ -32,45 +33,65 @@ class TextForm(FlaskForm):  # type: ignore[misc]
 
 
 class LoginForm(TextForm):
-    username = StringField("Username", validators=[DataRequired("Enter your username.")])
-    password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
+    username = StringField(_l("Username"), validators=[DataRequired(_l("Enter your username."))])
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password."))])
     next = HiddenField()
 
 
 class RegisterForm(TextForm):
     username = StringField(
-        "Username",
-        validators=[DataRequired("Choose a username."), Length(max=USERNAME_MAX_LENGTH)],
-        description=f"1–{USERNAME_MAX_LENGTH} characters, any script (张三 works); no ':'.",
+        _l("Username"),
+        validators=[
+            DataRequired(_l("Choose a username.")),
+            Length(
+                max=USERNAME_MAX_LENGTH,
+                message=_l("At most %(max)d characters."),
+            ),
+        ],
+        description=_l(
+            "1–%(max)d characters, any script (张三 works); no ':'.", max=USERNAME_MAX_LENGTH
+        ),
     )
     password = PasswordField(
-        "Password",
-        validators=[DataRequired("Choose a password."), Length(max=PASSWORD_MAX_LENGTH)],
-        description="8–128 characters.",
+        _l("Password"),
+        validators=[
+            DataRequired(_l("Choose a password.")),
+            Length(
+                max=PASSWORD_MAX_LENGTH,
+                message=_l("At most %(max)d characters."),
+            ),
+        ],
+        description=_l("8–128 characters."),
     )
     confirm = PasswordField(
-        "Confirm password",
+        _l("Confirm password"),
         validators=[
-            DataRequired("Type the password again."),
-            EqualTo("password", "The two passwords differ."),
+            DataRequired(_l("Type the password again.")),
+            EqualTo("password", _l("The two passwords differ.")),
         ],
     )
 
 
 class ChangePasswordForm(TextForm):
     current_password = PasswordField(
-        "Current password", validators=[DataRequired("Enter your current password.")]
+        _l("Current password"), validators=[DataRequired(_l("Enter your current password."))]
     )
     password = PasswordField(
-        "New password",
-        validators=[DataRequired("Choose a new password."), Length(max=PASSWORD_MAX_LENGTH)],
-        description="8–128 characters. Every other session and API token will be logged out.",
+        _l("New password"),
+        validators=[
+            DataRequired(_l("Choose a new password.")),
+            Length(
+                max=PASSWORD_MAX_LENGTH,
+                message=_l("At most %(max)d characters."),
+            ),
+        ],
+        description=_l("8–128 characters. Every other session and API token will be logged out."),
     )
     confirm = PasswordField(
-        "Confirm new password",
+        _l("Confirm new password"),
         validators=[
-            DataRequired("Type the new password again."),
-            EqualTo("password", "The two passwords differ."),
+            DataRequired(_l("Type the new password again.")),
+            EqualTo("password", _l("The two passwords differ.")),
         ],
     )
 

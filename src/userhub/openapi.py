@@ -17,10 +17,12 @@ from typing import Any
 
 from apiflask import APIFlask
 from flask import Blueprint, render_template
+from flask_babel import force_locale
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .api.schemas import Credentials, display_name_pattern, username_pattern
-from .errors import DETAILS, PROBLEM_MIMETYPE, problem_document
+from .errors import PROBLEM_MIMETYPE, problem_document, status_detail
+from .i18n import DEFAULT as DEFAULT_LANGUAGE
 from .users import MAX_ID
 
 DESCRIPTION = """\
@@ -85,7 +87,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
 
 
 def problem_spec(status: int, description: str | None = None) -> dict[str, Any]:
-    detail = DETAILS.get(status, description or HTTP_STATUS_CODES.get(status, "Error"))
+    detail = status_detail(status, description or "")
     spec: dict[str, Any] = {
         "description": description or HTTP_STATUS_CODES.get(status, "Error"),
         "content": {
@@ -166,7 +168,15 @@ def _hoist_patterns(node: Any, refs: dict[str, str]) -> None:
 
 
 def finish_spec(spec: Any) -> Any:
-    """The spec processor: one error format, every error response, the optional token body."""
+    """The spec processor: one error format, every error response, the optional token body.
+
+    The spec is built once and cached, so its examples are written in English whatever the
+    language of the request that happened to build it."""
+    with force_locale(DEFAULT_LANGUAGE.locale):
+        return _finish_spec(spec)
+
+
+def _finish_spec(spec: Any) -> Any:
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
     spec["paths"]["/api/v1/tokens"]["post"]["requestBody"] = {

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import gettext as _
 from flask_limiter import RateLimitExceeded
 from limits import RateLimitItem, parse
 
@@ -38,7 +39,6 @@ from .models import User
 log = logging.getLogger("userhub")
 
 ACCOUNT_SCOPE = "failed-log-ins"
-TOO_MANY_REQUESTS = "Too many attempts from your address. Try again in {seconds} seconds."
 # The OpenAPI description of a 429, for every limited route.
 RATE_LIMITED: Any = {
     "description": "Too many attempts from this address, or failed log-ins for this account",
@@ -50,10 +50,6 @@ RATE_LIMITED: Any = {
         }
     },
 }
-TOO_MANY_FAILURES = (
-    "Too many failed log-ins for this account. Try again in {seconds} seconds, "
-    "or reset your password with an administrator's help."
-)
 
 
 def _configured(key: str) -> Callable[[], str]:
@@ -79,7 +75,11 @@ class TooManyFailures(Problem):
     def __init__(self, retry_after: int) -> None:
         super().__init__(
             429,
-            TOO_MANY_FAILURES.format(seconds=retry_after),
+            _(
+                "Too many failed log-ins for this account. Try again in %(seconds)d seconds, "
+                "or reset your password with an administrator's help.",
+                seconds=retry_after,
+            ),
             headers={"Retry-After": str(retry_after)},
         )
         self.retry_after = retry_after
@@ -130,7 +130,10 @@ def handle_rate_limit(error: RateLimitExceeded) -> Any:
     current = limiter.current_limit
     retry_after = seconds_until(current.reset_at) if current else 60
     error.retry_after = retry_after  # werkzeug's TooManyRequests turns this into the header
-    error.description = TOO_MANY_REQUESTS.format(seconds=retry_after)
+    error.description = _(
+        "Too many attempts from your address. Try again in %(seconds)d seconds.",
+        seconds=retry_after,
+    )
     return handle_http_exception(error)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from flask import Flask, Request, Response, g
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from flask_babel import lazy_gettext as _l
 from flask_login import user_unauthorized
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.exc import OperationalError
@@ -65,7 +66,8 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.after_request_funcs[None].remove(login_manager._update_remember_cookie)
     login_manager.login_view = "tutorial.login"
-    login_manager.login_message = "Please log in to see this page."
+    login_manager.login_message = _l("Please log in to see this page.")
+    login_manager.localize_callback = str  # flashed in the reader's language
     login_manager.login_message_category = "info"
     # Flask-Login's "basic" protection hashes the client's address and browser on every
     # request only to mark a session "not fresh", and userhub never asks for freshness.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -53,7 +54,7 @@ class UsernameTaken(Conflict):
     """Another account already has this username (compared case-insensitively)."""
 
     def __init__(self) -> None:
-        message = "Username already exists."
+        message = _("Username already exists.")
         super().__init__(message, {"username": [message]})
 
 
@@ -61,7 +62,7 @@ class EmailTaken(Conflict):
     """Another account already uses this e-mail address."""
 
     def __init__(self) -> None:
-        message = "This e-mail address is already used by another account."
+        message = _("This e-mail address is already used by another account.")
         super().__init__(message, {"email": [message]})
 
 
@@ -84,38 +85,38 @@ def is_invisible(char: str) -> bool:
 def username_problems(username: str) -> list[str]:
     """What is wrong with a new username, in words a user can act on (empty: nothing)."""
     if not username:
-        return ["Username is required."]
+        return [_("Username is required.")]
     problems = []
     if len(username) > USERNAME_MAX_LENGTH:
-        problems.append(f"Username must be at most {USERNAME_MAX_LENGTH} characters.")
+        problems.append(_("Username must be at most %(max)d characters.", max=USERNAME_MAX_LENGTH))
     if username != username.strip():
-        problems.append("Username must not start or end with spaces.")
+        problems.append(_("Username must not start or end with spaces."))
     if any(map(is_invisible, username)):
-        problems.append("Username must not contain control or invisible characters.")
+        problems.append(_("Username must not contain control or invisible characters."))
     if ":" in username:
-        problems.append('Username must not contain ":".')
+        problems.append(_('Username must not contain ":".'))
     if not problems and len(username_key(username)) > USERNAME_KEY_MAX_LENGTH:
-        problems.append("Username is too long once normalised.")
+        problems.append(_("Username is too long once normalised."))
     return problems
 
 
 def password_problems(password: str) -> list[str]:
     """What is wrong with a new password (empty: nothing). Any characters are allowed."""
     if len(password) < PASSWORD_MIN_LENGTH:
-        return [f"Password must be at least {PASSWORD_MIN_LENGTH} characters."]
+        return [_("Password must be at least %(min)d characters.", min=PASSWORD_MIN_LENGTH)]
     if len(password) > PASSWORD_MAX_LENGTH:
-        return [f"Password must be at most {PASSWORD_MAX_LENGTH} characters."]
+        return [_("Password must be at most %(max)d characters.", max=PASSWORD_MAX_LENGTH)]
     return []
 
 
 def display_name_problems(display_name: str) -> list[str]:
     """What is wrong with a display name (empty: nothing). ``None`` clears it and is fine."""
     if not display_name.strip():
-        return ["Display name must not be blank; send null to remove it."]
+        return [_("Display name must not be blank; send null to remove it.")]
     if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
-        return [f"Display name must be at most {DISPLAY_NAME_MAX_LENGTH} characters."]
+        return [_("Display name must be at most %(max)d characters.", max=DISPLAY_NAME_MAX_LENGTH)]
     if any(map(is_invisible, display_name)):
-        return ["Display name must not contain control or invisible characters."]
+        return [_("Display name must not contain control or invisible characters.")]
     return []
 
 
@@ -124,13 +125,13 @@ def normalise_email(email: str) -> tuple[str | None, list[str]]:
 
     Syntax only: no DNS lookup, so validation is fast and works offline."""
     if len(email) > EMAIL_MAX_LENGTH:
-        return None, [f"E-mail address must be at most {EMAIL_MAX_LENGTH} characters."]
+        return None, [_("E-mail address must be at most %(max)d characters.", max=EMAIL_MAX_LENGTH)]
     try:
         # Lower case before the check, so its length limits apply to the address as stored
         # ("İ" lower-cases to two characters) and a stored address is valid itself.
         checked = validate_email(email.lower(), check_deliverability=False)
     except EmailNotValidError as exc:
-        return None, [f"E-mail address is not valid: {exc}"]
+        return None, [_("E-mail address is not valid: %(reason)s", reason=exc)]
     return checked.normalized.lower(), []
 
 
@@ -254,17 +255,17 @@ def update_user(
             current_password and passwords().verify(user.password_hash, current_password)
         ):
             errors["current_password"] = [
-                "Current password is missing or wrong; it is needed to set a new one."
+                _("Current password is missing or wrong; it is needed to set a new one.")
             ]
         if problems := password_problems(new_password):
             errors["password"] = problems
     if "is_admin" in changes:
         if by_admin is None:
-            errors["is_admin"] = ["Only an administrator can change this."]
+            errors["is_admin"] = [_("Only an administrator can change this.")]
         elif by_admin.id == user.id and not changes["is_admin"]:
             raise Conflict(
-                "You cannot remove your own admin rights; ask another administrator.",
-                {"is_admin": ["You cannot remove your own admin rights."]},
+                _("You cannot remove your own admin rights; ask another administrator."),
+                {"is_admin": [_("You cannot remove your own admin rights.")]},
             )
         values["is_admin"] = bool(changes["is_admin"])
     _raise_if_any(errors)
@@ -296,7 +297,7 @@ def log_out_everywhere(user: User) -> None:
 def delete_user(user: User, *, by_admin: User) -> None:
     """Delete an account and its tokens. An admin cannot delete their own account here."""
     if user.id == by_admin.id:
-        raise Conflict("You cannot delete your own account; ask another administrator.")
+        raise Conflict(_("You cannot delete your own account; ask another administrator."))
     db.session.delete(user)
     db.session.commit()
 

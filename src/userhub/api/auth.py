@@ -11,6 +11,7 @@ from typing import Any
 
 from apiflask import HTTPError, HTTPTokenAuth
 from flask import Response, g, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import tokens
@@ -39,9 +40,11 @@ token_auth = TokenOrSessionAuth(
 )
 
 AUTH_DETAILS = {
-    401: "Authentication required: send Authorization: Bearer <token> (POST /api/v1/tokens "
-    "issues one). The token may be missing, wrong, expired or revoked.",
-    403: "This needs an administrator account.",
+    401: _l(
+        "Authentication required: send Authorization: Bearer <token> (POST /api/v1/tokens "
+        "issues one). The token may be missing, wrong, expired or revoked."
+    ),
+    403: _l("This needs an administrator account."),
 }
 
 
@@ -70,7 +73,7 @@ def _roles(user: User) -> list[str]:
 
 @token_auth.error_processor
 def _auth_error(error: HTTPError) -> Response:
-    detail = AUTH_DETAILS.get(error.status_code) or str(error.message)
+    detail = str(AUTH_DETAILS.get(error.status_code) or error.message)
     return problem_response(error.status_code, detail)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
 from .. import tokens
@@ -18,8 +20,8 @@ bp = api_blueprint(
     "api_tokens", tag={"name": "Tokens", "description": "Log in and out with Bearer tokens."}
 )
 
-BAD_CREDENTIALS = "Invalid username or password."
-NO_CREDENTIALS = (
+BAD_CREDENTIALS = _l("Invalid username or password.")
+NO_CREDENTIALS = _l(
     'Send {"username": ..., "password": ...} as JSON, or use HTTP Basic authentication.'
 )
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="userhub", charset="UTF-8"'}
@@ -46,9 +48,9 @@ def _credentials() -> Credentials:
         try:
             return Credentials(username=basic.username or "", password=basic.password or "")
         except ValidationError:
-            raise Problem(401, BAD_CREDENTIALS, headers=BASIC_CHALLENGE) from None
+            raise Problem(401, str(BAD_CREDENTIALS), headers=BASIC_CHALLENGE) from None
     if not request.get_data(cache=True):
-        raise Problem(401, NO_CREDENTIALS, headers=BASIC_CHALLENGE)
+        raise Problem(401, str(NO_CREDENTIALS), headers=BASIC_CHALLENGE)
     require_json_object()
     try:
         return Credentials.model_validate(request.get_json())
@@ -75,7 +77,7 @@ def create_token() -> tuple[Any, int, dict[str, str]]:
     credentials = _credentials()
     user = authenticate(credentials.username, credentials.password)
     if user is None:
-        raise Problem(401, BAD_CREDENTIALS, headers=BASIC_CHALLENGE)
+        raise Problem(401, str(BAD_CREDENTIALS), headers=BASIC_CHALLENGE)
     issued = tokens.issue(user)
     return issued, 201, {"Cache-Control": "no-store"}
 
@@ -91,7 +93,8 @@ def revoke_token() -> Response:
     api_token = caller_token()
     if api_token is None:
         raise Problem(
-            400, "This call revokes the Bearer token it is sent with; it was sent without one."
+            400,
+            _("This call revokes the Bearer token it is sent with; it was sent without one."),
         )
     tokens.revoke(api_token)
     return no_content()

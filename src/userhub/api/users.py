@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from flask import Response, url_for
+from flask_babel import gettext as _
 from flask_login import login_user
 
 from .. import users
@@ -47,7 +48,7 @@ REGISTER_RESPONSES: Any = {
 def _user_or_404(user_id: int) -> User:
     user = users.get_user(user_id)
     if user is None:
-        raise Problem(404, f"There is no user with id {user_id}.")
+        raise Problem(404, _("There is no user with id %(id)d.", id=user_id))
     return user
 
 
@@ -144,7 +145,7 @@ def get_user(user_id: int) -> User:
     """Administrators may read any account; everyone else only their own."""
     me = caller()
     if not me.is_admin and me.id != user_id:
-        raise Problem(403, "You can only read your own account (GET /api/v1/users/me).")
+        raise Problem(403, _("You can only read your own account (GET /api/v1/users/me)."))
     return _user_or_404(user_id)
 
 

@@ -1,0 +1,135 @@
+"""Two languages for people: English and 简体中文 (Flask-Babel).
+
+A visitor reads the language they picked with the switcher (a cookie kept for a year), else
+the best match of their browser's ``Accept-Language`` (``zh``, ``zh-CN``, ``zh-Hans`` and
+``zh-SG`` read Chinese), else English. Everything a person reads on the pages, in flash
+messages and in error texts is translated; the tutorial's own words (``Hello,``, ``Data
+received.``, ``Commit Status:…``, the home page's title and content) are literals of its
+contract and never are (DESIGN.md).
+
+Catalogues live in ``translations/<locale>/LC_MESSAGES/messages.po``; the install step
+(``make``) compiles them to ``.mo`` and ``make translations`` re-extracts the strings.
+``tests/test_translations.py`` fails when a string has no Chinese translation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    request,
+    url_for,
+)
+from flask_babel import Babel, get_locale
+from werkzeug.wrappers import Response
+
+from .redirects import is_safe_redirect
+
+
+@dataclass(frozen=True)
+class Language:
+    tag: str  # BCP 47, for URLs and <html lang>
+    locale: str  # Babel's name, for the catalogue
+    name: str  # in its own language, as the switcher shows it
+
+
+LANGUAGES = (
+    Language("en", "en", "English"),
+    Language("zh-CN", "zh_Hans_CN", "简体中文"),
+)
+BY_TAG = {language.tag: language for language in LANGUAGES}
+BY_LOCALE = {language.locale: language for language in LANGUAGES}
+DEFAULT = LANGUAGES[0]
+TRADITIONAL = {"hant", "tw", "hk", "mo"}
+COOKIE = "userhub_lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+
+babel = Babel()
+bp = APIBlueprint("i18n", __name__, enable_openapi=False)
+
+
+def select_locale() -> str:
+    """The switcher's choice, else the browser's preference, else English (also for the CLI,
+    which has no request)."""
+    if not has_request_context():
+        return DEFAULT.locale
+    g.language_negotiated = True  # Flask-Babel asks once per request, when words are needed
+    chosen = BY_TAG.get(request.cookies.get(COOKIE, ""))
+    if chosen is not None:
+        return chosen.locale
+    for value, _quality in request.accept_languages:  # in the browser's order of preference
+        language = language_for(value)
+        if language is not None:
+            return language.locale
+    return DEFAULT.locale
+
+
+def language_for(tag: str) -> Language | None:
+    """Which of our languages serves a reader of ``tag``: any English for English; Chinese
+    unless it asks for Traditional characters (``zh-TW``, ``zh-HK``, ``zh-MO``, ``zh-Hant``),
+    which we have no catalogue for."""
+    subtags = tag.lower().replace("_", "-").split("-")
+    if subtags[0] == "en":
+        return BY_TAG["en"]
+    if subtags[0] == "zh" and not TRADITIONAL.intersection(subtags[1:]):
+        return BY_TAG["zh-CN"]
+    return None
+
+
+def current_language() -> Language:
+    locale = get_locale()
+    return BY_LOCALE.get(str(locale), DEFAULT) if locale is not None else DEFAULT
+
+
+def here() -> str:
+    """Where the switcher returns to: this page, if it can be fetched again with GET."""
+    if request.method == "GET" and request.url_rule is not None:
+        return request.full_path.rstrip("?")
+    return url_for("tutorial.index")
+
+
+@bp.get("/language/<tag>")
+def choose(tag: str) -> Response:
+    """Remember the visitor's language in a cookie, then go back to the page they were on."""
+    language = BY_TAG.get(tag)
+    if language is None:
+        abort(404)
+    target = request.args.get("next", "")
+    response = redirect(target if is_safe_redirect(target) else url_for("tutorial.index"))
+    response.set_cookie(
+        COOKIE,
+        language.tag,
+        max_age=COOKIE_MAX_AGE,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def vary_on_language(response: Response) -> Response:
+    """A response whose words were chosen by language depends on these headers: caches must
+    not serve one reader's language to another. (The tutorial's fixed bodies do not vary.)"""
+    if g.get("language_negotiated"):
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
+    return response
+
+
+def template_globals() -> dict[str, Any]:
+    return {"languages": LANGUAGES, "current_language": current_language(), "here": here}
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, default_locale=DEFAULT.locale)
+    app.register_blueprint(bp)
+    app.after_request(vary_on_language)
+    app.context_processor(template_globals)

@@ -1,0 +1,381 @@
+"""Both languages, complete: every string has its Chinese translation, the compiled catalogue
+is the one the app reads, and every page a Chinese reader can reach shows no English left over
+(beyond the tutorial's own words and a few names). A new string without a translation fails
+here: run ``make translations``, translate it in ``messages.po``, and the install step
+compiles it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import PASSWORD, AuthActions, csrf_token
+from userhub.errors import error_response, status_detail
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOGUE = ROOT / "src/userhub/translations/zh_Hans_CN/LC_MESSAGES"
+CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
+
+# English a Chinese page may show: the tutorial's own words (DESIGN.md: never translated),
+# names, and the protocol words that messages quote for the reader to type.
+ALLOWED_ENGLISH = {
+    *[
+        "Hello",
+        "World",
+        "Flask",
+        "This",
+        "is",
+        "my",
+        "first",
+        "flask",
+        "app",
+    ],  # the tutorial's home page
+    *["userhub", "OpenAPI", "API", "JSON", "English", "Postman"],
+    *["Try", "it", "out"],  # Swagger UI's button, as the reader will see it
+    *[
+        "GET",
+        "POST",
+        "Content",
+        "Type",
+        "application",
+        "json",
+        "X",
+        "CSRFToken",
+        "Authorization",
+        "Bearer",
+        "token",
+    ],
+}
+
+
+def source_messages() -> set[str]:
+    """Every msgid in the code and templates, found as ``make translations`` finds them."""
+    with open(ROOT / "babel.cfg") as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    return {
+        message if isinstance(message, str) else message[0]
+        for _filename, _line, message, _comments, _context in extract_from_dir(
+            str(ROOT),
+            method_map,
+            options_map,
+            keywords={"_": None, "gettext": None, "_l": None, "lazy_gettext": None},
+        )
+    }
+
+
+def test_every_string_has_a_chinese_translation() -> None:
+    with open(CATALOGUE / "messages.po", "rb") as po:
+        catalogue = read_po(po)
+    wanted = source_messages()
+    assert len(wanted) > 100  # the extraction found the code and the templates
+    untranslated = sorted(
+        msgid
+        for msgid in wanted
+        if msgid not in catalogue or not catalogue[msgid].string or catalogue[msgid].fuzzy
+    )
+    assert untranslated == [], "run `make translations` and translate these in messages.po"
+    stale = sorted(str(m.id) for m in catalogue if m.id and m.id not in wanted)
+    assert stale == [], "strings no longer in the code: run `make translations`"
+    errors = [(m.id, [str(e) for e in errs]) for m, errs in catalogue.check()]
+    assert errors == []  # placeholders such as %(max)d match in both languages
+
+
+def test_the_app_reads_the_catalogue_compiled_from_messages_po() -> None:
+    """The install step compiled ``messages.po``; a stale ``messages.mo`` would show old words."""
+    with open(CATALOGUE / "messages.po", "rb") as po:
+        source = {m.id: m.string for m in read_po(po) if m.id}
+    with open(CATALOGUE / "messages.mo", "rb") as mo:
+        compiled = {m.id: m.string for m in read_mo(mo) if m.id}
+    assert compiled == source
+
+
+class VisibleText(HTMLParser):
+    """The words a person sees or hears: text outside scripts and styles, and the attributes
+    a screen reader announces."""
+
+    ANNOUNCED = ("alt", "aria-label", "title", "placeholder")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self.hidden += 1
+        self.parts.extend(value or "" for name, value in attrs if name in self.ANNOUNCED)
+        if tag == "input" and dict(attrs).get("type") == "submit":
+            self.parts.append(dict(attrs).get("value") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self.hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def english_words(html: str, name: str = "") -> set[str]:
+    """Latin-script words on the page that are not allowed to stay English. Paths, field names
+    and e-mail-like tokens (``/test_post``, ``user_name``) are what the reader types: skipped."""
+    parser = VisibleText()
+    parser.feed(html)
+    words = set()
+    for token in " ".join(parser.parts).split():
+        if re.search(r"[/_.@:=]|\d", token):
+            continue
+        words.update(re.findall(r"[A-Za-z]{2,}", token))
+    return words - ALLOWED_ENGLISH - set(re.findall(r"[A-Za-z]{2,}", name))
+
+
+def chinese_page(client: FlaskClient, path: str, **kwargs: Any) -> str:
+    response = client.open(path, headers=CHINESE, **kwargs)
+    html = response.get_data(as_text=True)
+    assert '<html lang="zh-CN">' in html, (path, response.status_code)
+    return html
+
+
+def pages_in_chinese(client: FlaskClient, auth: AuthActions) -> Iterator[tuple[str, str]]:
+    """Every page and form state a visitor reaches, in Chinese (through the real routes)."""
+    for path in ("/", "/login", "/register", "/nope", "/account"):
+        yield path, chinese_page(client, path, follow_redirects=True)
+    yield "GET /test_post (405)", chinese_page(client, "/test_post")
+    yield (
+        "form without CSRF token (400)",
+        chinese_page(client, "/test_post", method="POST", data={"username": "x", "password": "y"}),
+    )
+    yield (
+        "form too large (413)",
+        chinese_page(
+            client,
+            "/test_post",
+            method="POST",
+            data={"username": "x" * (2 * 1024 * 1024), "csrf_token": auth.token()},
+        ),
+    )
+    token = auth.token("/register")
+    yield (
+        "register with every error",
+        chinese_page(
+            client,
+            "/register",
+            method="POST",
+            data={
+                "username": " 张三",
+                "password": "short",
+                "confirm": "other",
+                "csrf_token": token,
+            },
+        ),
+    )
+    yield (
+        "register with empty fields",
+        chinese_page(client, "/register", method="POST", data={"csrf_token": token}),
+    )
+    yield (
+        "register done",
+        chinese_page(
+            client,
+            "/register",
+            method="POST",
+            data={
+                "username": "张三",
+                "password": PASSWORD,
+                "confirm": PASSWORD,
+                "csrf_token": token,
+            },
+            follow_redirects=True,
+        ),
+    )
+    yield (
+        "username taken",
+        chinese_page(
+            client,
+            "/register",
+            method="POST",
+            data={
+                "username": "张三",
+                "password": PASSWORD,
+                "confirm": PASSWORD,
+                "csrf_token": token,
+            },
+        ),
+    )
+    yield (
+        "wrong password",
+        chinese_page(
+            client,
+            "/test_post",
+            method="POST",
+            data={"username": "张三", "password": "wrong password", "csrf_token": auth.token()},
+        ),
+    )
+    yield (
+        "/success",
+        chinese_page(
+            client,
+            "/test_post",
+            method="POST",
+            data={"username": "张三", "password": PASSWORD, "csrf_token": auth.token()},
+            follow_redirects=True,
+        ),
+    )
+    yield "/account", chinese_page(client, "/account")
+    yield "/account/password", chinese_page(client, "/account/password")
+    yield (
+        "change password with errors",
+        chinese_page(
+            client,
+            "/account/password",
+            method="POST",
+            data={
+                "current_password": "wrong",
+                "password": "new password 1",
+                "confirm": "new password 1",
+                "csrf_token": auth.token("/account"),
+            },
+        ),
+    )
+    yield (
+        "change password done",
+        chinese_page(
+            client,
+            "/account/password",
+            method="POST",
+            data={
+                "current_password": PASSWORD,
+                "password": "new password 1",
+                "confirm": "new password 1",
+                "csrf_token": auth.token("/account"),
+            },
+            follow_redirects=True,
+        ),
+    )
+    yield (
+        "logged out",
+        chinese_page(
+            client,
+            "/logout",
+            method="POST",
+            data={"csrf_token": auth.token("/account")},
+            follow_redirects=True,
+        ),
+    )
+    yield "/success asks to log in", chinese_page(client, "/success", follow_redirects=True)
+
+
+def test_every_page_a_chinese_reader_reaches_is_in_chinese(
+    client: FlaskClient, auth: AuthActions
+) -> None:
+    leftovers = {
+        name: words
+        for name, html in pages_in_chinese(client, auth)
+        if (words := english_words(html, name="张三"))
+    }
+    assert leftovers == {}
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 405, 413, 429, 500, 503])
+def test_every_error_page_is_in_the_layout_in_both_languages(app: Flask, status: int) -> None:
+    """The statuses no ordinary click reaches (a 403 or a 503 page) are rendered as the error
+    handlers render them."""
+    for headers, lang in ((CHINESE, "zh-CN"), ({"Accept-Language": "en"}, "en")):
+        with app.test_request_context("/somewhere", headers=headers):
+            page = error_response(status, status_detail(status, "Wait a moment."))
+            html = page.get_data(as_text=True)
+        assert page.status_code == status
+        assert f'<html lang="{lang}">' in html and f">{status}<" in html
+        assert 'class="links"' in html  # the site's navigation: the same layout as every page
+        if lang == "zh-CN":
+            assert english_words(html) <= {"Wait", "moment"}
+
+
+def test_the_500_page_is_chinese_for_a_chinese_reader(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.add_url_rule("/explode-zh", view_func=lambda: 1 / 0)
+    app.config["TESTING"] = False
+    html = app.test_client().get("/explode-zh", headers=CHINESE).get_data(as_text=True)
+    assert "服务器错误" in html and "参考编号" in html
+    assert english_words(html) == set()
+
+
+def test_the_rate_limit_page_is_chinese(app_factory: Any) -> None:
+    app = app_factory(RATELIMIT_ENABLED=True, USERHUB_RATELIMIT_LOGIN="1 per minute")
+    client = app.test_client()
+    data = {
+        "username": "x",
+        "password": "y",
+        "csrf_token": csrf_token(chinese_page(client, "/login")),
+    }
+    client.post("/test_post", data=data, headers=CHINESE)
+    limited = client.post("/test_post", data=data, headers=CHINESE)
+    html = limited.get_data(as_text=True)
+    assert limited.status_code == 429
+    assert "尝试次数过多" in html
+    assert english_words(html) == set()
+
+
+def test_the_switcher_sticks_over_the_browsers_language(client: FlaskClient) -> None:
+    switched = client.get("/language/zh-CN?next=/register")
+    assert switched.status_code == 302 and switched.headers["Location"] == "/register"
+    cookie = switched.headers["Set-Cookie"]
+    assert "Max-Age=31536000" in cookie and "SameSite=Lax" in cookie and "HttpOnly" in cookie
+    english_browser = {"Accept-Language": "en-US,en"}
+    assert "<h1>注册账户</h1>" in client.get("/register", headers=english_browser).text
+    client.get("/language/en")
+    assert "<h1>Create an account</h1>" in client.get("/register", headers=CHINESE).text
+
+
+def test_the_switcher_returns_only_within_the_site(client: FlaskClient) -> None:
+    assert client.get("/language/zh-CN?next=//evil.example").headers["Location"] == "/"
+    assert client.get("/language/fr").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang"),
+    [
+        ("zh-CN", "zh-CN"),
+        ("zh", "zh-CN"),
+        ("zh-Hans-CN,en;q=0.5", "zh-CN"),
+        ("en-GB", "en"),
+        ("fr", "en"),
+        ("", "en"),
+    ],
+)
+def test_the_language_follows_accept_language(client: FlaskClient, accept: str, lang: str) -> None:
+    response = client.get("/login", headers={"Accept-Language": accept} if accept else {})
+    assert f'<html lang="{lang}">' in response.text
+    assert "Accept-Language" in response.vary
+
+
+def test_the_tutorial_words_stay_literal_in_chinese(client: FlaskClient, auth: AuthActions) -> None:
+    home = client.get("/", headers=CHINESE).text
+    assert "<title>Hello World! Hello Flask!</title>" in home
+    assert "This is my first flask app！" in home
+    saved = client.post(
+        "/save_data_to_mysql", json={"username": "李四", "password": PASSWORD}, headers=CHINESE
+    )
+    assert saved.text == "Commit Status:Succeeded, Message:Data inserted successfully."
+    again = client.post(
+        "/save_data_to_mysql", json={"username": "李四", "password": PASSWORD}, headers=CHINESE
+    )
+    assert again.json["detail"] == "Commit Status:Failed, Message:用户名已存在。"
+    got = client.post("/get_json", json={"username": "李四", "password": "x"}, headers=CHINESE)
+    assert got.text == "Data received. username:李四"
+    assert client.get("/test_get?user_name=张三", headers=CHINESE).text == "Hello,张三"
+    assert "Accept-Language" not in client.get("/test_get?user_name=张三", headers=CHINESE).vary
+    missing = client.get("/test_get", headers=CHINESE)
+    assert missing.status_code == 400 and missing.text.startswith("缺少查询参数 user_name")
