@@ -6,6 +6,7 @@ compiles it."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -20,7 +21,8 @@ from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, AuthActions, csrf_token
+from tests.conftest import PASSWORD, AuthActions, csrf_token, make_app
+from userhub import i18n
 from userhub.errors import error_response, status_detail
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -379,3 +381,15 @@ def test_the_tutorial_words_stay_literal_in_chinese(client: FlaskClient, auth: A
     assert "Accept-Language" not in client.get("/test_get?user_name=张三", headers=CHINESE).vary
     missing = client.get("/test_get", headers=CHINESE)
     assert missing.status_code == 400 and missing.text.startswith("缺少查询参数 user_name")
+
+
+def test_an_uncompiled_catalogue_is_reported_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An install that skipped the compile step says so, instead of quietly serving English."""
+    uncompiled = i18n.Language("fr", "fr", "Français")  # no translations/fr/ in the package
+    monkeypatch.setattr(i18n, "LANGUAGES", (*i18n.LANGUAGES, uncompiled))
+    with caplog.at_level(logging.WARNING, logger="userhub"):
+        i18n.warn_if_not_compiled(make_app("sqlite://"))
+    assert "no compiled catalogue for fr" in caplog.text
+    assert "zh-CN" not in caplog.text  # the real catalogue is compiled

@@ -14,7 +14,9 @@ Catalogues live in ``translations/<locale>/LC_MESSAGES/messages.po``; the instal
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -52,6 +54,7 @@ TRADITIONAL = {"hant", "tw", "hk", "mo"}
 COOKIE = "userhub_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 
+log = logging.getLogger("userhub")
 babel = Babel()
 bp = APIBlueprint("i18n", __name__, enable_openapi=False)
 
@@ -128,8 +131,24 @@ def template_globals() -> dict[str, Any]:
     return {"languages": LANGUAGES, "current_language": current_language(), "here": here}
 
 
+def warn_if_not_compiled(app: Flask) -> None:
+    """An install that skipped the compile step would quietly serve English to everyone."""
+    for language in LANGUAGES[1:]:
+        compiled = Path(
+            app.root_path, "translations", language.locale, "LC_MESSAGES", "messages.mo"
+        )
+        if not compiled.exists():
+            log.warning(
+                "no compiled catalogue for %s (%s): its readers will get English; run "
+                "`pybabel compile -d src/userhub/translations` (make does it)",
+                language.tag,
+                compiled,
+            )
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, default_locale=DEFAULT.locale)
+    warn_if_not_compiled(app)
     app.register_blueprint(bp)
     app.after_request(vary_on_language)
     app.context_processor(template_globals)
