@@ -10,13 +10,17 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 TRANSLATIONS := src/userhub/translations
 CATALOGUES   := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
+# axe-core, which the browser tests run in every page, from tests/browser/package-lock.json:
+# installed when missing or when the lock changes (npm ci writes node_modules/.package-lock.json).
+AXE := tests/browser/node_modules/.package-lock.json
+
 ## make run: install from the lock, upgrade the schema, serve on http://127.0.0.1:5000
 run: $(VENV)/.installed-prod $(CATALOGUES)
 	$(BIN)/flask --app userhub db upgrade
 	$(BIN)/userhub serve
 
 ## make test: install the test tools from the lock and run the whole suite
-test: $(VENV)/.installed-dev $(CATALOGUES)
+test: $(VENV)/.installed-dev $(CATALOGUES) $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make dev: Flask's reloading debug server, for development only (never in production)
@@ -57,6 +61,9 @@ translations: $(VENV)/.installed-dev
 	$(BIN)/pybabel -q update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -w 100 \
 		--no-fuzzy-matching --ignore-obsolete
 	rm $(TRANSLATIONS)/messages.pot
+
+$(AXE): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 %.mo: %.po | $(VENV)/.installed-prod
 	$(BIN)/pybabel -q compile -i $< -o $@

@@ -1,32 +1,23 @@
 """``/docs`` in a real browser with the network cut off: it renders from userhub's own files,
 and "Try it out" reaches the local server (which the web version of Postman cannot).
 
-Debian's Chromium (``/usr/bin/chromium``; ``.ci/run`` installs it) driven by Playwright. Every
-request that is not for the server under test is aborted and recorded, so a CDN link would fail
-the test rather than quietly load. Screenshots go to ``test-artifacts/`` (git-ignored).
+Debian's Chromium driven by Playwright (``tests/browser_support.py``). Every request that is not
+for the server under test is aborted and recorded, so a CDN link would fail the test rather than
+quietly load. Screenshots go to ``test-artifacts/`` (git-ignored).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests import browser_support
+from tests.browser_support import OfflinePage, offline_page, screenshot
 from tests.live_server import live_server
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+browser = browser_support.browser  # the shared fixture: Debian's Chromium
 
 
 @pytest.fixture(scope="module")
@@ -36,52 +27,14 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def offline_page(browser: Browser, base_url: str) -> Iterator[tuple[Page, list[str]]]:
-    """A page that can reach only the server under test; the list collects what was blocked,
-    and what the Content-Security-Policy refused (Chromium reports it on the console)."""
-    context = browser.new_context()
-    blocked: list[str] = []
-    local = urlsplit(base_url).netloc
-
-    def only_local(route: Route) -> None:
-        if urlsplit(route.request.url).netloc == local:
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort("internetdisconnected")
-
-    context.route("**/*", only_local)
-    page = context.new_page()
-    page.on(
-        "console",
-        lambda message: (
-            blocked.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    yield page, blocked
-    context.close()
+def offline(browser: Browser, base_url: str) -> Iterator[OfflinePage]:
+    with offline_page(browser, base_url) as opened:
+        yield opened
 
 
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def test_docs_render_offline_with_every_operation(
-    offline_page: tuple[Page, list[str]], base_url: str
-) -> None:
-    page, blocked = offline_page
+def test_docs_render_offline_with_every_operation(offline: OfflinePage, base_url: str) -> None:
+    page, blocked = offline.page, offline.blocked
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
 
@@ -96,9 +49,9 @@ def test_docs_render_offline_with_every_operation(
 
 
 def test_try_it_out_on_response_json_gets_200_from_the_local_server(
-    offline_page: tuple[Page, list[str]], base_url: str
+    offline: OfflinePage, base_url: str
 ) -> None:
-    page, blocked = offline_page
+    page, blocked = offline.page, offline.blocked
     page.goto(base_url + "/docs")
     operation = page.locator(".opblock-get").filter(
         has=page.locator('.opblock-summary-path[data-path="/response_json"]')
@@ -118,15 +71,11 @@ def test_try_it_out_on_response_json_gets_200_from_the_local_server(
 
 @pytest.mark.parametrize("path", ["/", "/login", "/register"])
 def test_pages_work_under_the_content_security_policy(
-    offline_page: tuple[Page, list[str]], base_url: str, path: str
+    offline: OfflinePage, base_url: str, path: str
 ) -> None:
     """The strict policy (no inline script or style) refuses nothing the pages use."""
-    page, blocked = offline_page
+    page, blocked = offline.page, offline.blocked
     response = page.goto(base_url + path)
     assert response is not None and response.ok
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    if path == "/":
-        image = page.locator("img").first
-        expect(image).to_be_visible()
-        assert image.evaluate("img => img.complete && img.naturalWidth > 0")
-    assert blocked == []
+    assert blocked == []  # the home page's image: test_browser_pages.py
