@@ -194,16 +194,6 @@ PAGES: dict[str, Callable[[Page, str, str, str], None]] = {
 }
 
 
-# Swagger UI (vendored) fails axe on /docs: method badges, version badges, the spec link, the
-# Authorize button and the schema buttons are below 4.5:1 (color-contrast); each operation's
-# path is a link inside its expand button (nested-interactive, from deepLinking: true); the
-# servers <select> has no name (select-name). The fix lies outside the templates and style.css
-# (static/docs.js, a stylesheet for /docs). strict: once fixed, this XPASSes and fails, so the
-# mark is removed. Any other failure of the docs page (not an axe finding) still fails.
-SWAGGER_UI_AXE = pytest.mark.xfail(
-    raises=AxeViolations, strict=True, reason="Swagger UI's own contrast, nesting and labels"
-)
-
 # Our boxes, none of which may be wider than its content area (text spilling out of it).
 BOXES = "header.site, main, footer.site, .panel, .hero, .card, .flash, .alert, dl.facts"
 SPILLS = """boxes => {
@@ -223,9 +213,7 @@ SPILLS = """boxes => {
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=SWAGGER_UI_AXE) if n == "docs" else n for n in PAGES]
-)
+@pytest.mark.parametrize("name", PAGES)
 def test_every_page_is_photographed_and_passes_axe(
     browser: Browser, base_url: str, zhang_san: str, name: str, language: str
 ) -> None:

@@ -8,7 +8,12 @@
   window.ui = SwaggerUIBundle({
     url: root.dataset.specUrl,
     dom_id: "#swagger-ui",
-    deepLinking: true,
+    deepLinking: false, // true puts each path's <a> inside its expand <button> (axe: nested-interactive)
+    // Swagger UI wraps the servers <select> in an empty <label> (axe: select-name).
+    onComplete: function () {
+      var servers = document.getElementById("servers");
+      if (servers) servers.setAttribute("aria-label", "Servers");
+    },
     presets: [SwaggerUIBundle.presets.apis],
     layout: "BaseLayout",
     validatorUrl: null, // no badge fetched from validator.swagger.io: offline, and CSP-clean
