@@ -10,7 +10,6 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import flash, make_response, redirect, render_template, session, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -22,8 +21,6 @@ from .ratelimits import TooManyFailures, authenticate, login_limit, register_lim
 from .redirects import is_safe_redirect
 
 bp = APIBlueprint("auth", __name__, enable_openapi=False)
-
-LOGIN_FAILED = _l("Invalid username or password.")
 
 
 def render_login(form: LoginForm, status: int = 200, error: str | None = None) -> tuple[str, int]:
@@ -46,7 +43,7 @@ def submit_login_form() -> Response | tuple[str, int]:
         page.headers.update(exc.headers)
         return page
     if user is None:
-        return render_login(form, error=str(LOGIN_FAILED))
+        return render_login(form, error=str(users.BAD_CREDENTIALS))
     start_session(user)
     target = form.next.data
     if is_safe_redirect(target):

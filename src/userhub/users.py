@@ -14,6 +14,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -31,6 +32,9 @@ from .passwords import passwords
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
+# What every log-in that ``authenticate`` refuses is told, whether the name or the password was
+# wrong (the log-in page and POST /api/v1/tokens alike).
+BAD_CREDENTIALS = _l("Invalid username or password.")
 
 
 class UserError(Exception):

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
-from .. import tokens
+from .. import tokens, users
 from ..errors import Problem, require_json_object, summarise_fields
 from ..ratelimits import RATE_LIMITED, authenticate, login_limit
 from .auth import caller_token, token_auth
@@ -20,7 +20,6 @@ bp = api_blueprint(
     "api_tokens", tag={"name": "Tokens", "description": "Log in and out with Bearer tokens."}
 )
 
-BAD_CREDENTIALS = _l("Invalid username or password.")
 NO_CREDENTIALS = _l(
     'Send {"username": ..., "password": ...} as JSON, or use HTTP Basic authentication.'
 )
@@ -48,7 +47,7 @@ def _credentials() -> Credentials:
         try:
             return Credentials(username=basic.username or "", password=basic.password or "")
         except ValidationError:
-            raise Problem(401, str(BAD_CREDENTIALS), headers=BASIC_CHALLENGE) from None
+            raise Problem(401, str(users.BAD_CREDENTIALS), headers=BASIC_CHALLENGE) from None
     if not request.get_data(cache=True):
         raise Problem(401, str(NO_CREDENTIALS), headers=BASIC_CHALLENGE)
     require_json_object()
@@ -77,7 +76,7 @@ def create_token() -> tuple[Any, int, dict[str, str]]:
     credentials = _credentials()
     user = authenticate(credentials.username, credentials.password)
     if user is None:
-        raise Problem(401, str(BAD_CREDENTIALS), headers=BASIC_CHALLENGE)
+        raise Problem(401, str(users.BAD_CREDENTIALS), headers=BASIC_CHALLENGE)
     issued = tokens.issue(user)
     return issued, 201, {"Cache-Control": "no-store"}
 
