@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from .models import USERNAME_MAX_LENGTH
-from .users import PASSWORD_MAX_LENGTH
+from .users import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 
 class TextForm(FlaskForm):  # type: ignore[misc]
@@ -38,62 +39,60 @@ class LoginForm(TextForm):
     next = HiddenField()
 
 
+def new_password_field(label: LazyString, missing: LazyString, hint: LazyString) -> PasswordField:
+    """A new password: required, at most PASSWORD_MAX_LENGTH here (the service checks the rest
+    and words its own errors)."""
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(missing),
+            Length(max=PASSWORD_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+        description=hint,
+    )
+
+
+def confirmation_field(label: LazyString, missing: LazyString) -> PasswordField:
+    """The new password typed again; it must equal the ``password`` field."""
+    return PasswordField(
+        label,
+        validators=[DataRequired(missing), EqualTo("password", _l("The two passwords differ."))],
+    )
+
+
 class RegisterForm(TextForm):
     username = StringField(
         _l("Username"),
         validators=[
             DataRequired(_l("Choose a username.")),
-            Length(
-                max=USERNAME_MAX_LENGTH,
-                message=_l("At most %(max)d characters."),
-            ),
+            Length(max=USERNAME_MAX_LENGTH, message=_l("At most %(max)d characters.")),
         ],
         description=_l(
             "1–%(max)d characters, any script (张三 works); no ':'.", max=USERNAME_MAX_LENGTH
         ),
     )
-    password = PasswordField(
+    password = new_password_field(
         _l("Password"),
-        validators=[
-            DataRequired(_l("Choose a password.")),
-            Length(
-                max=PASSWORD_MAX_LENGTH,
-                message=_l("At most %(max)d characters."),
-            ),
-        ],
-        description=_l("8–128 characters."),
+        _l("Choose a password."),
+        _l("%(min)d–%(max)d characters.", min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH),
     )
-    confirm = PasswordField(
-        _l("Confirm password"),
-        validators=[
-            DataRequired(_l("Type the password again.")),
-            EqualTo("password", _l("The two passwords differ.")),
-        ],
-    )
+    confirm = confirmation_field(_l("Confirm password"), _l("Type the password again."))
 
 
 class ChangePasswordForm(TextForm):
     current_password = PasswordField(
         _l("Current password"), validators=[DataRequired(_l("Enter your current password."))]
     )
-    password = PasswordField(
+    password = new_password_field(
         _l("New password"),
-        validators=[
-            DataRequired(_l("Choose a new password.")),
-            Length(
-                max=PASSWORD_MAX_LENGTH,
-                message=_l("At most %(max)d characters."),
-            ),
-        ],
-        description=_l("8–128 characters. Every other session and API token will be logged out."),
+        _l("Choose a new password."),
+        _l(
+            "%(min)d–%(max)d characters. Every other session and API token will be logged out.",
+            min=PASSWORD_MIN_LENGTH,
+            max=PASSWORD_MAX_LENGTH,
+        ),
     )
-    confirm = PasswordField(
-        _l("Confirm new password"),
-        validators=[
-            DataRequired(_l("Type the new password again.")),
-            EqualTo("password", _l("The two passwords differ.")),
-        ],
-    )
+    confirm = confirmation_field(_l("Confirm new password"), _l("Type the new password again."))
 
 
 class LogoutForm(TextForm):
