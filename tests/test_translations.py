@@ -186,18 +186,19 @@ def pages_in_chinese(client: FlaskClient, auth: AuthActions) -> Iterator[tuple[s
         "register with empty fields",
         chinese_page(client, "/register", method="POST", data={"csrf_token": token}),
     )
+    new_account = {
+        "username": "张三",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+        "csrf_token": token,
+    }
     yield (
         "register done",
         chinese_page(
             client,
             "/register",
             method="POST",
-            data={
-                "username": "张三",
-                "password": PASSWORD,
-                "confirm": PASSWORD,
-                "csrf_token": token,
-            },
+            data=new_account,
             follow_redirects=True,
         ),
     )
@@ -207,12 +208,7 @@ def pages_in_chinese(client: FlaskClient, auth: AuthActions) -> Iterator[tuple[s
             client,
             "/register",
             method="POST",
-            data={
-                "username": "张三",
-                "password": PASSWORD,
-                "confirm": PASSWORD,
-                "csrf_token": token,
-            },
+            data=new_account,
         ),
     )
     yield (
