@@ -4,7 +4,8 @@ A production server (granian, ``USERHUB_ENV=production``) runs on an empty datab
 MariaDB/MySQL when ``USERHUB_TEST_DATABASE_URL`` is set. Schemathesis's own command line
 (``st run``, in-process) reads the document and runs every phase (explicit examples, coverage,
 fuzzing, stateful sequences built from links it infers) with ``--checks all`` and
-``--max-examples 25``; the test passes only if it finds nothing.
+``--max-examples 25``; the test passes only if it finds nothing (Hypothesis's ``too_slow``
+health check, which times the generator rather than the server, is off).
 
 Authentication goes through schemathesis's auth mechanism: a provider that logs in with
 ``POST /api/v1/tokens`` for every test case, so no case reuses a token that an earlier case
@@ -190,6 +191,11 @@ def test_schemathesis_finds_nothing(backend: str, tmp_path: Path) -> None:
     app = make_app(database_url)
     started = time.monotonic()
     arguments = ["run", "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--no-color"]
+    # Hypothesis's `too_slow` health check times the data generator, not userhub: drawing a
+    # `PATCH /users/me` body (two kilobyte-long name and email patterns under an if/then) took
+    # longer than its budget on a loaded CI machine, and failed a run in which every request
+    # had passed. The server's speed is measured in bench/, never here.
+    arguments += ["--suppress-health-check", "too_slow"]
     if SEED:
         arguments += ["--seed", SEED]
     try:
