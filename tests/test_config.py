@@ -89,6 +89,8 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("USERHUB_MAX_CONTENT_LENGTH", "0", "positive"),
         ("USERHUB_ARGON2_MEMORY_KIB", "4096", "OWASP"),
         ("USERHUB_ARGON2_TIME_COST", "1", "OWASP"),
+        ("USERHUB_TRUSTED_PROXIES", "-1", "0 or a positive whole number"),
+        ("USERHUB_TRUSTED_PROXIES", "nginx", "USERHUB_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_settings_stop_start_up_with_a_clear_message(

@@ -121,6 +121,36 @@ def test_register_routes_share_one_limit_per_ip(make_limited: Any) -> None:
     assert page.status_code == 429 and "Too many attempts" in page.get_data(as_text=True)
 
 
+def _login_from(client: FlaskClient, forwarded_for: str) -> int:
+    """A log-in sent by nginx at 127.0.0.1 on behalf of ``forwarded_for``."""
+    response = client.post(
+        "/api/v1/tokens",
+        json={"username": "张三", "password": PASSWORD},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+    return int(response.status_code)
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_count(make_limited: Any) -> None:
+    """USERHUB_TRUSTED_PROXIES=1: the client is the address nginx appended, not nginx."""
+    app = make_limited(USERHUB_RATELIMIT_LOGIN="2 per minute", USERHUB_TRUSTED_PROXIES=1)
+    add_user(app)
+    client = app.test_client()
+    assert [_login_from(client, "203.0.113.7") for _ in range(3)] == [201, 201, 429]
+    assert _login_from(client, "198.51.100.9") == 201
+    # A client cannot pick another bucket by sending the header itself: nginx appends the
+    # address it saw, and only that last entry is believed.
+    assert _login_from(client, "198.51.100.9, 203.0.113.7") == 429
+
+
+def test_without_trusted_proxies_the_header_is_ignored(make_limited: Any) -> None:
+    """The default (0): any client could forge X-Forwarded-For, so it counts for nothing."""
+    app = make_limited(USERHUB_RATELIMIT_LOGIN="2 per minute")
+    add_user(app)
+    client = app.test_client()
+    assert [_login_from(client, f"203.0.113.{n}") for n in range(3)] == [201, 201, 429]
+
+
 @pytest.mark.parametrize(("enabled", "expected"), [("false", {401}), ("true", {401, 429})])
 def test_the_environment_turns_limits_off(
     database_url: str, monkeypatch: pytest.MonkeyPatch, enabled: str, expected: set[int]

@@ -21,6 +21,7 @@ from . import (
     i18n,
     openapi,
     passwords,
+    proxies,
     ratelimits,
     request_limits,
     security_headers,
@@ -67,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     finish_config(app.config, app.instance_path)
     app.json = OrjsonProvider(app)  # the tutorial's key order, 张三 not \u5f20\u4e09
 
+    proxies.init_app(app)  # the client's address and scheme, when behind nginx
     request_limits.init_app(app)  # before CSRF: nothing may read a cut-off body
     ratelimits.init_app(app)  # before CSRF and the views: every attempt counts
     database.init_app(app)

@@ -58,6 +58,14 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 SERVERS = ("granian", "gunicorn")
 
 
+def _parse_count(raw: str) -> int:
+    """A whole number, 0 or more."""
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError("expected 0 or a positive whole number")
+    return value
+
+
 def _parse_rate_limits(raw: str) -> str:
     """Flask-Limiter's notation, checked now rather than at the first request:
     ``30 per minute``, ``10/minute; 100/hour``."""
@@ -287,6 +295,15 @@ SETTINGS: tuple[Setting, ...] = (
         "10 per 6 minutes",
         "Failed log-ins per account, in any window of that length (successes do not count). "
         "The default allows at most 100 an hour (OWASP ASVS 2.2.1).",
+    ),
+    Setting(
+        "USERHUB_TRUSTED_PROXIES",
+        "USERHUB_TRUSTED_PROXIES",
+        _parse_count,
+        0,
+        "Reverse proxies in front of userhub (nginx: 1) whose `X-Forwarded-For`/`-Proto`/"
+        "`-Host`/`-Port` are believed: client IPs (and so rate limits) and URLs come from them. "
+        "0 ignores those headers, which any client can forge.",
     ),
     Setting(
         "USERHUB_SHUTDOWN_TIMEOUT",

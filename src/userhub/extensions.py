@@ -34,7 +34,7 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 RATE_LIMIT_KEY_PREFIX = "userhub"  # every key userhub writes to a shared Redis starts with it
 
-# Counts by the client's address (behind a proxy, as the proxy configuration reports it).
+# Counts by the client's address (behind a proxy, as USERHUB_TRUSTED_PROXIES lets ProxyFix read it).
 # Moving windows: a limit of N per period holds for every period, not per calendar slot.
 # Storage errors are swallowed: an unreachable Redis must not lock every user out.
 limiter = Limiter(
