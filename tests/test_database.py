@@ -27,6 +27,17 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app: Flask, backend: str) -
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
 
 
+@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@pytest.mark.parametrize("backend", ["mysql"])
+def test_mysql_connections_ask_for_causal_reads(app: Flask) -> None:
+    """On Galera, every read waits for writes committed on other nodes (the scale-out test
+    shows the effect); on one MariaDB server the setting is accepted and costs nothing."""
+    with app.app_context():
+        for _ in range(2):  # a fresh connection, then one from the pool
+            assert db.session.execute(sa.text("SELECT @@SESSION.wsrep_sync_wait")).scalar() == 1
+            db.session.remove()
+
+
 def test_mysql_engines_keep_a_pool_of_the_configured_size() -> None:
     options = engine_options("mysql+pymysql://u:p@127.0.0.1/db?charset=utf8mb4", pool_size=7)
     assert options["pool_size"] == 7
@@ -69,3 +80,43 @@ def test_work_left_uncommitted_is_rolled_back_when_the_connection_returns_to_the
         db.session.execute(sa.text(INSERT_USER))
         db.session.remove()  # the ORM's way: never committed
         assert db.session.execute(sa.text("SELECT COUNT(*) FROM user")).scalar() == 0
+
+
+@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@pytest.mark.parametrize("backend", ["mysql"])
+def test_a_connection_that_died_under_a_request_is_a_503(app: Flask) -> None:
+    """PyMySQL reports a socket that is gone as InterfaceError, not OperationalError (seen once
+    when a Galera node was killed under load): still the database going away, so 503."""
+
+    def lose_the_connection() -> str:
+        db.session.execute(sa.text("SELECT 1"))
+        db.session.connection().connection.dbapi_connection.close()  # type: ignore[union-attr]
+        db.session.execute(sa.text("SELECT 1"))
+        return "unreachable"
+
+    app.add_url_rule("/lose-the-connection", view_func=lose_the_connection)
+    app.config["TESTING"] = False  # answered by the error handlers, as in production
+    response = app.test_client().get("/lose-the-connection")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@pytest.mark.parametrize("backend", ["mysql"])
+def test_a_connection_lost_after_the_answer_does_not_undo_it(app: Flask) -> None:
+    """The server drops the connection after the view has answered (a Galera node killed):
+    ending the session cannot roll back, and the answer stands, never a bare 500."""
+
+    def answer_then_lose_the_connection() -> str:
+        connection_id = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar()
+        admin = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")  # type: ignore[arg-type]
+        admin.dispose()
+        return "answered"
+
+    app.add_url_rule("/answer-then-lose", view_func=answer_then_lose_the_connection)
+    app.config["TESTING"] = False
+    response = app.test_client().get("/answer-then-lose")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "answered"

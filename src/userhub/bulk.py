@@ -54,7 +54,7 @@ from typing import IO, Any
 from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from . import users
+from . import transactions, users
 from .extensions import db
 from .models import User, utc_iso
 from .passwords import passwords
@@ -370,8 +370,7 @@ def _write_batch(
         return
     with _database_errors(batch[0].line, result):
         try:
-            db.session.execute(insert(User), values)
-            db.session.commit()
+            transactions.committed(lambda: db.session.execute(insert(User), values))
         except IntegrityError:
             db.session.rollback()
             for row, row_values in zip(batch, values, strict=True):
@@ -383,8 +382,7 @@ def _write_batch(
 def _write_row(row: ImportRow, values: dict[str, Any], result: ImportResult) -> None:
     with _database_errors(row.line, result):
         try:
-            db.session.execute(insert(User), [values])
-            db.session.commit()
+            transactions.committed(lambda: db.session.execute(insert(User), [values]))
         except IntegrityError:
             db.session.rollback()
             if _exists(User.username_key == row.account.username_key):

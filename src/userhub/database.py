@@ -22,10 +22,19 @@ command) have no such limits: a migration may rightly run for minutes. The price
 request's query that runs longer than the read timeout is cut off and answered 503. A deployer
 who needs longer can set them in the URL (``?read_timeout=3``, whole seconds): those win, and
 move the bound.
+
+Galera. On a MariaDB Galera cluster a commit returns once every node has accepted the change,
+but another node may apply it a moment later: a token issued through one userhub instance and
+used at once through another, on another node, could be refused. So every MySQL connection
+sets ``wsrep_sync_wait = 1``: before each read, the node waits until it has applied every
+change committed anywhere in the cluster before the read began (a causal read). Outside
+Galera the variable does nothing (MariaDB) or does not exist (MySQL, which refuses the
+statement; the error is ignored).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +43,7 @@ from flask import Flask, g, has_request_context
 from pymysql.constants import SERVER_STATUS
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError
 
 from .extensions import db, migrate
 
@@ -45,6 +54,8 @@ LAST_USED = "userhub.last_used"
 # Seconds a web request's connection waits for MySQL; twice this stays under the 2 s bound.
 REQUEST_TIMEOUTS = {"connect_timeout": 0.7, "read_timeout": 0.7, "write_timeout": 0.7}
 POOL_TIMEOUT_SECONDS = 0.5  # for a free connection: only when threads outnumber connections
+
+log = logging.getLogger(__name__)
 
 
 def engine_options(url: str, pool_size: int) -> dict[str, Any]:
@@ -103,6 +114,22 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             raise InvalidatePoolError() from exc
 
 
+CAUSAL_READS = "SET SESSION wsrep_sync_wait = 1"
+UNKNOWN_SYSTEM_VARIABLE = 1193
+
+
+def _causal_reads(dbapi_connection: Any, _record: Any) -> None:
+    """Reads see every write committed before them on any Galera node (see above)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(CAUSAL_READS)
+    except dbapi_connection.OperationalError as exc:
+        if exc.args[0] != UNKNOWN_SYSTEM_VARIABLE:  # MySQL has no Galera: nothing to wait for
+            raise
+    finally:
+        cursor.close()
+
+
 def _mark_used(_dbapi_connection: Any, record: Any) -> None:
     record.info[LAST_USED] = time.monotonic()
 
@@ -119,6 +146,21 @@ def _end_open_transaction(dbapi_connection: Any, _record: Any, _state: Any) -> N
         dbapi_connection.rollback()
 
 
+def _end_session(_exc: BaseException | None) -> None:
+    """End the request's session, as Flask-SQLAlchemy would, without ever raising.
+
+    Ending it rolls back the read the response may have made (a committed row is read again to
+    show it). If the server went away meanwhile (a Galera node killed), that rollback fails;
+    raised from a teardown it would escape Flask and turn an answer already made, say a 201
+    for a committed account, into the WSGI server's bare 500. SQLAlchemy has already thrown
+    the dead connection away; nothing was left to roll back."""
+    try:
+        db.session.remove()
+    except DBAPIError:
+        log.warning("the database connection was lost while the request ended")
+        db.session.registry.clear()
+
+
 def init_app(app: Flask) -> None:
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     pool_size = app.config["USERHUB_DB_POOL_SIZE"]
@@ -127,6 +169,7 @@ def init_app(app: Flask) -> None:
     if sqlite_file and sqlite_file != ":memory:":
         Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
+    app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own (reverse order)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
@@ -135,6 +178,7 @@ def init_app(app: Flask) -> None:
             if db.engine.dialect.driver == "pymysql":
                 event.listen(db.engine, "do_connect", _connect)
             event.listen(db.engine, "handle_error", _note_unreachable)
+            event.listen(db.engine, "connect", _causal_reads)
             event.listen(db.engine, "connect", _mark_used)
             event.listen(db.engine, "checkout", _ping_if_idle)
             event.listen(db.engine, "checkin", _mark_used)

@@ -23,8 +23,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from . import transactions
 from .logs import request_id
-from .users import Conflict, UserError
+from .users import Conflict, NoSuchUser, UserError
 
 log = logging.getLogger("userhub")
 
@@ -197,9 +198,13 @@ def summarise_fields(errors: dict[str, list[str]]) -> str:
 
 
 def user_problem(exc: UserError) -> Problem:
-    """A refused account change: 409 when it clashes with other data, else 422."""
-    status = 409 if isinstance(exc, Conflict) else 422
-    return Problem(status, exc.message, errors=exc.errors)
+    """A refused account change: 409 when it clashes with other data, 404 when the account was
+    deleted meanwhile, else 422."""
+    if isinstance(exc, Conflict):
+        return Problem(409, exc.message, errors=exc.errors)
+    if isinstance(exc, NoSuchUser):
+        return Problem(404, exc.message)
+    return Problem(422, exc.message, errors=exc.errors)
 
 
 def problem_response(
@@ -317,11 +322,29 @@ def error_response(status: int, detail: str, headers: dict[str, str] | None = No
     return page
 
 
+WRITE_CLASHES = _l(
+    "The change clashed with others made at the same moment, again and again. Nothing was "
+    "saved; please try again in a moment."
+)
+
+
 def handle_database_unavailable(error: DBAPIError | PoolTimeout) -> Response | tuple[str, int]:
     """A lost database connection (or no free one in the pool in time) is a 503, never a 500
-    with a driver message."""
+    with a driver message; so is a write still deadlocked after its retries."""
+    if isinstance(error, DBAPIError) and transactions.is_retryable(error):
+        log.warning("write transaction gave up after %d attempts", transactions.MAX_ATTEMPTS)
+        return error_response(503, str(WRITE_CLASHES), {"Retry-After": "1"})
     log.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
     return error_response(503, status_detail(503), {"Retry-After": "5"})
+
+
+def handle_database_error(error: DBAPIError) -> Response | tuple[str, int]:
+    """A driver error: 503 when it means the database went away (OperationalError, or any
+    error on which SQLAlchemy found the connection dead, such as PyMySQL's InterfaceError on a
+    socket the server closed); anything else is a bug, answered as one."""
+    if isinstance(error, OperationalError) or error.connection_invalidated:
+        return handle_database_unavailable(error)
+    return handle_unexpected_error(error)
 
 
 def handle_unexpected_error(error: Exception) -> Response | tuple[str, int]:
@@ -340,6 +363,6 @@ def handle_unexpected_error(error: Exception) -> Response | tuple[str, int]:
 def register_errors(app: APIFlask) -> None:
     app.error_callback = handle_api_error
     app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(PoolTimeout, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected_error)

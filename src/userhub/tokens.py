@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from flask import current_app
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import joinedload
 
+from . import transactions
 from .extensions import db
 from .models import ApiToken, utcnow
 
@@ -47,18 +49,29 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def issue(user: User) -> IssuedToken:
+def issue(user: User, *, before_commit: Callable[[IssuedToken], None] | None = None) -> IssuedToken:
     """A new token for ``user``, committed. The user's expired tokens are swept at the same
-    time, so the table does not grow without bound."""
+    time, so the table does not grow without bound. ``before_commit`` is called with the token
+    inside the transaction, so what it writes commits with it (the API's idempotency record)."""
     now = utcnow()
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    expires_at = now + timedelta(seconds=current_app.config["USERHUB_TOKEN_TTL_SECONDS"])
-    db.session.execute(
-        delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at <= now)
+    issued = IssuedToken(
+        token=token,
+        expires_at=now + timedelta(seconds=current_app.config["USERHUB_TOKEN_TTL_SECONDS"]),
     )
-    db.session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=expires_at))
-    db.session.commit()
-    return IssuedToken(token=token, expires_at=expires_at)
+
+    def insert() -> IssuedToken:
+        db.session.execute(
+            delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at <= now)
+        )
+        db.session.add(
+            ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=issued.expires_at)
+        )
+        if before_commit is not None:
+            before_commit(issued)
+        return issued
+
+    return transactions.committed(insert)
 
 
 def find(token: str) -> ApiToken | None:
@@ -69,9 +82,12 @@ def find(token: str) -> ApiToken | None:
 
 
 def revoke(api_token: ApiToken) -> None:
-    """Revoke one token, committed."""
-    db.session.delete(api_token)
-    db.session.commit()
+    """Revoke one token, committed. A statement, not ``session.delete``: a token already gone
+    (a password change on another node revoked it) is revoked all the same."""
+    token_id = api_token.id
+    transactions.committed(
+        lambda: db.session.execute(delete(ApiToken).where(ApiToken.id == token_id))
+    )
 
 
 def revoke_all(user: User, *, keep: ApiToken | None = None) -> None:

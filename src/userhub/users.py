@@ -7,18 +7,19 @@ decide duplicates (no check-then-insert race). It knows nothing of HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import tokens
+from . import tokens, transactions
 from .extensions import db
 from .models import (
     DISPLAY_NAME_MAX_LENGTH,
@@ -35,6 +36,8 @@ PASSWORD_MAX_LENGTH = 128
 # What every log-in that ``authenticate`` refuses is told, whether the name or the password was
 # wrong (the log-in page and POST /api/v1/tokens alike).
 BAD_CREDENTIALS = _l("Invalid username or password.")
+
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -62,6 +65,13 @@ class UsernameTaken(Conflict):
         super().__init__(message, {"username": [message]})
 
 
+class NoSuchUser(UserError):
+    """The account was deleted (by an administrator, on any node) while this change ran."""
+
+    def __init__(self) -> None:
+        super().__init__(_("This account no longer exists."))
+
+
 class EmailTaken(Conflict):
     """Another account already uses this e-mail address."""
 
@@ -73,6 +83,9 @@ class EmailTaken(Conflict):
 def _taken_error(exc: IntegrityError) -> Conflict:
     """Which UNIQUE index refused the row (both backends name the column or its index)."""
     return EmailTaken() if "email" in str(exc.orig).lower() else UsernameTaken()
+
+
+USER_UNIQUE_COLUMNS = ("username_key", "email")
 
 
 def username_key(username: str) -> str:
@@ -210,29 +223,45 @@ def register_user(
     is_admin: bool = False,
     display_name: str | None = None,
     email: str | None = None,
+    before_commit: Callable[[User], None] | None = None,
 ) -> User:
-    """Create an account and commit it; raises InvalidUserInput, UsernameTaken or EmailTaken."""
+    """Create an account and commit it; raises InvalidUserInput, UsernameTaken or EmailTaken.
+
+    ``before_commit`` is called with the new row (its id known) inside the transaction, so
+    what it writes commits with the account or not at all (the API's idempotency record)."""
     account = check_new_account(username, password, display_name=display_name, email=email)
-    user = User(
-        username=account.username,
-        username_key=account.username_key,
-        password_hash=passwords().hash(password),
-        is_admin=is_admin,
-        display_name=account.display_name,
-        email=account.email,
-    )
-    db.session.add(user)
-    _commit()
-    return user
+    password_hash = passwords().hash(password)  # once: slow, and the same on every attempt
+
+    def insert() -> User:
+        user = User(
+            username=account.username,
+            username_key=account.username_key,
+            password_hash=password_hash,
+            is_admin=is_admin,
+            display_name=account.display_name,
+            email=account.email,
+        )
+        db.session.add(user)
+        if before_commit is not None:
+            db.session.flush()
+            before_commit(user)
+        return user
+
+    return _committed(insert)
 
 
-def _commit() -> None:
-    """Commit, turning a UNIQUE violation into the Conflict that names the field."""
+def _committed(body: Callable[[], T]) -> T:
+    """``transactions.committed``, turning a UNIQUE violation of the user table into the
+    Conflict naming the field (another table's, such as an idempotency record's written in the
+    same transaction, goes up as it is), and a vanished account into NoSuchUser."""
     try:
-        db.session.commit()
+        return transactions.committed(body)
     except IntegrityError as exc:
-        db.session.rollback()
+        if not any(column in str(exc.orig) for column in USER_UNIQUE_COLUMNS):
+            raise
         raise _taken_error(exc) from exc
+    except transactions.RowVanished as exc:
+        raise NoSuchUser() from exc
 
 
 def update_user(
@@ -273,16 +302,20 @@ def update_user(
             )
         values["is_admin"] = bool(changes["is_admin"])
     _raise_if_any(errors)
-    # No flush before _commit(): the token query would otherwise write the row early, and a
-    # taken e-mail address would escape as IntegrityError (a 500) instead of EmailTaken (409).
-    with db.session.no_autoflush:
-        for field, value in values.items():
-            setattr(user, field, value)
-        if new_password is not None:
-            user.password_hash = passwords().hash(new_password)
-            end_sessions_and_tokens(user, keep_token=keep_token)
-    _commit()
-    return user
+    new_hash = None if new_password is None else passwords().hash(new_password)
+
+    def apply() -> User:
+        # No flush before the commit: the token query would otherwise write the row early, and
+        # a taken e-mail address would escape as IntegrityError (a 500), not EmailTaken (409).
+        with db.session.no_autoflush:
+            for field, value in values.items():
+                setattr(user, field, value)
+            if new_hash is not None:
+                user.password_hash = new_hash
+                end_sessions_and_tokens(user, keep_token=keep_token)
+        return user
+
+    return _committed(apply)
 
 
 def end_sessions_and_tokens(user: User, *, keep_token: ApiToken | None = None) -> None:
@@ -293,17 +326,20 @@ def end_sessions_and_tokens(user: User, *, keep_token: ApiToken | None = None) -
 
 
 def log_out_everywhere(user: User) -> None:
-    """End every browser session and API token of ``user``, and commit."""
-    end_sessions_and_tokens(user)
-    db.session.commit()
+    """End every browser session and API token of ``user``, and commit (nothing to end if the
+    account was deleted meanwhile)."""
+    with contextlib.suppress(transactions.RowVanished):
+        transactions.committed(lambda: end_sessions_and_tokens(user))
 
 
 def delete_user(user: User, *, by_admin: User) -> None:
     """Delete an account and its tokens. An admin cannot delete their own account here."""
     if user.id == by_admin.id:
         raise Conflict(_("You cannot delete your own account; ask another administrator."))
-    db.session.delete(user)
-    db.session.commit()
+    # A statement, not ``session.delete``: deleted meanwhile (on another node) is done all the
+    # same. The database's ON DELETE CASCADE takes the tokens.
+    user_id = user.id
+    transactions.committed(lambda: db.session.execute(delete(User).where(User.id == user_id)))
 
 
 MAX_ID = 2**63 - 1  # BIGINT's range; SQLite cannot even look up a larger integer
@@ -342,8 +378,11 @@ def authenticate(username: str, password: str) -> User | None:
     if not passwords().verify(user.password_hash, password):
         return None
     if passwords().needs_rehash(user.password_hash):
-        user.password_hash = passwords().hash(password)
-        db.session.commit()
+        new_hash = passwords().hash(password)
+        try:
+            transactions.committed(lambda: setattr(user, "password_hash", new_hash))
+        except transactions.RowVanished:
+            return None  # the account was deleted while its owner logged in
     return user
 
 

@@ -1,0 +1,89 @@
+"""Write transactions that survive a deadlock: run again, a bounded number of times.
+
+Two transactions that want the same rows can deadlock on one server (InnoDB picks a victim),
+and on a Galera cluster two nodes can commit clashing changes at once: the node that loses
+certification aborts its transaction with the same error, 1213, at commit. A lock that is not
+released in ``innodb_lock_wait_timeout`` gives 1205. In each case nothing was written and the
+server's advice is to run the transaction again, which ``committed`` does: it rolls back, waits
+a random time (full jitter: between 0 and a cap that doubles each attempt, so clashing clients
+do not clash again in step), and runs the body again, at most ``MAX_ATTEMPTS`` times. Then the
+error goes up, and the client gets a 503 with ``Retry-After``.
+
+A body must be safe to run twice: it reads what it needs inside, from the database (a
+rollback expires every loaded object, so attributes are read afresh), and keeps slow work that
+does not depend on the data, such as hashing a password, outside. When a row it changes was
+deleted meanwhile (the object cannot be read afresh, or an UPDATE finds nothing), the body
+cannot succeed: ``RowVanished`` tells the caller, which decides what that means (a deleted
+account is not found; a token already gone is revoked).
+
+1205 is retried where nothing cuts the wait short first: commands. A web request's connection
+gives up reading after 0.7 s (``database.REQUEST_TIMEOUTS``), long before InnoDB's lock wait
+timeout (50 s by default), so a request stuck behind a lock is answered 503 at once instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
+
+from .extensions import db
+
+T = TypeVar("T")
+
+DEADLOCK = 1213  # ER_LOCK_DEADLOCK, also Galera's certification failure
+LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT
+RETRYABLE_ERRORS = frozenset({DEADLOCK, LOCK_WAIT_TIMEOUT})
+MAX_ATTEMPTS = 5
+FIRST_DELAY_CAP = 0.01  # seconds; the cap doubles: 10, 20, 40, 80 ms, 0.15 s in all at most
+
+log = logging.getLogger(__name__)
+
+
+class RowVanished(Exception):
+    """A row the transaction changes was deleted by another transaction; nothing was written."""
+
+
+def is_retryable(error: DBAPIError) -> bool:
+    """Whether the server aborted the transaction and advises running it again."""
+    code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    return code in RETRYABLE_ERRORS
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): full jitter."""
+    return random.uniform(0, FIRST_DELAY_CAP * 2 ** (attempt - 1))  # noqa: S311 (not secret)
+
+
+def committed(body: Callable[[], T]) -> T:
+    """Run ``body``, commit, and return what it returned; run both again when the database
+    aborted the transaction as a deadlock or lock timeout. RowVanished when a row it changes
+    was deleted meanwhile; other errors roll back and go up."""
+    attempt = 1
+    while True:
+        try:
+            result = body()
+            db.session.commit()
+            return result
+        except DBAPIError as error:
+            db.session.rollback()
+            if attempt >= MAX_ATTEMPTS or not is_retryable(error):
+                raise
+            log.info(
+                "transaction aborted (%s); running it again",
+                error.orig.args[0],  # type: ignore[union-attr]
+                extra={"attempt": attempt},
+            )
+            time.sleep(backoff(attempt))
+            attempt += 1
+        except (ObjectDeletedError, StaleDataError) as error:
+            db.session.rollback()
+            raise RowVanished() from error
+        except BaseException:
+            db.session.rollback()
+            raise
