@@ -5,11 +5,19 @@
 # collection passes again against the same database. Fails if either run fails.
 #
 #   bash scripts/newman.sh        (or: make newman)
+#   USERHUB_NEWMAN_DATABASE=userhub_newman_mine make newman    (another database)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=.venv/bin
-DATABASE=userhub_newman   # only ever this database: never `test` or `userhub_test`
+# USERHUB_NEWMAN_DATABASE picks another database, so two runs on one machine do not clash;
+# never `test` or `userhub_test` (refused below).
+DATABASE="${USERHUB_NEWMAN_DATABASE:-userhub_newman}"
+case "$DATABASE" in
+    test | userhub_test) echo "newman.sh: refusing to drop the database $DATABASE" >&2; exit 2 ;;
+esac
+[[ "$DATABASE" =~ ^[A-Za-z0-9_]{1,64}$ ]] || {
+    echo "newman.sh: USERHUB_NEWMAN_DATABASE must be letters, digits and _" >&2; exit 2; }
 ADMIN_USERNAME=newman_admin
 
 # A clean environment: no developer's USERHUB_* settings leak into the server.
@@ -52,6 +60,10 @@ PY
 
 export USERHUB_ENV=production
 export USERHUB_SECRET_KEY="$SECRET_KEY"
+# The collection runs twice within a minute from one address: about 30 registrations and 28
+# log-ins, at the default per-IP limits (30 a minute). The limits are tested by pytest, not here.
+export USERHUB_RATELIMIT_REGISTER="300 per minute"
+export USERHUB_RATELIMIT_LOGIN="300 per minute"
 export USERHUB_COOKIE_SECURE=false   # plain http on 127.0.0.1, as Postman and newman use it
 export USERHUB_DATABASE_URL="mysql+pymysql://root@127.0.0.1:3306/$DATABASE?charset=utf8mb4"
 export USERHUB_INSTANCE_PATH="$work/instance"

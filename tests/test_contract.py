@@ -23,6 +23,7 @@ import os
 import subprocess
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -162,6 +163,25 @@ def supply_current_password(case: schemathesis.Case) -> None:
 
 
 @contextmanager
+def fresh_idempotency_keys() -> Iterator[None]:
+    """A key names one request, so a client sends a new one with each new request; the fuzzer
+    draws tiny keys ("0") and the document's example again and again, and the second request
+    with another body is rightly refused (422, asserted by ``tests/test_idempotency.py``). So
+    a positive case that carries the header gets a fresh UUID; negative ones stay as drawn."""
+
+    def before_call(context: Any, case: schemathesis.Case, **kwargs: Any) -> None:
+        is_positive = case.meta is not None and case.meta.generation.mode.is_positive
+        if is_positive and case.headers and "Idempotency-Key" in case.headers:
+            case.headers["Idempotency-Key"] = str(uuid.uuid4())
+
+    hook = schemathesis.hook(before_call)
+    try:
+        yield
+    finally:
+        schemathesis.hooks.unregister(hook)
+
+
+@contextmanager
 def counting_calls() -> Iterator[Counter[str]]:
     """How many requests schemathesis sent to each operation (by its ``after_call`` hook)."""
     calls: Counter[str] = Counter()
@@ -207,7 +227,7 @@ def test_schemathesis_finds_nothing(backend: str, tmp_path: Path) -> None:
             accounts = Accounts(base, app)
             accounts.create(database_url, tmp_path)
             operations = documented_operations(base)
-            with authenticated_as(accounts), counting_calls() as calls:
+            with authenticated_as(accounts), fresh_idempotency_keys(), counting_calls() as calls:
                 result = CliRunner().invoke(schemathesis_cli, [*arguments, f"{base}/openapi.json"])
     finally:
         with app.app_context():

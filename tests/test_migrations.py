@@ -69,7 +69,7 @@ USERHUB_COLUMNS = {
     "created_at",
     "updated_at",
 }
-HEAD = "0002"  # the newest revision
+HEAD = "0003"  # the newest revision
 TUTORIAL_USERS = [("张三", "123456"), ("lisi", "li-si-secret"), ("Wang Wu", "密码 with spaces")]
 LONG_PASSWORD = "a long enough password"
 AN_HOUR = datetime(2026, 1, 1, 12)

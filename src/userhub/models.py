@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -15,6 +15,7 @@ USERNAME_KEY_MAX_LENGTH = 255  # NFKC and case folding can lengthen a name
 DISPLAY_NAME_MAX_LENGTH = 50
 EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path
 TOKEN_HASH_LENGTH = 64  # hex SHA-256
+DIGEST_LENGTH = 64  # hex SHA-256 or HMAC-SHA-256
 
 
 # Case-insensitive uniqueness is decided in Python (NFKC + casefold), so the database must
@@ -101,3 +102,27 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<ApiToken {self.id} of user {self.user_id}>"
+
+
+class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]
+    """The first answer to a POST sent with an ``Idempotency-Key``, so a retry gets it again.
+
+    Nothing the client sent is stored in the clear: ``lookup`` is a SHA-256 of the operation and
+    the key, ``fingerprint`` an HMAC of the request (which holds a password), and ``body`` the
+    response encrypted with a key derived from that request (it may hold a new API token).
+    See ``idempotency.py``.
+    """
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lookup: Mapped[str] = mapped_column(String(DIGEST_LENGTH), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    status_code: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[str] = mapped_column(Text)  # JSON object
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return f"<IdempotencyRecord {self.id} {self.status_code}>"

@@ -20,6 +20,7 @@ from flask import Blueprint, render_template
 from flask_babel import force_locale
 from werkzeug.http import HTTP_STATUS_CODES
 
+from . import idempotency
 from .api.schemas import Credentials, display_name_pattern, username_pattern
 from .errors import PROBLEM_MIMETYPE, problem_document, status_detail
 from .i18n import DEFAULT as DEFAULT_LANGUAGE
@@ -134,6 +135,45 @@ def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None
             parameter["schema"] = PATH_PARAMETERS[parameter["name"]]
 
 
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: the same key with the same request within 24 hours gets "
+    "the first answer again (with `Idempotent-Replayed: true`) instead of acting twice. Use a "
+    "new key, such as a UUID, for each new request.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": idempotency.KEY_MAX_LENGTH,
+        "pattern": "^[!-~]([ -~]*[!-~])?$",
+    },
+    "example": "3f1c0a52-6a8e-4d2b-9d3e-1b2c3d4e5f60",
+}
+REPLAYED_HEADER: dict[str, Any] = {
+    "description": "`true` when this is the stored answer to an earlier request with the same "
+    "`Idempotency-Key`.",
+    "schema": {"type": "string", "const": "true"},
+}
+IDEMPOTENCY_ERRORS = {
+    400: "Bad Request (malformed JSON, or a malformed Idempotency-Key)",
+    422: "Invalid fields, or an Idempotency-Key used before with a different request (or whose "
+    "kept answer cannot be read back)",
+}
+
+
+def _document_idempotency(paths: dict[str, Any]) -> None:
+    """The header, the replay marker and the key's errors, on each operation that takes it."""
+    for name in idempotency.OPERATIONS:
+        method, path = name.split(" ")
+        operation = paths[path][method.lower()]
+        operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+        created = operation["responses"]["201"]
+        created.setdefault("headers", {})[idempotency.REPLAYED_HEADER] = REPLAYED_HEADER
+        for status, description in IDEMPOTENCY_ERRORS.items():
+            operation["responses"][str(status)] = problem_spec(status, description)
+
+
 def _text_components() -> dict[str, dict[str, Any]]:
     """The name rules' patterns, each a few kilobytes, as components of their own."""
     return {
@@ -188,6 +228,7 @@ def _finish_spec(spec: Any) -> Any:
         for method, operation in operations.items():
             if method in {"get", "post", "put", "patch", "delete"}:
                 _finish_operation(path, method, operation)
+    _document_idempotency(spec["paths"])
     for name in APIFLASK_ERROR_SCHEMAS:
         schemas.pop(name, None)
     texts = _text_components()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from apiflask import APIBlueprint
 from flask import Response, current_app, request
+from pydantic import BaseModel
 
 from ..errors import require_json_body
 
@@ -28,4 +31,14 @@ def no_content() -> Response:
     """204 with no body, and so no Content-Type either."""
     response: Response = current_app.response_class(status=204)
     response.headers.remove("Content-Type")
+    return response
+
+
+def shaped(schema: type[BaseModel], value: Any, status: int, headers: dict[str, str]) -> Response:
+    """``value`` as ``@bp.output(schema)`` would answer it, as a Response a view can keep (the
+    idempotent POSTs record it before it is sent)."""
+    data = schema.model_validate(value).model_dump(mode="json", by_alias=True)
+    response = cast(Response, current_app.json.response(data))
+    response.status_code = status
+    response.headers.update(headers)
     return response

@@ -13,7 +13,8 @@ from .. import tokens, users
 from ..errors import Problem, require_json_object, summarise_fields
 from ..ratelimits import RATE_LIMITED, authenticate, login_limit
 from .auth import caller_token, token_auth
-from .base import api_blueprint, no_content
+from .base import api_blueprint, no_content, shaped
+from .idempotent import idempotent, replayable
 from .schemas import Credentials, TokenOut
 
 bp = api_blueprint(
@@ -63,22 +64,26 @@ def _credentials() -> Credentials:
 
 @bp.post("/tokens")
 @login_limit
+@idempotent("POST /api/v1/tokens", credentials_header=True)
 @bp.output(TokenOut, status_code=201, description="The token, shown only this once")
 @bp.doc(
     summary="Get a token (log in)",
     security=[{"BasicAuth": []}, {}],
     responses=CREATE_RESPONSES,
 )
-def create_token() -> tuple[Any, int, dict[str, str]]:
+def create_token() -> Response:
     """Log in with ``{"username", "password"}`` as JSON, or with HTTP Basic. The token expires
     after ``USERHUB_TOKEN_TTL_SECONDS`` (24 h by default). A wrong password and an unknown
-    username get the same 401."""
+    username get the same 401. With an `Idempotency-Key`, a retry of this request (which must
+    still carry the right password) gets the same token again instead of a second one."""
     credentials = _credentials()
     user = authenticate(credentials.username, credentials.password)
     if user is None:
         raise Problem(401, str(users.BAD_CREDENTIALS), headers=BASIC_CHALLENGE)
-    issued = tokens.issue(user)
-    return issued, 201, {"Cache-Control": "no-store"}
+    return replayable(
+        lambda before_commit: tokens.issue(user, before_commit=before_commit),
+        lambda issued: shaped(TokenOut, issued, 201, {"Cache-Control": "no-store"}),
+    )
 
 
 @bp.delete("/tokens")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, url_for
@@ -14,7 +15,8 @@ from ..errors import Problem, user_problem
 from ..models import User
 from ..ratelimits import RATE_LIMITED, register_limit
 from .auth import ADMIN, caller, caller_token, token_auth
-from .base import api_blueprint, no_content
+from .base import api_blueprint, no_content, shaped
+from .idempotent import idempotent, replayable
 from .schemas import AdminUpdate, NewUser, PageQuery, ProfileUpdate, UserOut, UserPage
 
 bp = api_blueprint(
@@ -54,21 +56,30 @@ def _user_or_404(user_id: int) -> User:
 
 @bp.post("/users")
 @register_limit
+@idempotent("POST /api/v1/users")
 @bp.input(NewUser, example=NEW_USER_EXAMPLE)
 @bp.output(UserOut, status_code=201, description="The new account (never its password)")
 @bp.doc(summary="Register", responses=REGISTER_RESPONSES)
-def create_user(json_data: NewUser) -> tuple[User, int, dict[str, str]]:
-    """Create an account. Anyone may register; the password is stored as an argon2id hash."""
-    try:
-        user = users.register_user(
+def create_user(json_data: NewUser) -> Response:
+    """Create an account. Anyone may register; the password is stored as an argon2id hash.
+    With an `Idempotency-Key`, a retry of this request gets the first answer again."""
+
+    def register(before_commit: Callable[[User], None] | None) -> User:
+        return users.register_user(
             json_data.username,
             json_data.password,
             display_name=json_data.display_name,
             email=json_data.email,
+            before_commit=before_commit,
         )
+
+    def created(user: User) -> Response:
+        return shaped(UserOut, user, 201, {"Location": url_for(".get_user", user_id=user.id)})
+
+    try:
+        return replayable(register, created)
     except users.UserError as exc:
         raise user_problem(exc) from exc
-    return user, 201, {"Location": url_for(".get_user", user_id=user.id)}
 
 
 @bp.get("/users/me")
