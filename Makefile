@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test dev lint check install install-dev clean newman bench soak translations
+.PHONY: run test test-scaleout dev lint check install install-dev clean newman bench soak translations
 
 # Translation catalogues: each messages.po is compiled to the messages.mo Flask-Babel reads.
 TRANSLATIONS := src/userhub/translations
@@ -23,6 +23,14 @@ run: $(VENV)/.installed-prod $(CATALOGUES)
 test: $(VENV)/.installed-dev $(CATALOGUES) $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## make test-scaleout: nginx, 3 userhub instances, Redis and a 3-node Galera cluster on this
+## machine (deploy/localcluster.py), with an instance and a database node killed under load
+test-scaleout: $(VENV)/.installed-dev $(CATALOGUES)
+	@for tool in nginx rsync; do command -v $$tool >/dev/null || MISSING="$$MISSING $$tool"; done; \
+	test -e /usr/lib/galera/libgalera_smm.so || MISSING="$$MISSING galera-4"; \
+	if [ -n "$$MISSING" ]; then apt-get update -qq && apt-get install -y -qq $$MISSING >/dev/null; fi
+	$(BIN)/python -m pytest -m scaleout tests/test_scaleout.py $(PYTEST_ARGS)
+
 ## make dev: Flask's reloading debug server, for development only (never in production)
 dev: $(VENV)/.installed-prod $(CATALOGUES)
 	$(BIN)/flask --app userhub db upgrade
@@ -30,8 +38,8 @@ dev: $(VENV)/.installed-prod $(CATALOGUES)
 
 ## make lint: ruff and mypy
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests app.py scripts bench
-	$(BIN)/ruff format --check src tests app.py scripts bench
+	$(BIN)/ruff check src tests app.py scripts bench deploy
+	$(BIN)/ruff format --check src tests app.py scripts bench deploy
 	$(BIN)/mypy
 
 check: lint test
