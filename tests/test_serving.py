@@ -17,7 +17,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.live_server import ServerProcess, running_server
+from tests.live_server import EXIT_SECONDS, ServerProcess, running_server
 
 
 @pytest.fixture(params=["granian", "gunicorn"])
@@ -91,7 +91,7 @@ def test_sigterm_lets_requests_in_flight_finish(server: ServerProcess, tmp_path:
         (200, "Commit Status:Succeeded, Message:Data inserted successfully.")
     ] * len(names)
     assert max(done for _, _, done in results) > stopped_at  # some were still running
-    assert server.process.wait(timeout=30) == 0
+    assert server.process.wait(timeout=EXIT_SECONDS) == 0  # within the drain's bound
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'serve.sqlite3'}")
     with engine.connect() as connection:
         stored = connection.exec_driver_sql("SELECT username FROM user").scalars().all()
