@@ -43,10 +43,11 @@ from flask_migrate import upgrade
 from machine import cpu_model
 from sqlalchemy.engine import make_url
 
-from userhub import create_app, users
+from userhub import create_app
 from userhub.config import available_cores
 from userhub.extensions import db
-from userhub.passwords import passwords
+from userhub.services import users
+from userhub.services.passwords import passwords
 
 RESULTS = Path(__file__).parent / "results" / "import.json"
 HASH_ROUNDS = 7

@@ -296,7 +296,7 @@ def measure(
 def hash_cpu_ms() -> float:
     """CPU time of one argon2id hash at userhub's configured parameters (median of 15)."""
     from userhub.config import load_config, read_environment
-    from userhub.passwords import Passwords
+    from userhub.services.passwords import Passwords
 
     config = load_config(read_environment())
     hasher = Passwords(

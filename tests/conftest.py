@@ -26,8 +26,9 @@ from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
 from werkzeug.http import HTTP_STATUS_CODES
 
-from userhub import create_app, users
+from userhub import create_app
 from userhub.extensions import db
+from userhub.services import users
 
 MYSQL_URL = os.environ.get("USERHUB_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["mysql"] if MYSQL_URL else [])

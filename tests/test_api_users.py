@@ -23,7 +23,7 @@ from tests.conftest import (
     csrf_token,
     error_fields,
 )
-from userhub import users
+from userhub.services import users
 
 USER_FIELDS = {"id", "username", "display_name", "email", "is_admin", "created_at", "updated_at"}
 NEW_PASSWORD = "a brand new passphrase"

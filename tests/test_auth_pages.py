@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import PASSWORD, AuthActions
-from userhub.users import find_user
+from userhub.services.users import find_user
 
 
 def test_register_then_log_in(app: Flask, client: FlaskClient, auth: AuthActions) -> None:

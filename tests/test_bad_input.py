@@ -26,8 +26,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.test import TestResponse
 
 from tests.conftest import PASSWORD, AuthActions
-from userhub import users
 from userhub.extensions import db
+from userhub.services import users
 
 PROBLEM = "application/problem+json"
 FAILED = "Commit Status:Failed, Message:"

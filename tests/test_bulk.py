@@ -1,4 +1,4 @@
-"""``flask --app userhub import-users`` and ``export-users`` (``userhub.bulk``).
+"""``flask --app userhub import-users`` and ``export-users`` (``userhub.services.bulk``).
 
 Each hash costs ~20 ms, so every test imports only a handful of rows.
 """
@@ -23,9 +23,9 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import PASSWORD, ApiActions
-from userhub import bulk, users
 from userhub.extensions import db
-from userhub.passwords import passwords
+from userhub.services import bulk, users
+from userhub.services.passwords import passwords
 
 
 def csv_file(tmp_path: Path, text: str, name: str = "users.csv") -> Path:

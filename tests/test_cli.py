@@ -7,7 +7,7 @@ from flask.testing import FlaskCliRunner
 
 from tests.conftest import PASSWORD, AuthActions
 from userhub.extensions import db
-from userhub.users import find_user
+from userhub.services.users import find_user
 
 
 def test_create_admin_with_password_on_stdin(app: Flask, runner: FlaskCliRunner) -> None:

@@ -36,8 +36,8 @@ from click.testing import CliRunner
 from flask import Flask
 from schemathesis.cli import schemathesis as schemathesis_cli
 
-from userhub import users
 from userhub.extensions import db
+from userhub.services import users
 
 from .conftest import make_app, own_database
 from .live_server import BIN, running_server, server_environment

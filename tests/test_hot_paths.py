@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import Account, AuthActions
 from userhub.extensions import db
-from userhub.fastjson import OrjsonProvider
+from userhub.web.fastjson import OrjsonProvider
 
 NO_DATA_ROUTES = ["/", "/test_get?user_name=%E5%BC%A0%E4%B8%89", "/response_json", "/login"]
 

@@ -9,7 +9,7 @@ from threading import Lock
 import pytest
 from argon2 import PasswordHasher
 
-from userhub.passwords import Passwords
+from userhub.services.passwords import Passwords
 
 
 class CountingHasher:

@@ -52,11 +52,9 @@ from tests.conftest import (
     error_fields,
     make_app,
 )
-from userhub import bulk, users
 from userhub.api import schemas
 from userhub.config import ConfigError, _one_of, _parse_bool, _parse_origins, load_config
 from userhub.extensions import db
-from userhub.logs import CLIENT_REQUEST_ID
 from userhub.models import (
     DISPLAY_NAME_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
@@ -64,8 +62,10 @@ from userhub.models import (
     USERNAME_MAX_LENGTH,
     User,
 )
-from userhub.redirects import is_safe_redirect
-from userhub.tutorial import COMMIT_FAILED, Credentials, GreetingQuery, NewAccount
+from userhub.pages.tutorial import COMMIT_FAILED, Credentials, GreetingQuery, NewAccount
+from userhub.services import bulk, users
+from userhub.web.logs import CLIENT_REQUEST_ID
+from userhub.web.redirects import is_safe_redirect
 
 # --- Settings ----------------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from userhub import create_app, users
+from userhub import create_app
 from userhub.extensions import db
+from userhub.services import users
 
 from .conftest import PASSWORD, PROBLEM_MIMETYPE, TEST_SECRET, AuthActions
 from .live_server import running_server

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from userhub.security_headers import CONTENT_SECURITY_POLICY
+from userhub.web.security_headers import CONTENT_SECURITY_POLICY
 
 from .conftest import PASSWORD, TEST_SECRET, AuthActions, csrf_token, make_app
 

@@ -14,9 +14,11 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tests.conftest import MYSQL_URL, PASSWORD
-from userhub import errors, tokens, transactions, users
+from userhub import transactions
 from userhub.extensions import db
 from userhub.models import User
+from userhub.services import tokens, users
+from userhub.web import errors
 
 needs_mysql = pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
 

@@ -22,8 +22,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import PASSWORD, AuthActions, csrf_token, make_app
-from userhub import i18n
-from userhub.errors import error_response, status_detail
+from userhub.web import i18n
+from userhub.web.errors import error_response, status_detail
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "src/userhub/translations/zh_Hans_CN/LC_MESSAGES"

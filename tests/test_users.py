@@ -7,9 +7,9 @@ from argon2 import PasswordHasher
 from flask import Flask
 
 from tests.conftest import PASSWORD
-from userhub import users
 from userhub.extensions import db
-from userhub.passwords import passwords
+from userhub.services import users
+from userhub.services.passwords import passwords
 
 
 @pytest.mark.parametrize(

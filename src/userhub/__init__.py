@@ -11,26 +11,15 @@ from typing import Any
 
 from apiflask import APIFlask
 
-from . import (
-    api,
-    auth,
-    commands,
-    csrf,
-    database,
-    errors,
-    i18n,
-    openapi,
-    passwords,
-    proxies,
-    ratelimits,
-    request_limits,
-    security_headers,
-    sessions,
-    tutorial,
-)
+from . import api, database
+from .api import openapi
+from .cli import commands
 from .config import default_instance_path, finish_config, load_config, read_environment
-from .fastjson import OrjsonProvider
-from .logs import register_logging
+from .pages import auth, tutorial
+from .services import passwords
+from .web import csrf, errors, i18n, proxies, ratelimits, request_limits, security_headers, sessions
+from .web.fastjson import OrjsonProvider
+from .web.logs import register_logging
 
 
 class UserhubFlask(APIFlask):

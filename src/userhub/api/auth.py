@@ -14,11 +14,11 @@ from flask import Response, g, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from .. import tokens
-from ..errors import problem_response
 from ..extensions import csrf
-from ..logs import note_user
 from ..models import ApiToken, User
+from ..services import tokens
+from ..web.errors import problem_response
+from ..web.logs import note_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN = "admin"

@@ -8,7 +8,7 @@ from apiflask import APIBlueprint
 from flask import Response, current_app, request
 from pydantic import BaseModel
 
-from ..errors import require_json_body
+from ..web.errors import require_json_body
 
 PREFIX = "/api/v1"
 OPTIONAL_BODY_ENDPOINTS = frozenset({"api_tokens.create_token"})  # JSON or HTTP Basic

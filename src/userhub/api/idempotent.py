@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from flask import Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .. import idempotency, users
-from ..errors import Problem
+from ..services import idempotency, users
+from ..web.errors import Problem
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -18,7 +18,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from ..models import DISPLAY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH, utc_iso
-from ..users import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, is_invisible
+from ..services.users import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, is_invisible
 
 UtcDateTime = Annotated[
     datetime,

@@ -9,9 +9,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
-from .. import tokens, users
-from ..errors import Problem, require_json_object, summarise_fields
-from ..ratelimits import RATE_LIMITED, authenticate, login_limit
+from ..services import tokens, users
+from ..web.errors import Problem, require_json_object, summarise_fields
+from ..web.ratelimits import RATE_LIMITED, authenticate, login_limit
 from .auth import caller_token, token_auth
 from .base import api_blueprint, no_content, shaped
 from .idempotent import idempotent, replayable

@@ -10,10 +10,10 @@ from flask import Response, url_for
 from flask_babel import gettext as _
 from flask_login import login_user
 
-from .. import users
-from ..errors import Problem, user_problem
 from ..models import User
-from ..ratelimits import RATE_LIMITED, register_limit
+from ..services import users
+from ..web.errors import Problem, user_problem
+from ..web.ratelimits import RATE_LIMITED, register_limit
 from .auth import ADMIN, caller, caller_token, token_auth
 from .base import api_blueprint, no_content, shaped
 from .idempotent import idempotent, replayable

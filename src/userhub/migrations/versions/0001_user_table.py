@@ -135,7 +135,7 @@ def adopt_tutorial_table(columns: set[str]) -> None:
 
 def fill_new_columns() -> None:
     """Hash the plaintext passwords, compute the keys, rename case-insensitive duplicates."""
-    from userhub.passwords import passwords  # the app's hasher, with its configured cost
+    from userhub.services.passwords import passwords  # the app's hasher, with its configured cost
 
     bind = op.get_bind()
     hasher = passwords()
@@ -183,7 +183,7 @@ def unique_username(username: str, row_id: int, taken: dict[str, int]) -> tuple[
 
 
 def username_key(username: str) -> str:
-    # Frozen copy of userhub.users.username_key: a revision must not change when the app does.
+    # Frozen copy of userhub.services.users.username_key: a revision must not change with the app.
     return unicodedata.normalize("NFKC", username).casefold()
 
 

@@ -21,7 +21,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, current_app
 
-EXTENSION_KEY = "userhub.passwords"
+EXTENSION_KEY = "userhub.services.passwords"
 
 
 class Passwords:

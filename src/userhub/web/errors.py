@@ -23,9 +23,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from . import transactions
+from .. import transactions
+from ..services.users import Conflict, NoSuchUser, UserError
 from .logs import request_id
-from .users import Conflict, NoSuchUser, UserError
 
 log = logging.getLogger("userhub")
 

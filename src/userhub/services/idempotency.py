@@ -44,9 +44,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 
-from . import transactions
-from .extensions import db
-from .models import IdempotencyRecord, utcnow
+from .. import transactions
+from ..extensions import db
+from ..models import IdempotencyRecord, utcnow
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -20,11 +20,11 @@ from flask import Blueprint, render_template
 from flask_babel import force_locale
 from werkzeug.http import HTTP_STATUS_CODES
 
-from . import idempotency
-from .api.schemas import Credentials, display_name_pattern, username_pattern
-from .errors import PROBLEM_MIMETYPE, problem_document, status_detail
-from .i18n import DEFAULT as DEFAULT_LANGUAGE
-from .users import MAX_ID
+from ..services import idempotency
+from ..services.users import MAX_ID
+from ..web.errors import PROBLEM_MIMETYPE, problem_document, status_detail
+from ..web.i18n import DEFAULT as DEFAULT_LANGUAGE
+from .schemas import Credentials, display_name_pattern, username_pattern
 
 DESCRIPTION = """\
 The user-account API of userhub, and the JSON routes of the Flask tutorial it grew from.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from .extensions import csrf
+from ..extensions import csrf
 
 
 def _protect_unsafe_request() -> None:

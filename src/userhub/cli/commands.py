@@ -9,8 +9,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import bulk, checks, users
-from .config import available_cores
+from ..config import available_cores
+from ..services import bulk, users
+from . import checks
 
 
 @click.command("create-admin")

@@ -54,9 +54,10 @@ from typing import IO, Any
 from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from . import transactions, users
-from .extensions import db
-from .models import User, utc_iso
+from .. import transactions
+from ..extensions import db
+from ..models import User, utc_iso
+from . import users
 from .passwords import passwords
 
 REQUIRED_COLUMNS = ("username", "password")

@@ -31,11 +31,11 @@ from flask_login import user_unauthorized
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.exc import OperationalError
 
+from ..extensions import db, login_manager
+from ..models import User
+from ..services.users import load_session_user
 from .errors import wants_problem_json
-from .extensions import db, login_manager
 from .logs import note_user
-from .models import User
-from .users import load_session_user
 
 
 class SessionInterface(SecureCookieSessionInterface):

@@ -19,9 +19,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import tokens, transactions
-from .extensions import db
-from .models import (
+from .. import transactions
+from ..extensions import db
+from ..models import (
     DISPLAY_NAME_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
     USERNAME_KEY_MAX_LENGTH,
@@ -29,6 +29,7 @@ from .models import (
     ApiToken,
     User,
 )
+from . import tokens
 from .passwords import passwords
 
 PASSWORD_MIN_LENGTH = 8

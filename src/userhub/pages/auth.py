@@ -13,12 +13,12 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from . import users
-from .errors import user_problem
+from ..models import User
+from ..services import users
+from ..web.errors import user_problem
+from ..web.ratelimits import TooManyFailures, authenticate, login_limit, register_limit
+from ..web.redirects import is_safe_redirect
 from .forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm
-from .models import User
-from .ratelimits import TooManyFailures, authenticate, login_limit, register_limit
-from .redirects import is_safe_redirect
 
 bp = APIBlueprint("auth", __name__, enable_openapi=False)
 

@@ -16,13 +16,13 @@ from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.wrappers import Response
 
-from . import users
-from .api.schemas import document_password, document_username
+from ..api.schemas import document_password, document_username
+from ..extensions import csrf
+from ..services import users
+from ..web.errors import Problem, json_route, user_problem
+from ..web.ratelimits import RATE_LIMITED, login_limit, register_limit
 from .auth import render_login, submit_login_form
-from .errors import Problem, json_route, user_problem
-from .extensions import csrf
 from .forms import LoginForm
-from .ratelimits import RATE_LIMITED, login_limit, register_limit
 
 bp = APIBlueprint(
     "tutorial",

@@ -31,10 +31,10 @@ from flask_babel import gettext as _
 from flask_limiter import RateLimitExceeded
 from limits import RateLimitItem, parse
 
-from . import users
+from ..extensions import RATE_LIMIT_KEY_PREFIX, limiter
+from ..models import User
+from ..services import users
 from .errors import Problem, handle_http_exception
-from .extensions import RATE_LIMIT_KEY_PREFIX, limiter
-from .models import User
 
 log = logging.getLogger("userhub")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from limits import parse
 
-from .config import MIN_SECRET_KEY_LENGTH, available_cores
+from ..config import MIN_SECRET_KEY_LENGTH, available_cores
 
 ACCOUNT_FAILURES_PER_HOUR_MAX = 100  # OWASP ASVS 2.2.1
 SECRET_MIN_DISTINCT_CHARACTERS = 12

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .config import SERVERS, ConfigError, available_cores, load_config, read_environment
+from ..config import SERVERS, ConfigError, available_cores, load_config, read_environment
 
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number
 
@@ -91,7 +91,7 @@ def serve_gunicorn(address: str, port: int, workers: int, threads: int, timeout:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            from . import create_app
+            from .. import create_app
 
             return create_app()
 
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Build the app once before forking: a bad setting stops here with one clear message,
         # and the development secret exists before any worker looks for it. This app opens no
         # database connection, and the workers build their own.
-        from . import create_app
+        from .. import create_app
 
         create_app()
     except ConfigError as exc:

@@ -18,12 +18,12 @@ from flask import current_app
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import joinedload
 
-from . import transactions
-from .extensions import db
-from .models import ApiToken, utcnow
+from .. import transactions
+from ..extensions import db
+from ..models import ApiToken, utcnow
 
 if TYPE_CHECKING:
-    from .models import User
+    from ..models import User
 
 TOKEN_PREFIX = "uh_"  # noqa: S105 (a public prefix, not a secret)
 TOKEN_BYTES = 32

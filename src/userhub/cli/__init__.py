@@ -1,0 +1,1 @@
+"""The command line: ``flask --app userhub …`` commands, the settings check, ``userhub serve``."""

@@ -1,0 +1,1 @@
+"""The HTML pages: the tutorial's routes and the accounts in the browser."""
