@@ -17,8 +17,8 @@ from flask_login import current_user
 from ..extensions import csrf
 from ..models import ApiToken, User
 from ..services import tokens
-from ..web.errors import problem_response
 from ..web.logs import note_user
+from ..web.problems import problem_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN = "admin"

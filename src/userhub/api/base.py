@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any, cast
 
 from apiflask import APIBlueprint
-from flask import Response, current_app, request
+from flask import Response, current_app
 from pydantic import BaseModel
 
-from ..web.errors import require_json_body
+from ..web.json_bodies import OPTIONAL_BODY, require_json_body
+from ..web.views import is_marked
 
 PREFIX = "/api/v1"
-OPTIONAL_BODY_ENDPOINTS = frozenset({"api_tokens.create_token"})  # JSON or HTTP Basic
 
 
 def _check_json_body() -> None:
-    """400 for no or broken JSON, 415 for another content type, before any view parses it."""
-    if request.endpoint not in OPTIONAL_BODY_ENDPOINTS:
+    """400 for no or broken JSON, 415 for another content type, before any view parses it
+    (unless the view takes an empty body: ``json_bodies.optional_body``)."""
+    if not is_marked(OPTIONAL_BODY):
         require_json_body()
 
 

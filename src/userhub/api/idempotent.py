@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from flask import Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..services import idempotency, users
-from ..web.errors import Problem
+from ..services import idempotency
+from ..services.errors import Conflict
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,31 +42,23 @@ def idempotent(operation: str, *, credentials_header: bool = False) -> Callable[
 
 
 def _attempt(operation: str, credentials_header: bool) -> idempotency.Attempt | None:
-    """The request's key as an Attempt; None without the header; 400 for a malformed key."""
+    """The request's key as an Attempt; None without the header; MalformedKey (400)."""
     key = request.headers.get(idempotency.HEADER)
     if key is None:
         return None
     credentials = request.headers.get("Authorization") if credentials_header else None
-    try:
-        return idempotency.Attempt.of(
-            operation,
-            key,
-            idempotency.canonical_request(credentials, request.get_data(cache=True)),
-            current_app.secret_key,  # type: ignore[arg-type]
-        )
-    except ValueError:
-        raise Problem(400, str(idempotency.BAD_KEY)) from None
+    return idempotency.Attempt.of(
+        operation,
+        key,
+        idempotency.canonical_request(credentials, request.get_data(cache=True)),
+        current_app.secret_key,  # type: ignore[arg-type]
+    )
 
 
 def _earlier(attempt: idempotency.Attempt) -> Response | None:
-    """The first answer to this key, replayed; 422 if the key named another request."""
-    try:
-        stored = idempotency.earlier(attempt)
-    except idempotency.KeyReused:
-        raise Problem(422, str(idempotency.KEY_REUSED)) from None
-    except idempotency.UnreadableRecord:
-        log.error("an idempotency record cannot be read back (secret key changed, or damaged)")
-        raise Problem(422, str(idempotency.UNREADABLE)) from None
+    """The first answer to this key, replayed; KeyReused (422) if the key named another
+    request."""
+    stored = idempotency.earlier(attempt)
     if stored is None:
         return None
     response = Response(stored.body, status=stored.status, headers=stored.headers)
@@ -104,7 +96,7 @@ def replayable(
 
     try:
         act(record)
-    except (users.Conflict, IntegrityError):
+    except (Conflict, IntegrityError):
         if (replay := _earlier(attempt)) is not None:
             return replay
         raise

@@ -22,8 +22,14 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from ..services import idempotency
 from ..services.users import MAX_ID
-from ..web.errors import PROBLEM_MIMETYPE, problem_document, status_detail
 from ..web.i18n import DEFAULT as DEFAULT_LANGUAGE
+from ..web.problems import (
+    NO_TYPE,
+    PROBLEM_MIMETYPE,
+    PROBLEM_TYPES,
+    problem_document,
+    status_detail,
+)
 from .schemas import Credentials, display_name_pattern, username_pattern
 
 DESCRIPTION = """\
@@ -33,32 +39,13 @@ The user-account API of userhub, and the JSON routes of the Flask tutorial it gr
   (24 h by default). Send it as `Authorization: Bearer <token>`. A logged-in browser session
   works too; its writes need the `X-CSRFToken` header.
 * **Errors:** every error is `application/problem+json` (RFC 9457) with `type`, `title`,
-  `status`, `detail`, and `errors` (one entry per field) for validation failures.
+  `status`, `detail`, and `errors` (one entry per field) for validation failures. `type`
+  names the kind of error, `/problems/<kind>`: the `Problem` schema lists them all.
 * **Pagination:** `GET /api/v1/users?page=2&per_page=20` answers `items`, `total`, `pages` and
   `links` to the first, last, previous and next pages.
 """
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "An RFC 9457 problem document.",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string", "description": "`about:blank`: see `status`."},
-        "title": {"type": "string", "description": "The HTTP status phrase."},
-        "status": {"type": "integer", "minimum": 400, "maximum": 599},
-        "detail": {"type": "string", "description": "What went wrong and what to do."},
-        "errors": {
-            "type": "array",
-            "description": "One entry per problem with a field (validation errors).",
-            "items": {
-                "type": "object",
-                "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
 APIFLASK_ERROR_SCHEMAS = ("HTTPError", "ValidationError")
 BODY_ERRORS = (400, 413, 415, 422)
 UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
@@ -101,6 +88,38 @@ def problem_spec(status: int, description: str | None = None) -> dict[str, Any]:
     if status in ERROR_HEADERS:
         spec["headers"] = ERROR_HEADERS[status]
     return spec
+
+
+def problem_schema() -> dict[str, Any]:
+    """The one error schema, with every ``type`` a problem can have, its status and meaning."""
+    kinds = sorted(PROBLEM_TYPES.values(), key=lambda kind: (kind.status, kind.slug))
+    return {
+        "type": "object",
+        "description": "An RFC 9457 problem document.",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "format": "uri-reference",
+                "description": "The kind of error, for a client to switch on (a page at that "
+                "path describes it); `about:blank` for a status with nothing more to say.\n\n"
+                + "\n".join(f"* `{kind.uri}` ({kind.status}): {kind.meaning}" for kind in kinds),
+                "enum": [kind.uri for kind in kinds] + [NO_TYPE],
+            },
+            "title": {"type": "string", "description": "The HTTP status phrase."},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string", "description": "What went wrong and what to do."},
+            "errors": {
+                "type": "array",
+                "description": "One entry per problem with a field (validation errors).",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }
 
 
 def _is_apiflask_error(response: dict[str, Any]) -> bool:
@@ -218,7 +237,7 @@ def finish_spec(spec: Any) -> Any:
 
 def _finish_spec(spec: Any) -> Any:
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["Problem"] = problem_schema()
     spec["paths"]["/api/v1/tokens"]["post"]["requestBody"] = {
         "required": False,
         "description": "The credentials as JSON, or leave the body empty and use HTTP Basic.",

@@ -10,8 +10,10 @@ from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
 from ..services import tokens, users
-from ..web.errors import Problem, require_json_object, summarise_fields
-from ..web.ratelimits import RATE_LIMITED, authenticate, login_limit
+from ..services.login_limits import authenticate
+from ..web.json_bodies import optional_body, require_json_object
+from ..web.problems import Problem, summarise_fields
+from ..web.ratelimits import RATE_LIMITED, login_limit
 from .auth import caller_token, token_auth
 from .base import api_blueprint, no_content, shaped
 from .idempotent import idempotent, replayable
@@ -41,6 +43,11 @@ CREATE_RESPONSES: Any = {
 }
 
 
+def bad_credentials() -> Problem:
+    """The one answer to a wrong password and an unknown username alike."""
+    return Problem(401, str(users.BAD_CREDENTIALS), kind="bad-credentials", headers=BASIC_CHALLENGE)
+
+
 def _credentials() -> Credentials:
     """From HTTP Basic if the client used it, else from the JSON body."""
     basic = request.authorization
@@ -48,7 +55,7 @@ def _credentials() -> Credentials:
         try:
             return Credentials(username=basic.username or "", password=basic.password or "")
         except ValidationError:
-            raise Problem(401, str(users.BAD_CREDENTIALS), headers=BASIC_CHALLENGE) from None
+            raise bad_credentials() from None
     if not request.get_data(cache=True):
         raise Problem(401, str(NO_CREDENTIALS), headers=BASIC_CHALLENGE)
     require_json_object()
@@ -63,6 +70,7 @@ def _credentials() -> Credentials:
 
 
 @bp.post("/tokens")
+@optional_body  # JSON, or HTTP Basic with no body
 @login_limit
 @idempotent("POST /api/v1/tokens", credentials_header=True)
 @bp.output(TokenOut, status_code=201, description="The token, shown only this once")
@@ -79,7 +87,7 @@ def create_token() -> Response:
     credentials = _credentials()
     user = authenticate(credentials.username, credentials.password)
     if user is None:
-        raise Problem(401, str(users.BAD_CREDENTIALS), headers=BASIC_CHALLENGE)
+        raise bad_credentials()
     return replayable(
         lambda before_commit: tokens.issue(user, before_commit=before_commit),
         lambda issued: shaped(TokenOut, issued, 201, {"Cache-Control": "no-store"}),

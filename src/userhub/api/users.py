@@ -12,7 +12,7 @@ from flask_login import login_user
 
 from ..models import User
 from ..services import users
-from ..web.errors import Problem, user_problem
+from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, register_limit
 from .auth import ADMIN, caller, caller_token, token_auth
 from .base import api_blueprint, no_content, shaped
@@ -76,10 +76,7 @@ def create_user(json_data: NewUser) -> Response:
     def created(user: User) -> Response:
         return shaped(UserOut, user, 201, {"Location": url_for(".get_user", user_id=user.id)})
 
-    try:
-        return replayable(register, created)
-    except users.UserError as exc:
-        raise user_problem(exc) from exc
+    return replayable(register, created)
 
 
 @bp.get("/users/me")
@@ -104,15 +101,9 @@ def update_me(json_data: ProfileUpdate) -> User:
     changes = json_data.given()
     changes.pop("current_password", None)
     user = caller()
-    try:
-        users.update_user(
-            user,
-            changes,
-            current_password=json_data.current_password,
-            keep_token=caller_token(),
-        )
-    except users.UserError as exc:
-        raise user_problem(exc) from exc
+    users.update_user(
+        user, changes, current_password=json_data.current_password, keep_token=caller_token()
+    )
     if "password" in changes and caller_token() is None:
         login_user(user)  # this browser session carries on under the new session version
     return user
@@ -172,10 +163,7 @@ def update_user(user_id: int, json_data: AdminUpdate) -> User:
     """Change any field; a new password needs no current one here and ends the user's sessions
     and tokens. Administrators cannot remove their own admin rights."""
     user = _user_or_404(user_id)
-    try:
-        users.update_user(user, json_data.given(), by_admin=caller(), keep_token=caller_token())
-    except users.UserError as exc:
-        raise user_problem(exc) from exc
+    users.update_user(user, json_data.given(), by_admin=caller(), keep_token=caller_token())
     return user
 
 
@@ -188,8 +176,5 @@ def update_user(user_id: int, json_data: AdminUpdate) -> User:
 def delete_user(user_id: int) -> Response:
     """Delete an account and revoke its tokens. Administrators cannot delete themselves here."""
     user = _user_or_404(user_id)
-    try:
-        users.delete_user(user, by_admin=caller())
-    except users.UserError as exc:
-        raise user_problem(exc) from exc
+    users.delete_user(user, by_admin=caller())
     return no_content()

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 
 from ..config import available_cores
 from ..services import bulk, users
+from ..services.errors import UserError
 from . import checks
 
 
@@ -31,7 +32,7 @@ def create_admin(username: str, password_stdin: bool) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         user = users.register_user(username, password, is_admin=True)
-    except users.UserError as exc:
+    except UserError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"Created administrator {user.username!r} (id {user.id}).")
 

@@ -15,8 +15,10 @@ from werkzeug.wrappers import Response
 
 from ..models import User
 from ..services import users
-from ..web.errors import user_problem
-from ..web.ratelimits import TooManyFailures, authenticate, login_limit, register_limit
+from ..services.errors import TooManyFailures, UserError
+from ..services.login_limits import authenticate
+from ..web.errors import retry_headers, service_status
+from ..web.ratelimits import login_limit, register_limit
 from ..web.redirects import is_safe_redirect
 from .forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm
 
@@ -39,8 +41,8 @@ def submit_login_form() -> Response | tuple[str, int]:
     try:
         user = authenticate(form.username.data, form.password.data)
     except TooManyFailures as exc:
-        page = make_response(render_login(form, status=429, error=exc.detail))
-        page.headers.update(exc.headers)
+        page = make_response(render_login(form, status=429, error=exc.message))
+        page.headers.update(retry_headers(exc))
         return page
     if user is None:
         return render_login(form, error=str(users.BAD_CREDENTIALS))
@@ -71,7 +73,7 @@ def rejected_fields(form: ChangePasswordForm | RegisterForm) -> int:
     return 400 if missing else 422
 
 
-def show_user_errors(form: ChangePasswordForm | RegisterForm, exc: users.UserError) -> None:
+def show_user_errors(form: ChangePasswordForm | RegisterForm, exc: UserError) -> None:
     for name, messages in exc.errors.items():
         getattr(form, name).errors = list(messages)
 
@@ -93,9 +95,9 @@ def register() -> Response | tuple[str, int]:
         return render_template("register.html", form=form), rejected_fields(form)
     try:
         users.register_user(form.username.data, form.password.data)
-    except users.UserError as exc:
+    except UserError as exc:
         show_user_errors(form, exc)
-        return render_template("register.html", form=form), user_problem(exc).status_code
+        return render_template("register.html", form=form), service_status(exc)
     flash(_("Account created. Log in with your new username and password."), "success")
     return redirect(url_for("tutorial.login"))
 
@@ -138,9 +140,9 @@ def change_password() -> Response | tuple[str, int]:
         users.update_user(
             user, {"password": form.password.data}, current_password=form.current_password.data
         )
-    except users.UserError as exc:
+    except UserError as exc:
         show_user_errors(form, exc)
-        return render_template("change_password.html", form=form), user_problem(exc).status_code
+        return render_template("change_password.html", form=form), service_status(exc)
     start_session(user)
     flash(
         _("Password changed. Your other sessions and API tokens have been logged out."), "success"

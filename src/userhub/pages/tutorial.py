@@ -19,7 +19,9 @@ from werkzeug.wrappers import Response
 from ..api.schemas import document_password, document_username
 from ..extensions import csrf
 from ..services import users
-from ..web.errors import Problem, json_route, user_problem
+from ..web.errors import plain_text_errors
+from ..web.json_bodies import json_route
+from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, login_limit, register_limit
 from .auth import render_login, submit_login_form
 from .forms import LoginForm
@@ -124,6 +126,7 @@ def index() -> str:
 
 
 @bp.get("/test_get")
+@plain_text_errors
 @bp.input(GreetingQuery, location="query")
 @bp.doc(summary="Greet by query parameter (§3)", responses=TEST_GET_RESPONSES)
 def test_get(query_data: GreetingQuery) -> str:
@@ -213,8 +216,5 @@ def response_json() -> Response:
 )
 def save_data_to_mysql(json_data: NewAccount) -> str:
     """§5: create a user (password hashed); the database decides duplicates."""
-    try:
-        users.register_user(json_data.username, json_data.password)
-    except users.UserError as exc:
-        raise user_problem(exc) from exc
+    users.register_user(json_data.username, json_data.password)
     return "Commit Status:Succeeded, Message:Data inserted successfully."

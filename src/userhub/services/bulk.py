@@ -58,6 +58,7 @@ from .. import transactions
 from ..extensions import db
 from ..models import User, utc_iso
 from . import users
+from .errors import EmailTaken, InvalidUserInput
 from .passwords import passwords
 
 REQUIRED_COLUMNS = ("username", "password")
@@ -66,7 +67,7 @@ IMPORT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no", ""})
 IS_ADMIN_PROBLEM = "is_admin must be true/false, 1/0, yes/no or empty."
-EMAIL_TAKEN = users.EmailTaken().message
+EMAIL_TAKEN = EmailTaken().message
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 5000  # 2 bound values per row in the pre-check; SQLite allows 32766
 
@@ -252,7 +253,7 @@ class _RowChecker:
                 display_name=_blank_is_none(fields.get("display_name", "")),
                 email=_blank_is_none(fields.get("email", "")),
             )
-        except users.InvalidUserInput as exc:
+        except InvalidUserInput as exc:
             problems = [message for messages in exc.errors.values() for message in messages]
         is_admin = parse_is_admin(fields.get("is_admin", ""))
         if is_admin is None:

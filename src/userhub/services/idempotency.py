@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ from sqlalchemy import delete, select
 from .. import transactions
 from ..extensions import db
 from ..models import IdempotencyRecord, utcnow
+from .errors import KeyReused, MalformedKey, UnreadableRecord
+
+log = logging.getLogger("userhub")
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -72,14 +76,6 @@ UNREADABLE = _l(
 )
 
 
-class KeyReused(Exception):
-    """The key was used before with another request."""
-
-
-class UnreadableRecord(Exception):
-    """The record's answer does not decrypt, or its parts do not parse."""
-
-
 @dataclass(frozen=True)
 class StoredResponse:
     status: int
@@ -98,9 +94,9 @@ class Attempt:
     @classmethod
     def of(cls, operation: str, key: str, request: bytes, secret: str | bytes) -> Attempt:
         """``request``: the parts that make two requests the same (see ``canonical_request``).
-        Raises ValueError for a key that breaks the rules."""
+        Raises MalformedKey for a key that breaks the rules."""
         if not KEY.fullmatch(key):
-            raise ValueError(str(BAD_KEY))
+            raise MalformedKey(str(BAD_KEY))
         named = f"{operation}\0{key}".encode()
         secret_bytes = secret if isinstance(secret, bytes) else secret.encode()
         return cls(
@@ -140,14 +136,15 @@ def earlier(attempt: Attempt) -> StoredResponse | None:
     if record is None:
         return None
     if not hmac.compare_digest(record.fingerprint, attempt.fingerprint):
-        raise KeyReused()
+        raise KeyReused(str(KEY_REUSED))
     nonce, sealed = record.body[:NONCE_BYTES], record.body[NONCE_BYTES:]
     context = _associated_data(attempt, record.status_code, record.headers)
     try:
         body = AESGCM(attempt.sealing_key).decrypt(nonce, sealed, context)
         return StoredResponse(record.status_code, json.loads(record.headers), body)
     except (InvalidTag, ValueError) as exc:
-        raise UnreadableRecord() from exc
+        log.error("an idempotency record cannot be read back (secret key changed, or damaged)")
+        raise UnreadableRecord(str(UNREADABLE)) from exc
 
 
 def _associated_data(attempt: Attempt, status: int, headers: str) -> bytes:

@@ -30,6 +30,15 @@ from ..models import (
     User,
 )
 from . import tokens
+from .errors import (
+    Conflict,
+    EmailTaken,
+    InvalidUserInput,
+    NoSuchUser,
+    OwnAccount,
+    OwnAdminRights,
+    UsernameTaken,
+)
 from .passwords import passwords
 
 PASSWORD_MIN_LENGTH = 8
@@ -39,46 +48,6 @@ PASSWORD_MAX_LENGTH = 128
 BAD_CREDENTIALS = _l("Invalid username or password.")
 
 T = TypeVar("T")
-
-
-class UserError(Exception):
-    """A request about users that cannot be carried out; ``errors`` maps field → messages."""
-
-    def __init__(self, message: str, errors: dict[str, list[str]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors or {}
-
-
-class InvalidUserInput(UserError):
-    """Some fields break the rules; nothing was written."""
-
-
-class Conflict(UserError):
-    """The change clashes with other data or would lock someone out; nothing was written."""
-
-
-class UsernameTaken(Conflict):
-    """Another account already has this username (compared case-insensitively)."""
-
-    def __init__(self) -> None:
-        message = _("Username already exists.")
-        super().__init__(message, {"username": [message]})
-
-
-class NoSuchUser(UserError):
-    """The account was deleted (by an administrator, on any node) while this change ran."""
-
-    def __init__(self) -> None:
-        super().__init__(_("This account no longer exists."))
-
-
-class EmailTaken(Conflict):
-    """Another account already uses this e-mail address."""
-
-    def __init__(self) -> None:
-        message = _("This e-mail address is already used by another account.")
-        super().__init__(message, {"email": [message]})
 
 
 def _taken_error(exc: IntegrityError) -> Conflict:
@@ -297,10 +266,7 @@ def update_user(
         if by_admin is None:
             errors["is_admin"] = [_("Only an administrator can change this.")]
         elif by_admin.id == user.id and not changes["is_admin"]:
-            raise Conflict(
-                _("You cannot remove your own admin rights; ask another administrator."),
-                {"is_admin": [_("You cannot remove your own admin rights.")]},
-            )
+            raise OwnAdminRights()
         values["is_admin"] = bool(changes["is_admin"])
     _raise_if_any(errors)
     new_hash = None if new_password is None else passwords().hash(new_password)
@@ -336,7 +302,7 @@ def log_out_everywhere(user: User) -> None:
 def delete_user(user: User, *, by_admin: User) -> None:
     """Delete an account and its tokens. An admin cannot delete their own account here."""
     if user.id == by_admin.id:
-        raise Conflict(_("You cannot delete your own account; ask another administrator."))
+        raise OwnAccount()
     # A statement, not ``session.delete``: deleted meanwhile (on another node) is done all the
     # same. The database's ON DELETE CASCADE takes the tokens.
     user_id = user.id

@@ -1,17 +1,16 @@
-"""One error scheme: problem+json for JSON routes, HTML pages for pages.
+"""One error path: every error becomes problem+json on JSON routes, an error page elsewhere.
 
-JSON routes (everything under ``/api/`` and views marked with ``json_route``) answer errors as
-RFC 9457 ``application/problem+json``. Pages answer with an error page in the site layout. The
+The handlers registered here are the only place where an error gets its status: the services'
+errors (``services/errors.py``, which know no HTTP) by their class, Werkzeug's HTTP errors,
+APIFlask's validation errors, and the database's outages. No view repeats the mapping. The
 client never sees a stack trace, SQL or a driver message: unexpected errors are logged and
 answered with a generic 500 (or 503 when the database cannot be reached).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, render_template, request
@@ -24,31 +23,40 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .. import transactions
-from ..services.users import Conflict, NoSuchUser, UserError
+from ..services.errors import (
+    Conflict,
+    IdempotencyError,
+    KeyReused,
+    MalformedKey,
+    NoSuchUser,
+    ServiceError,
+    TooManyFailures,
+    UnreadableRecord,
+)
 from .logs import request_id
+from .problems import (
+    PROBLEM_MIMETYPE,
+    Problem,
+    problem_response,
+    status_detail,
+    summarise_fields,
+    wants_problem_json,
+)
+from .views import is_marked, mark
 
 log = logging.getLogger("userhub")
 
-PROBLEM_MIMETYPE = "application/problem+json"
-PROBLEM_ATTRIBUTE = "_userhub_problem_prefix"
+PLAIN_TEXT_ERRORS = "_userhub_plain_text_errors"
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-EXAMPLE_BODY = '{"username": "zhangsan", "password": "a-long-password"}'
-
-
-# Plain words for the statuses a user can meet; the page and the problem share them.
-DETAILS = {
-    400: _l("The request could not be understood. Check its fields and try again."),
-    403: _l("You are not allowed to do this."),
-    404: _l("There is nothing at this address."),
-    405: _l("This address does not accept that method."),
-    413: _l("The request body is too large."),
-    415: _l("Send the body as JSON with the header Content-Type: application/json."),
-    500: _l("Something went wrong on our side. It has been logged; please try again later."),
-    503: _l("The database cannot be reached right now. Please try again in a moment."),
+# The status of each kind of refusal (the most specific class wins); anything else is 422.
+SERVICE_STATUSES: dict[type[ServiceError], int] = {
+    Conflict: 409,
+    NoSuchUser: 404,
+    TooManyFailures: 429,
+    MalformedKey: 400,
+    KeyReused: 422,
+    UnreadableRecord: 422,
+    IdempotencyError: 422,
 }
 
 # The error pages' headings, in the reader's language (problem documents keep the standard
@@ -77,170 +85,68 @@ PYDANTIC_MESSAGES = {
     "Extra inputs are not permitted": _l("Extra inputs are not permitted"),
 }
 
+WRITE_CLASHES = _l(
+    "The change clashed with others made at the same moment, again and again. Nothing was "
+    "saved; please try again in a moment."
+)
 
-def status_detail(status: int, fallback: str = "") -> str:
-    """The plain words for ``status`` in the reader's language."""
-    detail = DETAILS.get(status)
-    return str(detail) if detail is not None else fallback or HTTP_STATUS_CODES.get(status, "")
-
-
-class Problem(HTTPError):
-    """An error a view raises on purpose, with a detail written for the user."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        errors: dict[str, list[str]] | None = None,
-        type_: str = "about:blank",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(status, detail=detail, headers=headers)
-        self.field_errors = errors or {}
-        self.type = type_
+# A view whose errors stay bare text, as the tutorial's ``/test_get`` answers them.
+plain_text_errors = mark(PLAIN_TEXT_ERRORS)
 
 
-def json_route(detail_prefix: str = "") -> Callable[[F], F]:
-    """Mark a view as JSON: its errors become problem+json, and a body it receives must be JSON.
-
-    ``detail_prefix`` frames every error detail, so the tutorial's ``/save_data_to_mysql`` can
-    keep its ``Commit Status:Failed, Message:`` wording on failures.
-    """
-
-    def decorate(view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            require_json_body()
-            return view(*args, **kwargs)
-
-        setattr(wrapper, PROBLEM_ATTRIBUTE, detail_prefix)
-        return cast(F, wrapper)
-
-    return decorate
+def service_status(error: ServiceError) -> int:
+    """The HTTP status for a refusal of the services (pages use it for their forms too)."""
+    for cls in type(error).__mro__:
+        if cls in SERVICE_STATUSES:
+            return SERVICE_STATUSES[cls]
+    return 422
 
 
-def require_json_body() -> None:
-    """For a request that carries a body (POST, PUT, PATCH): it must be a JSON object."""
-    if request.method in BODY_METHODS:
-        require_json_object()
-
-
-def require_json_object() -> None:
-    """400 for no body or broken JSON, 415 for a body that is not JSON, 422 for a non-object.
-
-    (Bodies over the limit never get here: Werkzeug and ``request_limits`` answer 413.)"""
-    data = request.get_data(cache=True)
-    if not data:
-        raise Problem(
-            400,
-            _(
-                "The request has no body. Send a JSON object, for example %(example)s.",
-                example=EXAMPLE_BODY,
-            ),
-        )
-    if not request.is_json:
-        raise Problem(415, status_detail(415))
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # the json module gives up on deep nesting with this, not ValueError
-        raise Problem(
-            400,
-            _(
-                "The JSON is nested too deeply to read. Send a flat object like %(example)s.",
-                example=EXAMPLE_BODY,
-            ),
-        ) from None
-    if body is None and data.strip() != b"null":
-        raise Problem(
-            400,
-            _(
-                "The body is not valid JSON. Check quotes, commas and braces, "
-                "and send the text encoded as UTF-8."
-            ),
-        )
-    if not isinstance(body, dict):
-        raise Problem(
-            422,
-            _("The body must be a JSON object, for example %(example)s.", example=EXAMPLE_BODY),
-        )
-
-
-def _view_detail_prefix() -> str | None:
-    """The JSON marker of the view this request targets (also for 405s, where no view ran)."""
-    view = current_app.view_functions.get(request.endpoint or "")
-    if view is None:
-        for rule in current_app.url_map.iter_rules():
-            if rule.rule == request.path:
-                view = current_app.view_functions.get(rule.endpoint)
-                if hasattr(view, PROBLEM_ATTRIBUTE):
-                    break
-    return getattr(view, PROBLEM_ATTRIBUTE, None)
-
-
-def wants_problem_json() -> bool:
-    return request.path.startswith("/api/") or _view_detail_prefix() is not None
-
-
-def problem_document(status: int, detail: str, *, type_: str = "about:blank") -> dict[str, Any]:
-    """The members every problem has (the OpenAPI examples show the same)."""
-    return {
-        "type": type_,
-        "title": HTTP_STATUS_CODES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-    }
-
-
-def summarise_fields(errors: dict[str, list[str]]) -> str:
-    """Field errors in one line for ``detail``: ``username: too long; password: required``."""
-    return "; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items())
-
-
-def user_problem(exc: UserError) -> Problem:
-    """A refused account change: 409 when it clashes with other data, 404 when the account was
-    deleted meanwhile, else 422."""
-    if isinstance(exc, Conflict):
-        return Problem(409, exc.message, errors=exc.errors)
-    if isinstance(exc, NoSuchUser):
-        return Problem(404, exc.message)
-    return Problem(422, exc.message, errors=exc.errors)
-
-
-def problem_response(
-    status: int,
-    detail: str,
-    *,
-    errors: dict[str, list[str]] | None = None,
-    type_: str = "about:blank",
-    headers: Any = None,
-) -> Response:
-    """An RFC 9457 problem document as a response."""
-    body = problem_document(status, (_view_detail_prefix() or "") + detail, type_=type_)
-    if errors:
-        body["errors"] = [
-            {"field": field, "message": message}
-            for field, messages in errors.items()
-            for message in messages
-        ]
-    response = current_app.response_class(
-        current_app.json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_MIMETYPE
-    )
-    response.headers.update(headers or {})
-    return response
+def retry_headers(error: ServiceError) -> dict[str, str]:
+    """``Retry-After`` for a refusal that ends by itself."""
+    if isinstance(error, TooManyFailures):
+        return {"Retry-After": str(error.retry_after)}
+    return {}
 
 
 def error_page(status: int, detail: str | None = None) -> Response | tuple[str, int]:
-    """The HTML error page. ``/test_get`` keeps the tutorial's bare text body, or answers
-    problem+json to a client that accepts only JSON."""
+    """The HTML error page. A view marked ``plain_text_errors`` keeps the tutorial's bare text
+    body, or answers problem+json to a client that accepts only JSON."""
     detail = detail or status_detail(status)
-    if request.endpoint == "tutorial.test_get":
+    if is_marked(PLAIN_TEXT_ERRORS):
         offered = ["text/plain", PROBLEM_MIMETYPE, "application/json"]
         if request.accept_mimetypes.best_match(offered, default="text/plain") != "text/plain":
             return problem_response(status, detail)
         return current_app.response_class(detail, status=status, mimetype="text/plain")
     title = PAGE_TITLES.get(status) or HTTP_STATUS_CODES.get(status, "Error")
     return render_template("error.html", status=status, title=title, detail=detail), status
+
+
+def error_response(
+    status: int,
+    detail: str,
+    headers: Any = None,
+    *,
+    kind: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+) -> Response:
+    """The error in the format the route speaks: problem+json or the error page."""
+    if wants_problem_json():
+        return problem_response(status, detail, kind=kind, errors=errors, headers=headers)
+    page = current_app.make_response(error_page(status, detail))
+    page.headers.update(headers or {})  # e.g. the Allow that a 405 must carry
+    return page
+
+
+def handle_service_error(error: ServiceError) -> Response:
+    """A refusal of the services, with its status, its kind and its field messages."""
+    return error_response(
+        service_status(error),
+        error.message,
+        retry_headers(error),
+        kind=error.code,
+        errors=error.errors,
+    )
 
 
 def _validation_errors(detail: Any) -> dict[str, list[str]]:
@@ -260,14 +166,12 @@ def _validation_errors(detail: Any) -> dict[str, list[str]]:
 def handle_api_error(error: HTTPError) -> Response | tuple[str, int]:
     """APIFlask's error callback: our own Problems and its validation errors."""
     if isinstance(error, Problem):
-        if not wants_problem_json():
-            return error_page(error.status_code, error.detail)
-        return problem_response(
+        return error_response(
             error.status_code,
             error.detail,
+            error.headers,
+            kind=error.kind,
             errors=error.field_errors,
-            type_=error.type,
-            headers=error.headers,
         )
     errors = _validation_errors(error.detail)
     detail = summarise_fields(errors) or str(error.message)
@@ -295,12 +199,15 @@ def _too_large_detail() -> str:
 def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
     """Werkzeug's 4xx/5xx, in the format the route speaks."""
     status = error.code or 500
+    kind = None
     if isinstance(error, CSRFError) and request.path.startswith("/api/"):
+        kind = "csrf-failed"
         detail = _(
             "A write made with the browser's session cookie needs the X-CSRFToken header "
             "(the csrf_token of any page's form). Or send Authorization: Bearer <token> instead."
         )
     elif isinstance(error, CSRFError):
+        kind = "csrf-failed"
         detail = _(
             "The form's security token is missing or expired. Reload the page and send "
             "the form again (Postman: GET /login first and send its csrf_token field)."
@@ -310,22 +217,7 @@ def handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
     else:
         detail = status_detail(status, error.description or "")
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-    return error_response(status, detail, headers)
-
-
-def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
-    """The error in the format the route speaks: problem+json or the error page."""
-    if wants_problem_json():
-        return problem_response(status, detail, headers=headers)
-    page = current_app.make_response(error_page(status, detail))
-    page.headers.update(headers or {})  # e.g. the Allow that a 405 must carry
-    return page
-
-
-WRITE_CLASHES = _l(
-    "The change clashed with others made at the same moment, again and again. Nothing was "
-    "saved; please try again in a moment."
-)
+    return error_response(status, detail, headers, kind=kind)
 
 
 def handle_database_unavailable(error: DBAPIError | PoolTimeout) -> Response | tuple[str, int]:
@@ -333,7 +225,7 @@ def handle_database_unavailable(error: DBAPIError | PoolTimeout) -> Response | t
     with a driver message; so is a write still deadlocked after its retries."""
     if isinstance(error, DBAPIError) and transactions.is_retryable(error):
         log.warning("write transaction gave up after %d attempts", transactions.MAX_ATTEMPTS)
-        return error_response(503, str(WRITE_CLASHES), {"Retry-After": "1"})
+        return error_response(503, str(WRITE_CLASHES), {"Retry-After": "1"}, kind="write-clashes")
     log.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
     return error_response(503, status_detail(503), {"Retry-After": "5"})
 
@@ -362,6 +254,7 @@ def handle_unexpected_error(error: Exception) -> Response | tuple[str, int]:
 
 def register_errors(app: APIFlask) -> None:
     app.error_callback = handle_api_error
+    app.register_error_handler(ServiceError, handle_service_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(PoolTimeout, handle_database_unavailable)

@@ -34,8 +34,8 @@ from sqlalchemy.exc import OperationalError
 from ..extensions import db, login_manager
 from ..models import User
 from ..services.users import load_session_user
-from .errors import wants_problem_json
 from .logs import note_user
+from .problems import wants_problem_json
 
 
 class SessionInterface(SecureCookieSessionInterface):

@@ -1,0 +1,127 @@
+"""The errors the services raise: what went wrong, in words for the user, and a machine code.
+
+They know no HTTP. ``web/errors.py`` is the one place that turns each into a status and a
+problem document (or an error page); ``code`` becomes the problem's ``type``
+(``/problems/<code>``), so a client can tell one refusal from another without reading words.
+A view catches one of these only to show it inside its own form (a page's field messages).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from flask_babel import gettext as _
+
+
+class ServiceError(Exception):
+    """A request the services refuse; nothing was written. ``errors`` maps field → messages."""
+
+    code: ClassVar[str] = "invalid-fields"
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+
+class UserError(ServiceError):
+    """A request about an account that cannot be carried out."""
+
+
+class InvalidUserInput(UserError):
+    """Some fields break the rules."""
+
+    code = "invalid-fields"
+
+
+class Conflict(UserError):
+    """The change clashes with other data, or would lock someone out."""
+
+    code = "conflict"
+
+
+class UsernameTaken(Conflict):
+    """Another account already has this username (compared case-insensitively)."""
+
+    code = "username-taken"
+
+    def __init__(self) -> None:
+        message = _("Username already exists.")
+        super().__init__(message, {"username": [message]})
+
+
+class EmailTaken(Conflict):
+    """Another account already uses this e-mail address."""
+
+    code = "email-taken"
+
+    def __init__(self) -> None:
+        message = _("This e-mail address is already used by another account.")
+        super().__init__(message, {"email": [message]})
+
+
+class OwnAdminRights(Conflict):
+    """An administrator tried to take away their own admin rights (nobody might be left)."""
+
+    code = "own-admin-rights"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _("You cannot remove your own admin rights; ask another administrator."),
+            {"is_admin": [_("You cannot remove your own admin rights.")]},
+        )
+
+
+class OwnAccount(Conflict):
+    """An administrator tried to delete their own account through the admin route."""
+
+    code = "own-account"
+
+    def __init__(self) -> None:
+        super().__init__(_("You cannot delete your own account; ask another administrator."))
+
+
+class NoSuchUser(UserError):
+    """The account was deleted (by an administrator, on any node) while this change ran."""
+
+    code = "account-gone"
+
+    def __init__(self) -> None:
+        super().__init__(_("This account no longer exists."))
+
+
+class TooManyFailures(ServiceError):
+    """This account had too many failed log-ins lately; it may try again in ``retry_after``
+    seconds. The password was not checked."""
+
+    code = "too-many-failed-log-ins"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            _(
+                "Too many failed log-ins for this account. Try again in %(seconds)d seconds, "
+                "or reset your password with an administrator's help.",
+                seconds=retry_after,
+            )
+        )
+        self.retry_after = retry_after
+
+
+class IdempotencyError(ServiceError):
+    """An ``Idempotency-Key`` that cannot be honoured."""
+
+
+class MalformedKey(IdempotencyError):
+    code = "idempotency-key-malformed"
+
+
+class KeyReused(IdempotencyError):
+    """The key was used before with another request."""
+
+    code = "idempotency-key-reused"
+
+
+class UnreadableRecord(IdempotencyError):
+    """The record's answer does not decrypt, or its parts do not parse."""
+
+    code = "idempotency-record-unreadable"
