@@ -1,4 +1,5 @@
-"""``flask --app userhub import-users`` and ``export-users`` (``userhub.services.bulk``).
+"""``flask --app userhub import-users`` and ``export-users`` (``services/import_file.py``,
+``bulk_import.py``, ``bulk_export.py``).
 
 Each hash costs ~20 ms, so every test imports only a handful of rows.
 """
@@ -24,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.conftest import PASSWORD, ApiActions
 from userhub.extensions import db
-from userhub.services import bulk, users
+from userhub.services import account_rules, bulk_export, bulk_import, import_file, users
 from userhub.services.passwords import passwords
 
 
@@ -161,7 +162,7 @@ def test_bad_rows_are_reported_with_their_line_and_reason(
 ) -> None:
     with app.app_context():
         users.register_user("existing", PASSWORD, email="existing@example.com")
-        email_problem = users.normalise_email(BAD_EMAIL)[1][0]
+        email_problem = account_rules.normalise_email(BAD_EMAIL)[1][0]
     result = import_users(runner, csv_file(tmp_path, BAD_FILE), "--batch-size", "3")
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
@@ -224,7 +225,7 @@ def test_every_problem_of_a_row_is_reported(runner: FlaskCliRunner, tmp_path: Pa
     ],
 )
 def test_is_admin_words(value: str, expected: bool | None) -> None:
-    assert bulk.parse_is_admin(value) is expected
+    assert import_file.parse_is_admin(value) is expected
 
 
 def test_text_is_stored_verbatim(
@@ -322,8 +323,8 @@ def test_a_registration_racing_the_import_is_skipped_or_reported(
             users.register_user("other", PASSWORD, email="race@example.com")
 
     with app.app_context():
-        plan = bulk.read_import_file(path)
-        result = bulk.import_users(plan, workers=2, progress=register_concurrently)
+        plan = import_file.read_import_file(path)
+        result = bulk_import.import_users(plan, workers=2, progress=register_concurrently)
     assert (result.created, result.skipped) == (2, 1)
     assert [str(bad) for bad in result.bad] == [
         "line 4: This e-mail address is already used by another account."
@@ -351,8 +352,10 @@ def test_a_database_failure_keeps_what_was_committed_and_names_no_hash(
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", lose_the_connection)
         try:
-            with pytest.raises(bulk.ImportAborted) as aborted:
-                bulk.import_users(bulk.read_import_file(path), workers=2, batch_size=2)
+            with pytest.raises(bulk_import.ImportAborted) as aborted:
+                bulk_import.import_users(
+                    import_file.read_import_file(path), workers=2, batch_size=2
+                )
         finally:
             event.remove(db.engine, "before_cursor_execute", lose_the_connection)
         db.session.remove()
@@ -363,7 +366,9 @@ def test_a_database_failure_keeps_what_was_committed_and_names_no_hash(
     assert_no_secrets(str(aborted.value), *(f"password-{n}" for n in range(1, 6)))
     assert sorted(row["username"] for row in api.rows("user")) == ["user1", "user2"]
     with app.app_context():
-        result = bulk.import_users(bulk.read_import_file(path), workers=2, batch_size=2)
+        result = bulk_import.import_users(
+            import_file.read_import_file(path), workers=2, batch_size=2
+        )
     assert (result.created, result.skipped, result.bad) == (3, 2, [])
 
 
@@ -436,7 +441,7 @@ def expected_records(api: ApiActions, *, with_hashes: bool = False) -> list[dict
     """The user table's rows as an export should show them."""
     records = []
     for row in sorted(api.rows("user"), key=lambda row: row["id"]):
-        record = {name: row[name] for name in bulk.export_columns(with_hashes)}
+        record = {name: row[name] for name in bulk_export.export_columns(with_hashes)}
         record["is_admin"] = bool(record["is_admin"])
         record["created_at"] = row["created_at"].isoformat() + "Z"
         records.append(record)
@@ -447,7 +452,9 @@ def parse_csv(text: str) -> list[dict[str, Any]]:
     """The export's CSV back into values: cells restored, types as in JSON."""
     records: list[dict[str, Any]] = []
     for raw in csv.DictReader(io.StringIO(text, newline="")):
-        record: dict[str, Any] = {name: bulk.restore_csv_cell(cell) for name, cell in raw.items()}
+        record: dict[str, Any] = {
+            name: bulk_export.restore_csv_cell(cell) for name, cell in raw.items()
+        }
         record["id"] = int(record["id"])
         record["is_admin"] = {"true": True, "false": False}[record["is_admin"]]
         for name in ("display_name", "email"):
@@ -521,7 +528,7 @@ def test_export_reads_in_chunks_in_id_order(
     rows = "".join(f"chunk{n},password-{n}\n" for n in range(5))
     assert import_users(runner, csv_file(tmp_path, "username,password\n" + rows)).exit_code == 0
     with app.app_context():
-        records = list(bulk.iter_user_records(chunk_size=2))
+        records = list(bulk_export.iter_user_records(chunk_size=2))
     assert [record["username"] for record in records] == [f"chunk{n}" for n in range(5)]
     assert [record["id"] for record in records] == sorted(record["id"] for record in records)
 
@@ -530,6 +537,6 @@ def test_export_reads_in_chunks_in_id_order(
     "value", ["=SUM(A1)", "+1", "-1", "@x", "\tx", "\rx", "'x", "''", "plain", "", "a=b"]
 )
 def test_csv_cell_neutralising_is_reversible(value: str) -> None:
-    cell = bulk.neutralise_csv_cell(value)
-    assert bulk.restore_csv_cell(cell) == value
+    cell = bulk_export.neutralise_csv_cell(value)
+    assert bulk_export.restore_csv_cell(cell) == value
     assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))

@@ -40,7 +40,7 @@ from argon2 import PasswordHasher
 
 from tests.conftest import MYSQL_URL, mysql_url, recreate_mysql_database
 from tests.live_server import ServerProcess, running_server
-from userhub.services.users import username_key
+from userhub.services.account_rules import username_key
 
 CLIENTS = 12  # 2 workers x 4 threads are always busy, with requests queued behind them
 LOAD_BEFORE_KILL = 1.5  # seconds of load before the kill

@@ -63,7 +63,9 @@ from userhub.models import (
     User,
 )
 from userhub.pages.tutorial import COMMIT_FAILED, Credentials, GreetingQuery, NewAccount
-from userhub.services import bulk, users
+from userhub.services import account_rules, bulk_export, import_file, users
+from userhub.services.errors import InvalidUserInput
+from userhub.web import rule_schemas
 from userhub.web.logs import CLIENT_REQUEST_ID
 from userhub.web.redirects import is_safe_redirect
 
@@ -102,7 +104,7 @@ names = st.text(tricky_chars, max_size=24)
 # Names built to pass (characters of no category C, not ":"), trimmed to the rules' length.
 visible = st.characters(exclude_categories=["C"], exclude_characters=":")
 valid_usernames = st.text(visible, min_size=1, max_size=USERNAME_MAX_LENGTH).filter(
-    lambda name: not users.username_problems(name)
+    lambda name: not account_rules.username_problems(name)
 )
 usernames = st.one_of(valid_usernames, names)
 
@@ -242,13 +244,13 @@ def test_username_problems_never_raise_and_an_accepted_name_fits_the_table(name:
     """Whatever arrives, the check answers (no exception), refuses with sentences, and a name
     it accepts can be stored: the username and its key fit their columns, and no character
     the session id or the page would trip over is in it."""
-    problems = users.username_problems(name)
+    problems = account_rules.username_problems(name)
     assert isinstance(problems, list)
     if problems:
         assert_message(problems)
         return
     assert 1 <= len(name) <= USERNAME_MAX_LENGTH
-    assert len(users.username_key(name)) <= USERNAME_KEY_MAX_LENGTH
+    assert len(account_rules.username_key(name)) <= USERNAME_KEY_MAX_LENGTH
     assert name == name.strip() and ":" not in name
     assert not any(unicodedata.category(char).startswith("C") for char in name)
 
@@ -263,9 +265,9 @@ def test_the_documented_username_pattern_says_exactly_what_registration_accepts(
     """The OpenAPI document gives clients ``username_pattern()``; a client that trusts it must
     neither be refused for a name it matches nor accepted with one it does not (apart from the
     normalised-length limit, which the description states in words)."""
-    documented = re.fullmatch(schemas.username_pattern(), name) is not None
-    key_fits = len(users.username_key(name)) <= USERNAME_KEY_MAX_LENGTH
-    assert (not users.username_problems(name)) == (documented and key_fits)
+    documented = re.fullmatch(rule_schemas.username_pattern(), name) is not None
+    key_fits = len(account_rules.username_key(name)) <= USERNAME_KEY_MAX_LENGTH
+    assert (not account_rules.username_problems(name)) == (documented and key_fits)
 
 
 @PURE
@@ -273,14 +275,14 @@ def test_the_documented_username_pattern_says_exactly_what_registration_accepts(
 def test_username_key_is_stable_under_case_and_normal_forms(name: str) -> None:
     """Two spellings of a name are one account when they differ only in case folding or
     Unicode normal form; the key of a key is itself (so stored keys compare with new ones)."""
-    key = users.username_key(name)
-    assert users.username_key(key) == key
+    key = account_rules.username_key(name)
+    assert account_rules.username_key(key) == key
     for variant in (
         name.lower(),
         name.casefold(),
         *(unicodedata.normalize(f, name) for f in ("NFC", "NFD", "NFKC", "NFKD")),
     ):
-        assert users.username_key(variant) == key, variant
+        assert account_rules.username_key(variant) == key, variant
 
 
 @HASHING
@@ -300,7 +302,7 @@ def test_registration_accepts_a_username_exactly_when_the_rules_do_and_finds_it_
     form = {"username": username, "password": PASSWORD, "confirm": PASSWORD, "csrf_token": token}
     page = client.post("/register", data=form)
     event(f"register page: {page.status_code}")
-    problems = users.username_problems(username)
+    problems = account_rules.username_problems(username)
     if problems:
         assert page.status_code in (400, 422), page.status_code
         assert user_count(app) == 0
@@ -315,7 +317,7 @@ def test_registration_accepts_a_username_exactly_when_the_rules_do_and_finds_it_
         assert stored is not None and stored.username == username
         for variant in spellings(username):
             found = users.find_user(variant)
-            if users.username_key(variant) == users.username_key(username):
+            if account_rules.username_key(variant) == account_rules.username_key(username):
                 assert found is not None and found.id == stored.id, variant
             else:
                 assert found is None, variant
@@ -325,8 +327,8 @@ def test_registration_accepts_a_username_exactly_when_the_rules_do_and_finds_it_
             v
             for v in sorted(spellings(username))
             if v != username
-            and not users.username_problems(v)
-            and users.username_key(v) == users.username_key(username)
+            and not account_rules.username_problems(v)
+            and account_rules.username_key(v) == account_rules.username_key(username)
         ),
         username,
     )
@@ -347,7 +349,7 @@ def test_registration_accepts_a_username_exactly_when_the_rules_do_and_finds_it_
 def test_a_password_is_accepted_exactly_when_it_has_8_to_128_characters(password: str) -> None:
     """Length is counted in code points, whatever they are: an emoji is one, a combining
     accent is one; anything else about the password is the user's business."""
-    problems = users.password_problems(password)
+    problems = account_rules.password_problems(password)
     assert (not problems) == (8 <= len(password) <= 128)
     if problems:
         assert_message(problems)
@@ -391,8 +393,8 @@ def test_registration_and_log_in_take_a_password_at_its_exact_length_boundaries(
 def test_display_name_rules_match_their_documented_pattern(name: str) -> None:
     """``display_name_problems`` refuses with a message, never raises, and agrees with the
     pattern and length the OpenAPI document states."""
-    problems = users.display_name_problems(name)
-    documented = re.fullmatch(schemas.display_name_pattern(), name) is not None
+    problems = account_rules.display_name_problems(name)
+    documented = re.fullmatch(rule_schemas.display_name_pattern(), name) is not None
     assert (not problems) == (documented and len(name) <= DISPLAY_NAME_MAX_LENGTH)
     if problems:
         assert_message(problems)
@@ -407,7 +409,7 @@ def test_a_normalised_email_is_valid_as_stored_and_normalises_to_itself(email: s
     """The stored form of an address (what the API shows and what a client may send back) is
     itself valid and unchanged by normalising again, fits its column, is lower case, and the
     documented pattern does not refuse an address the server accepts."""
-    stored, problems = users.normalise_email(email)
+    stored, problems = account_rules.normalise_email(email)
     if problems:
         assert stored is None
         assert_message(problems)
@@ -415,8 +417,8 @@ def test_a_normalised_email_is_valid_as_stored_and_normalises_to_itself(email: s
     assert stored is not None
     assert len(stored) <= EMAIL_MAX_LENGTH
     assert stored == stored.lower()
-    assert users.normalise_email(stored) == (stored, [])
-    assert re.fullmatch(schemas.email_pattern(), email), "the documented pattern refuses it"
+    assert account_rules.normalise_email(stored) == (stored, [])
+    assert re.fullmatch(rule_schemas.email_pattern(), email), "the documented pattern refuses it"
 
 
 @PURE
@@ -433,25 +435,27 @@ def test_check_new_account_names_every_field_that_breaks_a_rule_and_nothing_else
     exactly the fields whose own check refuses them, with their messages; otherwise it returns
     the values to store (the key of the name, the normalised address)."""
     checks = {
-        "username": users.username_problems(username),
-        "password": users.password_problems(password),
-        "display_name": [] if display_name is None else users.display_name_problems(display_name),
-        "email": [] if email is None else users.normalise_email(email)[1],
+        "username": account_rules.username_problems(username),
+        "password": account_rules.password_problems(password),
+        "display_name": []
+        if display_name is None
+        else account_rules.display_name_problems(display_name),
+        "email": [] if email is None else account_rules.normalise_email(email)[1],
     }
     expected = {field: problems for field, problems in checks.items() if problems}
     try:
-        account = users.check_new_account(
+        account = account_rules.check_new_account(
             username, password, display_name=display_name, email=email
         )
-    except users.InvalidUserInput as exc:
+    except InvalidUserInput as exc:
         assert exc.errors == expected
         assert exc.message == next(iter(expected.values()))[0]
         return
     assert expected == {}
     assert account.username == username
-    assert account.username_key == users.username_key(username)
+    assert account.username_key == account_rules.username_key(username)
     assert account.display_name == display_name
-    assert account.email == (None if email is None else users.normalise_email(email)[0])
+    assert account.email == (None if email is None else account_rules.normalise_email(email)[0])
 
 
 # --- Redirect targets ----------------------------------------------------------------------------
@@ -800,7 +804,7 @@ def test_the_api_schemas_take_exactly_the_documented_shapes(body: Any) -> None:
         and strict_text(get("username"), 1, USERNAME_MAX_LENGTH)
         and strict_text(get("password"), 1, 128)
     )
-    assert schema_accepts(schemas.Credentials, body) == api_credentials
+    assert schema_accepts(schemas.TokenRequest, body) == api_credentials
     admin_update = (
         is_object
         and fields <= {"display_name", "email", "password", "is_admin"}
@@ -894,8 +898,8 @@ def test_save_data_to_mysql_stores_a_user_exactly_when_the_rules_allow(
     if ok:
         with app.app_context():
             free = users.find_user(body["username"]) is None
-        ok = free and not users.username_problems(body["username"])
-        ok = ok and not users.password_problems(body["password"])
+        ok = free and not account_rules.username_problems(body["username"])
+        ok = ok and not account_rules.password_problems(body["password"])
     response = post_json(client, "/save_data_to_mysql", body)
     event(f"status {response.status_code}")
     if not ok:
@@ -924,13 +928,13 @@ def test_post_users_creates_exactly_the_account_it_reports(
     ok = schema_accepts(schemas.NewUser, body)
     if ok:
         try:
-            account = users.check_new_account(
+            account = account_rules.check_new_account(
                 body["username"],
                 body["password"],
                 display_name=body.get("display_name"),
                 email=body.get("email"),
             )
-        except users.InvalidUserInput:
+        except InvalidUserInput:
             ok = False
         else:
             with app.app_context():
@@ -1002,16 +1006,17 @@ def test_post_tokens_issues_a_working_token_only_for_the_right_credentials(
         response = client.post("/api/v1/tokens", headers={"Authorization": header})
         sent_name, _, sent_password = f"{username}:{password}".partition(":")
         right = (
-            users.username_key(sent_name) == users.username_key(TOKEN_USER)
+            account_rules.username_key(sent_name) == account_rules.username_key(TOKEN_USER)
             and sent_password == PASSWORD
             and not any(unicodedata.category(c) == "Cs" for c in username + password)
         )
     else:
         response = post_json(client, "/api/v1/tokens", body)
-        well_formed = schema_accepts(schemas.Credentials, body)
+        well_formed = schema_accepts(schemas.TokenRequest, body)
         right = (
             well_formed
-            and users.username_key(body["username"]) == users.username_key(TOKEN_USER)
+            and account_rules.username_key(body["username"])
+            == account_rules.username_key(TOKEN_USER)
             and body["password"] == PASSWORD
         )
     event(f"status {response.status_code}")
@@ -1111,9 +1116,11 @@ LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 @PURE
 @given(
-    columns=st.permutations(bulk.IMPORT_COLUMNS).flatmap(
-        lambda order: st.sets(st.sampled_from(bulk.OPTIONAL_COLUMNS)).map(
-            lambda optional: [c for c in order if c in bulk.REQUIRED_COLUMNS or c in optional]
+    columns=st.permutations(import_file.IMPORT_COLUMNS).flatmap(
+        lambda order: st.sets(st.sampled_from(import_file.OPTIONAL_COLUMNS)).map(
+            lambda optional: [
+                c for c in order if c in import_file.REQUIRED_COLUMNS or c in optional
+            ]
         )
     ),
     rows=st.lists(import_rows, max_size=6),
@@ -1134,7 +1141,7 @@ def test_an_import_file_is_read_row_by_row_with_the_registration_rules_and_true_
     for row in rows:
         lines.append(len(LINE_BREAK.findall(out.getvalue())) + 1)
         writer.writerow([row.get(c, "") for c in columns])
-    plan = bulk.parse_import_csv(out.getvalue())
+    plan = import_file.parse_import_csv(out.getvalue())
 
     expected_good, expected_bad = [], []
     seen_keys: set[str] = set()
@@ -1145,24 +1152,24 @@ def test_an_import_file_is_read_row_by_row_with_the_registration_rules_and_true_
         display = cells.get("display_name", "")
         key = (
             None
-            if users.username_problems(row["username"])
-            else users.username_key(row["username"])
+            if account_rules.username_problems(row["username"])
+            else account_rules.username_key(row["username"])
         )
-        address = users.normalise_email(email)[0] if email.strip() else None
+        address = account_rules.normalise_email(email)[0] if email.strip() else None
         repeated = key in seen_keys or address in seen_emails
         if key is not None:
             seen_keys.add(key)
         if address is not None:
             seen_emails.add(address)
         try:
-            users.check_new_account(
+            account_rules.check_new_account(
                 row["username"],
                 row["password"],
                 display_name=display if display.strip() else None,
                 email=email if email.strip() else None,
             )
             valid = True
-        except users.InvalidUserInput:
+        except InvalidUserInput:
             valid = False
         admin_word = cells.get("is_admin", "").strip().lower()
         admin = True if admin_word in ADMIN_YES else False if admin_word in ADMIN_NO else None
@@ -1191,8 +1198,8 @@ def test_any_file_is_either_read_or_refused_with_a_reason(tmp_path: Path, data: 
     path = tmp_path / "import.csv"
     path.write_bytes(data)
     try:
-        plan = bulk.read_import_file(path)
-    except bulk.ImportFileError as exc:
+        plan = import_file.read_import_file(path)
+    except import_file.ImportFileError as exc:
         assert str(exc).strip()
         return
     assert plan.total == len(plan.rows) + len(plan.bad)
@@ -1203,9 +1210,9 @@ def test_any_file_is_either_read_or_refused_with_a_reason(tmp_path: Path, data: 
 def test_an_exported_cell_never_starts_a_formula_and_restores_exactly(value: str) -> None:
     """Export to CSV: a cell never begins with what a spreadsheet runs as a formula, and
     stripping one leading apostrophe gives back exactly what was stored."""
-    cell = bulk.neutralise_csv_cell(value)
+    cell = bulk_export.neutralise_csv_cell(value)
     assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))  # OWASP "CSV Injection"
-    assert bulk.restore_csv_cell(cell) == value
+    assert bulk_export.restore_csv_cell(cell) == value
 
 
 export_records = st.fixed_dictionaries(
@@ -1234,16 +1241,16 @@ def exported_text(value: Any) -> str:
 def test_exported_csv_and_json_read_back_to_the_same_records(records: list[dict[str, Any]]) -> None:
     """What ``export-users`` writes is what a reader gets back: CSV (after restoring each cell)
     and JSON alike, for any text in any field."""
-    columns = bulk.EXPORT_COLUMNS
+    columns = bulk_export.EXPORT_COLUMNS
     out = io.StringIO(newline="")
-    assert bulk.write_csv(iter(records), out, columns) == len(records)
+    assert bulk_export.write_csv(iter(records), out, columns) == len(records)
     reader = csv.reader(io.StringIO(out.getvalue(), newline=""))
     assert next(reader) == list(columns)
     for record, read in zip(records, reader, strict=True):
         expected = [exported_text(record[column]) for column in columns]
-        assert [bulk.restore_csv_cell(cell) for cell in read] == expected
+        assert [bulk_export.restore_csv_cell(cell) for cell in read] == expected
     out = io.StringIO()
-    assert bulk.write_json(iter(records), out) == len(records)
+    assert bulk_export.write_json(iter(records), out) == len(records)
     assert json.loads(out.getvalue()) == records
 
 
@@ -1254,4 +1261,4 @@ def test_is_admin_cells_read_yes_no_words_in_any_case_and_nothing_else(cell: str
     yes/no, in any case, or empty) and nothing else: a typo must not make an administrator."""
     word = cell.strip().lower()
     expected = True if word in ADMIN_YES else False if word in ADMIN_NO else None
-    assert bulk.parse_is_admin(cell) is expected
+    assert import_file.parse_is_admin(cell) is expected

@@ -18,6 +18,7 @@ from userhub import transactions
 from userhub.extensions import db
 from userhub.models import User
 from userhub.services import tokens, users
+from userhub.services.errors import NoSuchUser
 from userhub.web import errors
 
 needs_mysql = pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
@@ -171,7 +172,7 @@ def test_changing_an_account_deleted_meanwhile_says_so(app: Flask) -> None:
         user = db.session.get(User, first)
         assert user is not None
         _delete_behind_the_session(app, "user", first)
-        with pytest.raises(users.NoSuchUser):
+        with pytest.raises(NoSuchUser):
             users.update_user(user, {"display_name": "too late"})
 
 

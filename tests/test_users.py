@@ -8,7 +8,8 @@ from flask import Flask
 
 from tests.conftest import PASSWORD
 from userhub.extensions import db
-from userhub.services import users
+from userhub.services import account_rules, users
+from userhub.services.errors import UsernameTaken
 from userhub.services.passwords import passwords
 
 
@@ -16,7 +17,7 @@ from userhub.services.passwords import passwords
     "name", ["张三", "a", "Zhang San", "x" * 20, "Ünïcödé", "user.name-1_2", "مرحبا", "🙂"]
 )
 def test_acceptable_usernames(name: str) -> None:
-    assert users.username_problems(name) == []
+    assert account_rules.username_problems(name) == []
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,7 @@ def test_acceptable_usernames(name: str) -> None:
     ],
 )
 def test_unacceptable_usernames_say_why(name: str, problem: str) -> None:
-    problems = users.username_problems(name)
+    problems = account_rules.username_problems(name)
     assert problems and problem in " ".join(problems)
 
 
@@ -41,7 +42,7 @@ def test_unacceptable_usernames_say_why(name: str, problem: str) -> None:
     ("a", "b"), [("Alice", "ALICE"), ("ｚｈａｎｇ", "zhang"), ("Straße", "STRASSE")]
 )
 def test_username_keys_ignore_case_and_width(a: str, b: str) -> None:
-    assert users.username_key(a) == users.username_key(b)
+    assert account_rules.username_key(a) == account_rules.username_key(b)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ def test_username_keys_ignore_case_and_width(a: str, b: str) -> None:
     [("1234567", False), ("12345678", True), ("x" * 128, True), ("x" * 129, False)],
 )
 def test_password_length_policy(password: str, ok: bool) -> None:
-    assert (users.password_problems(password) == []) is ok
+    assert (account_rules.password_problems(password) == []) is ok
 
 
 def test_passwords_are_stored_as_argon2id_at_owasp_strength(app: Flask) -> None:
@@ -115,7 +116,7 @@ def test_outdated_hash_is_upgraded_at_log_in(app: Flask) -> None:
 def test_duplicate_registration_is_decided_by_the_database(app: Flask) -> None:
     with app.app_context():
         users.register_user("张三", PASSWORD)
-        with pytest.raises(users.UsernameTaken):
+        with pytest.raises(UsernameTaken):
             users.register_user("张三", PASSWORD)
         # the session is usable again after the failed insert
         assert users.find_user("张三") is not None

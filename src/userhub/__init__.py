@@ -11,11 +11,9 @@ from typing import Any
 
 from apiflask import APIFlask
 
-from . import api, database
-from .api import openapi
+from . import api, database, pages
 from .cli import commands
 from .config import default_instance_path, finish_config, load_config, read_environment
-from .pages import auth, tutorial
 from .services import passwords
 from .web import csrf, errors, i18n, proxies, ratelimits, request_limits, security_headers, sessions
 from .web.fastjson import OrjsonProvider
@@ -67,10 +65,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     security_headers.init_app(app)
     i18n.init_app(app)  # the reader's language: pages, flash messages, error texts
 
-    app.register_blueprint(tutorial.bp)
-    app.register_blueprint(auth.bp)
-    api.init_app(app)
-    openapi.init_app(app)
+    pages.init_app(app)  # the tutorial's routes and the account pages
+    api.init_app(app)  # /api/v1, /openapi.json and /docs
 
     errors.register_errors(app)
     commands.register_commands(app)

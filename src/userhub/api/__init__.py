@@ -12,7 +12,7 @@ from apiflask import APIFlask
 from flask_cors import CORS
 
 from ..extensions import csrf
-from . import health, tokens, users
+from . import health, openapi, tokens, users
 
 BLUEPRINTS = (users.bp, tokens.bp, health.bp)
 
@@ -36,3 +36,4 @@ def init_app(app: APIFlask) -> None:
             expose_headers=["Location", "Retry-After", "WWW-Authenticate"],
             max_age=600,
         )
+    openapi.init_app(app)

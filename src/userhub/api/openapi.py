@@ -30,7 +30,8 @@ from ..web.problems import (
     problem_document,
     status_detail,
 )
-from .schemas import Credentials, display_name_pattern, username_pattern
+from ..web.rule_schemas import display_name_pattern, username_pattern
+from .schemas import TokenRequest
 
 DESCRIPTION = """\
 The user-account API of userhub, and the JSON routes of the Flask tutorial it grew from.
@@ -241,7 +242,7 @@ def _finish_spec(spec: Any) -> Any:
     spec["paths"]["/api/v1/tokens"]["post"]["requestBody"] = {
         "required": False,
         "description": "The credentials as JSON, or leave the body empty and use HTTP Basic.",
-        "content": {"application/json": {"schema": Credentials.model_json_schema()}},
+        "content": {"application/json": {"schema": TokenRequest.model_json_schema()}},
     }
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():

@@ -17,7 +17,7 @@ from ..web.ratelimits import RATE_LIMITED, login_limit
 from .auth import caller_token, token_auth
 from .base import api_blueprint, no_content, shaped
 from .idempotent import idempotent, replayable
-from .schemas import Credentials, TokenOut
+from .schemas import TokenOut, TokenRequest
 
 bp = api_blueprint(
     "api_tokens", tag={"name": "Tokens", "description": "Log in and out with Bearer tokens."}
@@ -48,19 +48,19 @@ def bad_credentials() -> Problem:
     return Problem(401, str(users.BAD_CREDENTIALS), kind="bad-credentials", headers=BASIC_CHALLENGE)
 
 
-def _credentials() -> Credentials:
+def _credentials() -> TokenRequest:
     """From HTTP Basic if the client used it, else from the JSON body."""
     basic = request.authorization
     if basic is not None and basic.type == "basic":
         try:
-            return Credentials(username=basic.username or "", password=basic.password or "")
+            return TokenRequest(username=basic.username or "", password=basic.password or "")
         except ValidationError:
             raise bad_credentials() from None
     if not request.get_data(cache=True):
         raise Problem(401, str(NO_CREDENTIALS), headers=BASIC_CHALLENGE)
     require_json_object()
     try:
-        return Credentials.model_validate(request.get_json())
+        return TokenRequest.model_validate(request.get_json())
     except ValidationError as exc:
         errors: dict[str, list[str]] = {}
         for error in exc.errors():

@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from ..config import available_cores
-from ..services import bulk, users
+from ..services import bulk_export, bulk_import, import_file, users
 from ..services.errors import UserError
 from . import checks
 
@@ -47,8 +47,8 @@ def create_admin(username: str, password_stdin: bool) -> None:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(1, bulk.MAX_BATCH_SIZE),
-    default=bulk.DEFAULT_BATCH_SIZE,
+    type=click.IntRange(1, bulk_import.MAX_BATCH_SIZE),
+    default=bulk_import.DEFAULT_BATCH_SIZE,
     show_default=True,
     help="Rows inserted per transaction.",
 )
@@ -66,8 +66,8 @@ def import_users(file: Path, workers: int | None, batch_size: int) -> None:
     cannot be imported at all (missing, not UTF-8, wrong header) -- then nothing is written.
     """
     try:
-        plan = bulk.read_import_file(file)
-    except bulk.ImportFileError as exc:
+        plan = import_file.read_import_file(file)
+    except import_file.ImportFileError as exc:
         raise click.BadParameter(str(exc), param_hint="FILE") from exc
     with click.progressbar(
         length=plan.total,
@@ -76,13 +76,13 @@ def import_users(file: Path, workers: int | None, batch_size: int) -> None:
         hidden=not sys.stderr.isatty(),
     ) as bar:
         try:
-            result = bulk.import_users(
+            result = bulk_import.import_users(
                 plan,
                 workers=workers or available_cores(),
                 batch_size=batch_size,
                 progress=bar.update,
             )
-        except bulk.ImportAborted as exc:
+        except bulk_import.ImportAborted as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(result.summary())
     for bad in result.bad:
@@ -95,7 +95,7 @@ def import_users(file: Path, workers: int | None, batch_size: int) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(bulk.FORMATS),
+    type=click.Choice(bulk_export.FORMATS),
     default="csv",
     show_default=True,
     help="CSV (a header, then a row per account) or one JSON array.",
@@ -118,9 +118,9 @@ def export_users(fmt: str, output: Path | None, with_hashes: bool) -> None:
     """
     if output is None:
         sys.stdout.flush()
-        bulk.export_to_binary(sys.stdout.buffer, fmt=fmt, with_hashes=with_hashes)
+        bulk_export.export_to_binary(sys.stdout.buffer, fmt=fmt, with_hashes=with_hashes)
         return
-    count = bulk.export_to_file(output, fmt=fmt, with_hashes=with_hashes)
+    count = bulk_export.export_to_file(output, fmt=fmt, with_hashes=with_hashes)
     click.echo(f"Exported {count} users to {output}.")
 
 

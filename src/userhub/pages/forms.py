@@ -16,7 +16,7 @@ from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from ..models import USERNAME_MAX_LENGTH
-from ..services.users import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 
 class TextForm(FlaskForm):  # type: ignore[misc]

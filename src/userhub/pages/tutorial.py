@@ -16,13 +16,13 @@ from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.wrappers import Response
 
-from ..api.schemas import document_password, document_username
 from ..extensions import csrf
 from ..services import users
 from ..web.errors import plain_text_errors
 from ..web.json_bodies import json_route
 from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, login_limit, register_limit
+from ..web.rule_schemas import document_password, document_username
 from .auth import render_login, submit_login_form
 from .forms import LoginForm
 

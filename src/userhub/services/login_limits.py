@@ -22,7 +22,7 @@ from limits import RateLimitItem, parse
 
 from ..extensions import RATE_LIMIT_KEY_PREFIX, limiter
 from ..models import User
-from . import users
+from . import account_rules, users
 from .errors import TooManyFailures
 
 log = logging.getLogger("userhub")
@@ -43,7 +43,7 @@ def authenticate(username: str, password: str) -> User | None:
     if not limiter.enabled:
         return users.authenticate(username, password)
     item = parse(current_app.config["USERHUB_RATELIMIT_ACCOUNT"])
-    account = (RATE_LIMIT_KEY_PREFIX, ACCOUNT_SCOPE, users.username_key(username))
+    account = (RATE_LIMIT_KEY_PREFIX, ACCOUNT_SCOPE, account_rules.username_key(username))
     if (wait := _seconds_over_limit(item, account)) is not None:
         raise TooManyFailures(wait)
     user = users.authenticate(username, password)

@@ -8,32 +8,31 @@ decide duplicates (no check-then-insert race). It knows nothing of HTTP.
 from __future__ import annotations
 
 import contextlib
-import unicodedata
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import transactions
 from ..extensions import db
 from ..models import (
-    DISPLAY_NAME_MAX_LENGTH,
-    EMAIL_MAX_LENGTH,
-    USERNAME_KEY_MAX_LENGTH,
-    USERNAME_MAX_LENGTH,
     ApiToken,
     User,
 )
 from . import tokens
+from .account_rules import (
+    check_new_account,
+    password_problems,
+    profile_fields,
+    raise_if_any,
+    username_key,
+)
 from .errors import (
     Conflict,
     EmailTaken,
-    InvalidUserInput,
     NoSuchUser,
     OwnAccount,
     OwnAdminRights,
@@ -41,8 +40,6 @@ from .errors import (
 )
 from .passwords import passwords
 
-PASSWORD_MIN_LENGTH = 8
-PASSWORD_MAX_LENGTH = 128
 # What every log-in that ``authenticate`` refuses is told, whether the name or the password was
 # wrong (the log-in page and POST /api/v1/tokens alike).
 BAD_CREDENTIALS = _l("Invalid username or password.")
@@ -56,134 +53,6 @@ def _taken_error(exc: IntegrityError) -> Conflict:
 
 
 USER_UNIQUE_COLUMNS = ("username_key", "email")
-
-
-def username_key(username: str) -> str:
-    """The form in which two usernames are compared: NFKC, then case-folded."""
-    return unicodedata.normalize("NFKC", username).casefold()
-
-
-def is_invisible(char: str) -> bool:
-    """Unicode category C (control, format, surrogate, private use, unassigned): never
-    allowed in a name."""
-    return unicodedata.category(char)[0] == "C"
-
-
-def username_problems(username: str) -> list[str]:
-    """What is wrong with a new username, in words a user can act on (empty: nothing)."""
-    if not username:
-        return [_("Username is required.")]
-    problems = []
-    if len(username) > USERNAME_MAX_LENGTH:
-        problems.append(_("Username must be at most %(max)d characters.", max=USERNAME_MAX_LENGTH))
-    if username != username.strip():
-        problems.append(_("Username must not start or end with spaces."))
-    if any(map(is_invisible, username)):
-        problems.append(_("Username must not contain control or invisible characters."))
-    if ":" in username:
-        problems.append(_('Username must not contain ":".'))
-    if not problems and len(username_key(username)) > USERNAME_KEY_MAX_LENGTH:
-        problems.append(_("Username is too long once normalised."))
-    return problems
-
-
-def password_problems(password: str) -> list[str]:
-    """What is wrong with a new password (empty: nothing). Any characters are allowed."""
-    if len(password) < PASSWORD_MIN_LENGTH:
-        return [_("Password must be at least %(min)d characters.", min=PASSWORD_MIN_LENGTH)]
-    if len(password) > PASSWORD_MAX_LENGTH:
-        return [_("Password must be at most %(max)d characters.", max=PASSWORD_MAX_LENGTH)]
-    return []
-
-
-def display_name_problems(display_name: str) -> list[str]:
-    """What is wrong with a display name (empty: nothing). ``None`` clears it and is fine."""
-    if not display_name.strip():
-        return [_("Display name must not be blank; send null to remove it.")]
-    if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
-        return [_("Display name must be at most %(max)d characters.", max=DISPLAY_NAME_MAX_LENGTH)]
-    if any(map(is_invisible, display_name)):
-        return [_("Display name must not contain control or invisible characters.")]
-    return []
-
-
-def normalise_email(email: str) -> tuple[str | None, list[str]]:
-    """The address as stored (normalised, lower case), or the problems with it.
-
-    Syntax only: no DNS lookup, so validation is fast and works offline."""
-    if len(email) > EMAIL_MAX_LENGTH:
-        return None, [_("E-mail address must be at most %(max)d characters.", max=EMAIL_MAX_LENGTH)]
-    try:
-        # Lower case before the check, so its length limits apply to the address as stored
-        # ("İ" lower-cases to two characters) and a stored address is valid itself.
-        checked = validate_email(email.lower(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        return None, [_("E-mail address is not valid: %(reason)s", reason=exc)]
-    return checked.normalized.lower(), []
-
-
-def _raise_if_any(errors: dict[str, list[str]]) -> None:
-    if errors:
-        first = next(iter(errors.values()))[0]
-        raise InvalidUserInput(first, errors)
-
-
-def _profile_fields(changes: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
-    """Check ``display_name`` and ``email`` if present (``None`` clears); the values to store."""
-    values: dict[str, Any] = {}
-    if "display_name" in changes:
-        name = changes["display_name"]
-        if name is not None and (problems := display_name_problems(name)):
-            errors["display_name"] = problems
-        values["display_name"] = name
-    if "email" in changes:
-        email = changes["email"]
-        if email is not None:
-            email, problems = normalise_email(email)
-            if problems:
-                errors["email"] = problems
-        values["email"] = email
-    return values
-
-
-@dataclass(frozen=True)
-class NewAccount:
-    """A new account's values as they will be stored, once every rule is met. The password is
-    not kept here: the caller hashes it."""
-
-    username: str
-    username_key: str
-    display_name: str | None
-    email: str | None
-
-
-def check_new_account(
-    username: str,
-    password: str,
-    *,
-    display_name: str | None = None,
-    email: str | None = None,
-) -> NewAccount:
-    """Apply the rules for a new account (registration, bulk import); the values to store.
-
-    Raises InvalidUserInput naming every field that breaks a rule. Uniqueness is not checked
-    here: the database's UNIQUE indexes decide it when the row is written."""
-    errors = {
-        field: problems
-        for field, problems in (
-            ("username", username_problems(username)),
-            ("password", password_problems(password)),
-        )
-        if problems
-    }
-    profile = _profile_fields({"display_name": display_name, "email": email}, errors)
-    _raise_if_any(errors)
-    return NewAccount(
-        username=username,
-        username_key=username_key(username),
-        display_name=profile["display_name"],
-        email=profile["email"],
-    )
 
 
 def register_user(
@@ -203,14 +72,7 @@ def register_user(
     password_hash = passwords().hash(password)  # once: slow, and the same on every attempt
 
     def insert() -> User:
-        user = User(
-            username=account.username,
-            username_key=account.username_key,
-            password_hash=password_hash,
-            is_admin=is_admin,
-            display_name=account.display_name,
-            email=account.email,
-        )
+        user = User(**account.row(password_hash, is_admin=is_admin))
         db.session.add(user)
         if before_commit is not None:
             db.session.flush()
@@ -234,6 +96,13 @@ def _committed(body: Callable[[], T]) -> T:
         raise NoSuchUser() from exc
 
 
+def insert_accounts(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many new accounts (each ``AccountValues.row``) in one statement and commit: the
+    bulk import's way in. A taken username or address raises IntegrityError, for the caller to
+    sort out row by row."""
+    transactions.committed(lambda: db.session.execute(insert(User), list(rows)))
+
+
 def update_user(
     user: User,
     changes: Mapping[str, Any],
@@ -251,7 +120,7 @@ def update_user(
     An admin cannot take away their own admin rights (that could leave nobody to manage users).
     """
     errors: dict[str, list[str]] = {}
-    values = _profile_fields(changes, errors)
+    values = profile_fields(changes, errors)
     new_password = changes.get("password")
     if new_password is not None:
         if by_admin is None and not (
@@ -268,7 +137,7 @@ def update_user(
         elif by_admin.id == user.id and not changes["is_admin"]:
             raise OwnAdminRights()
         values["is_admin"] = bool(changes["is_admin"])
-    _raise_if_any(errors)
+    raise_if_any(errors)
     new_hash = None if new_password is None else passwords().hash(new_password)
 
     def apply() -> User:

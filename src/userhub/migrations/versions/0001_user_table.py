@@ -183,7 +183,7 @@ def unique_username(username: str, row_id: int, taken: dict[str, int]) -> tuple[
 
 
 def username_key(username: str) -> str:
-    # Frozen copy of userhub.services.users.username_key: a revision must not change with the app.
+    # Frozen copy of services.account_rules.username_key: a revision must not change with the app.
     return unicodedata.normalize("NFKC", username).casefold()
 
 
