@@ -1,7 +1,7 @@
 """How long one argon2id hash takes with each OWASP-approved parameter set on this machine.
 
-Run: ``.venv/bin/python bench/argon2_params.py``. The README's password table came from it;
-userhub's default is the cheapest set OWASP accepts (m=19 MiB, t=2, p=1).
+Run: ``.venv/bin/python bench/argon2_params.py``. The argon2id table in docs/performance.md
+came from it; userhub's default is the cheapest set OWASP accepts (m=19 MiB, t=2, p=1).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ connections, and writes:
 - ``bench/results/bench.json``: every run (throughput, p50/p90/p99 latency, errors, worker RSS),
   the medians over the rounds, the machine, and each target met or missed;
 - ``bench/results/bench.png``: throughput and p99 latency per scenario;
-- the table between the ``bench:start``/``bench:end`` markers in README.md.
+- the table between the ``bench:start``/``bench:end`` markers in docs/performance.md.
 
 What runs (all with the same worker and thread count, one worker per core by default):
 
@@ -21,7 +21,7 @@ The hashing-bound scenarios run on a server started with ``USERHUB_RATELIMIT_ENA
 (with the limits on, wrk would measure 429s after the 30th log-in or registration a minute);
 their bound is cores / CPU time of one hash. The other scenarios run with the limits on.
 Runs are interleaved (every target for one scenario, then the next, for each round) and the
-README quotes medians, because these machines are shared and noisy.
+tables show medians, because these machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 BIN = Path(sys.executable).parent
-README = ROOT / "README.md"
+PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
 DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/userhub_bench_load?charset=utf8mb4"
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-1"
@@ -520,14 +520,14 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def update_readme(table: str) -> None:
-    text = README.read_text(encoding="utf-8")
+def update_doc(table: str) -> None:
+    text = PERFORMANCE_DOC.read_text(encoding="utf-8")
     if TABLE_START not in text:
-        print("README.md has no bench markers; table not written there")
+        print("docs/performance.md has no bench markers; table not written there")
         return
     head, rest = text.split(TABLE_START, 1)
     _, tail = rest.split(TABLE_END, 1)
-    README.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
+    PERFORMANCE_DOC.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
 
 
 def main() -> None:
@@ -543,7 +543,13 @@ def main() -> None:
     parser.add_argument("--mysql-url", default=DEFAULT_MYSQL)
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.add_argument("--no-server-comparison", dest="compare_servers", action="store_false")
-    parser.add_argument("--no-readme", dest="readme", action="store_false")
+    parser.add_argument(
+        "--no-doc",
+        "--no-readme",
+        dest="doc",
+        action="store_false",
+        help="leave the table in docs/performance.md as it is",
+    )
     parser.add_argument("--output", default=str(RESULTS / "bench.json"))
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -608,8 +614,8 @@ def main() -> None:
     output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     draw_chart(rows, output.with_suffix(".png"), f"userhub bench, {meta['date']}, {cores} cores")
     table = markdown_table(rows, checks, {**meta, "import": import_result})
-    if args.readme:
-        update_readme(table)
+    if args.doc:
+        update_doc(table)
     print(table)
     print(f"\nwrote {output}, {output.with_suffix('.png')}")
 

@@ -860,7 +860,7 @@ def test_register_with_a_different_confirmation_says_so_and_writes_nothing(
     app: Flask, client: FlaskClient, auth: AuthActions, confirm: str
 ) -> None:
     response = post_register(client, auth, username="张三", password=PASSWORD, confirm=confirm)
-    assert response.status_code in {400, 422}  # DESIGN names no status for this one
+    assert response.status_code in {400, 422}  # the docs name no status for this one
     html = assert_page(response, response.status_code, "The two passwords differ.")
     assert confirm not in html
     assert user_count(app) == 0

@@ -11,7 +11,7 @@ import pytest
 from userhub import create_app
 from userhub.config import SETTINGS, ConfigError, shared_development_secret
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CONFIGURATION_DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
 def test_development_creates_one_secret_in_the_instance_folder(
@@ -101,6 +101,7 @@ def test_bad_settings_stop_start_up_with_a_clear_message(
         create_app()
 
 
-def test_every_setting_is_documented_in_the_readme() -> None:
-    documented = set(re.findall(r"^\| `(USERHUB_\w+)`", README.read_text(), flags=re.M))
+def test_every_setting_is_documented_in_docs_configuration() -> None:
+    text = CONFIGURATION_DOC.read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(USERHUB_\w+)`", text, flags=re.M))
     assert {setting.env for setting in SETTINGS} <= documented

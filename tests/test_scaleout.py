@@ -4,7 +4,7 @@ one machine (``deploy/localcluster.py``), and what each promise costs when a par
 Run with ``make test-scaleout`` (``.ci/run`` does); ``make test`` leaves it out (marker
 ``scaleout``): it needs Debian's galera-4, nginx and rsync, and the ports of
 ``deploy/README.md``. Everything is stopped by PID when the module ends, failed or not. The
-figures the README quotes are written to ``test-artifacts/scaleout.json``.
+figures that docs/production.md quotes are written to ``test-artifacts/scaleout.json``.
 """
 
 from __future__ import annotations

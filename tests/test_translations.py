@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "src/userhub/translations/zh_Hans_CN/LC_MESSAGES"
 CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
 
-# English a Chinese page may show: the tutorial's own words (DESIGN.md: never translated),
+# English a Chinese page may show: the tutorial's own words (docs/architecture.md: untranslated),
 # names, and the protocol words that messages quote for the reader to type.
 ALLOWED_ENGLISH = {
     *[

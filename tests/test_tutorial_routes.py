@@ -1,4 +1,4 @@
-"""Every row of the tutorial contract (DESIGN.md), as the tutorial sends each request."""
+"""Every row of the tutorial contract (the README's route table), sent as the tutorial sends it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Configuration: defaults, ``USERHUB_*`` environment variables, modes.
 
-Every setting a deployer may change is one row of ``SETTINGS``; the README's configuration
-table lists the same rows (a test keeps the two in step). Nothing here runs at import time:
-``load_config`` is called by ``create_app``.
+Every setting a deployer may change is one row of ``SETTINGS``; the table in
+docs/configuration.md lists the same rows (a test keeps the two in step). Nothing here runs at
+import time: ``load_config`` is called by ``create_app``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``userhub serve``: the production server, one worker process per CPU core.
 
 The tutorial warns that Flask's built-in server is for development only; this is what to run
-instead. The default is granian, chosen by measurement (``bench/``, README "Performance"): it
+instead. The default is granian, chosen by measurement (``bench/``, docs/performance.md): it
 served userhub's GET routes about twice as fast as gunicorn's sync workers with the same number
 of workers, keeps connections alive, and ships wheels for Windows, where gunicorn does not run.
 ``--server gunicorn`` runs the same app under gunicorn (Linux and macOS; ``pip install

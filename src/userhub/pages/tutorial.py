@@ -1,7 +1,8 @@
 """The tutorial's routes (§3 and §5), each a thin call into the services.
 
-Paths, methods, parameters and success texts are the tutorial's; DESIGN.md lists where the
-behaviour differs and why (real log-in, hashed passwords, no echoed password, CSRF on forms).
+Paths, methods, parameters and success texts are the tutorial's; the README's table of
+deviations lists where the behaviour differs and why (real log-in, hashed passwords, no echoed
+password, CSRF on forms).
 """
 
 from __future__ import annotations

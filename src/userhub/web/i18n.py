@@ -5,7 +5,7 @@ the best match of their browser's ``Accept-Language`` (``zh``, ``zh-CN``, ``zh-H
 ``zh-SG`` read Chinese), else English. Everything a person reads on the pages, in flash
 messages and in error texts is translated; the tutorial's own words (``Hello,``, ``Data
 received.``, ``Commit Status:…``, the home page's title and content) are literals of its
-contract and never are (DESIGN.md).
+contract and never are (docs/architecture.md).
 
 Catalogues live in ``translations/<locale>/LC_MESSAGES/messages.po``; the install step
 (``make``) compiles them to ``.mo`` and ``make translations`` re-extracts the strings.
