@@ -36,11 +36,12 @@ dev: $(VENV)/.installed-prod $(CATALOGUES)
 	$(BIN)/flask --app userhub db upgrade
 	$(BIN)/flask --app userhub run --debug --port 5000
 
-## make lint: ruff and mypy
+## make lint: ruff, mypy, and the layer contracts (import-linter, pyproject.toml)
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests app.py scripts bench deploy
 	$(BIN)/ruff format --check src tests app.py scripts bench deploy
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test
 
