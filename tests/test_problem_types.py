@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -143,3 +144,10 @@ def test_a_page_route_keeps_its_error_page(app: Flask) -> None:
     """Pages are not JSON routes: a refusal there is a page, not a problem document."""
     response = app.test_client().post("/register", data={})
     assert response.status_code == 400 and response.mimetype == "text/html"
+
+
+def test_docs_api_lists_every_kind() -> None:
+    """docs/api.md's table of problem types follows the code."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `/problems/([a-z-]+)` \| (\d{3}) \|", text, flags=re.M))
+    assert documented == {(kind.slug, str(kind.status)) for kind in PROBLEM_TYPES.values()}
