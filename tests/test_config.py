@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from userhub import create_app
-from userhub.config import SETTINGS, ConfigError, shared_development_secret
+from userhub.config import SETTINGS, ConfigError
+from userhub.config.instance import shared_development_secret
 
 CONFIGURATION_DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 

@@ -53,7 +53,8 @@ from tests.conftest import (
     make_app,
 )
 from userhub.api import schemas
-from userhub.config import ConfigError, _one_of, _parse_bool, _parse_origins, load_config
+from userhub.config import ConfigError, load_config
+from userhub.config.values import one_of, parse_bool, parse_origins
 from userhub.extensions import db
 from userhub.models import (
     DISPLAY_NAME_MAX_LENGTH,
@@ -636,7 +637,7 @@ def test_a_boolean_setting_reads_the_documented_words_and_refuses_the_rest(raw: 
     anything else a ConfigError naming the variable and the value, never a silent default."""
     word = raw.strip().lower()
     try:
-        parsed = _parse_bool(raw)
+        parsed = parse_bool(raw)
     except ValueError as exc:
         assert word not in TRUE_WORDS + FALSE_WORDS
         assert str(exc)
@@ -660,7 +661,7 @@ def test_a_one_of_setting_accepts_its_choices_in_any_case_and_lists_them_otherwi
 ) -> None:
     """``USERHUB_ENV``: a choice comes back in lower case; anything else is refused with a
     message that lists every choice."""
-    parse = _one_of("development", "production")
+    parse = one_of("development", "production")
     try:
         value = parse(raw)
     except ValueError as exc:
@@ -698,7 +699,7 @@ def test_accepted_cors_origins_are_exact_origins_without_wildcard_path_or_query(
     nothing else: no wildcard, path, query, fragment or user name, which Flask-CORS would read
     as a prefix pattern or never match. A refusal says what is expected."""
     try:
-        parsed = _parse_origins(raw)
+        parsed = parse_origins(raw)
     except ValueError as exc:
         assert "exact origin" in str(exc)
         return
@@ -718,7 +719,7 @@ def test_an_accepted_cors_origin_has_a_port_a_browser_can_send(raw: str) -> None
     """An origin a browser never sends would never match: the port, if any, is ASCII digits
     for a number from 1 to 65535."""
     try:
-        parsed = _parse_origins(raw)
+        parsed = parse_origins(raw)
     except ValueError:
         return
     for origin in parsed:
@@ -740,7 +741,7 @@ def test_a_browser_on_an_accepted_origin_is_allowed_and_one_on_a_longer_origin_i
     ``Access-Control-Allow-Origin`` naming it; one from an origin that merely starts with it
     (another host or port) gets none."""
     try:
-        (allowed,) = _parse_origins(origin)
+        (allowed,) = parse_origins(origin)
     except ValueError:
         return
     app = make_app(f"sqlite:///{tmp_path / 'cors.sqlite3'}", USERHUB_CORS_ORIGINS=(allowed,))

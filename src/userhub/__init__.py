@@ -13,7 +13,8 @@ from apiflask import APIFlask
 
 from . import api, database, pages
 from .cli import commands
-from .config import default_instance_path, finish_config, load_config, read_environment
+from .config import finish_config, load_config, read_environment
+from .config.instance import default_instance_path
 from .services import passwords
 from .web import csrf, errors, i18n, proxies, ratelimits, request_limits, security_headers, sessions
 from .web.fastjson import OrjsonProvider

@@ -25,7 +25,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..config import SERVERS, ConfigError, available_cores, load_config, read_environment
+from ..config import ConfigError, available_cores, load_config, read_environment
+from ..config.values import SERVERS
 
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number
 

@@ -8,8 +8,6 @@ import time: ``load_config`` is called by ``create_app``.
 from __future__ import annotations
 
 import os
-import re
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +16,23 @@ from typing import Any
 import click
 from dotenv import dotenv_values
 
+from .instance import default_database_url, shared_development_secret
+from .values import (
+    SERVERS,
+    one_of,
+    parse_bool,
+    parse_count,
+    parse_limit_storage,
+    parse_origins,
+    parse_rate_limit,
+    parse_rate_limits,
+)
+
 # OWASP Password Storage Cheat Sheet: the weakest argon2id parameters it accepts.
 ARGON2_MIN_MEMORY_KIB = 19 * 1024
 ARGON2_MIN_TIME_COST = 2
 ARGON2_MIN_PARALLELISM = 1
 
-SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
 MIN_SECRET_KEY_LENGTH = 32
 
 
@@ -34,99 +43,12 @@ class ConfigError(click.ClickException, RuntimeError):
     the message as ``Error: ...`` and exits 1, instead of a traceback."""
 
 
-def _parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _one_of(*choices: str) -> Callable[[str], str]:
-    """A parser for a setting that takes one of ``choices`` (any case)."""
-
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in choices:
-            raise ValueError(f"expected {', '.join(choices[:-1])} or {choices[-1]}")
-        return value
-
-    return parse
-
-
-SERVERS = ("granian", "gunicorn")
-
-
-def _parse_count(raw: str) -> int:
-    """A whole number, 0 or more."""
-    value = int(raw.strip())
-    if value < 0:
-        raise ValueError("expected 0 or a positive whole number")
-    return value
-
-
-def _parse_rate_limits(raw: str) -> str:
-    """Flask-Limiter's notation, checked now rather than at the first request:
-    ``30 per minute``, ``10/minute; 100/hour``."""
-    from limits import parse_many  # imported here: nothing runs at import time
-
-    parse_many(raw)  # ValueError names the part it cannot read
-    return raw.strip()
-
-
-def _parse_rate_limit(raw: str) -> str:
-    """One limit only (``10 per 6 minutes``)."""
-    from limits import parse_many
-
-    value = _parse_rate_limits(raw)
-    if len(parse_many(value)) != 1:
-        raise ValueError("expected one limit, like 10 per 6 minutes")
-    return value
-
-
-RATE_LIMIT_STORAGES = ("memory://", "redis://", "rediss://", "redis+unix://", "redis+sentinel://")
-
-
-def _parse_limit_storage(raw: str) -> str:
-    value = raw.strip()
-    if not value.startswith(RATE_LIMIT_STORAGES):
-        raise ValueError("expected memory:// or a Redis URL like redis://127.0.0.1:6379/0")
-    return value
-
-
 def available_cores() -> int:
     """The CPU cores this process may run on (its affinity, where the OS tells): what "one per
     core" means for workers and hashing threads."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-# An exact origin: scheme, host (name or [IPv6]) and optional port. Flask-CORS would read
-# anything else ("*", "https://*.example.com") as a regular expression matched by prefix.
-# ASCII digits only: a browser never sends "٥١٧٣" as a port.
-ORIGIN = re.compile(
-    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?",
-    re.ASCII,
-)
-MAX_PORT = 65535
-
-
-def _parse_origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-    for origin in origins:
-        match = ORIGIN.fullmatch(origin)
-        if match and match["port"] and not 1 <= int(match["port"]) <= MAX_PORT:
-            raise ValueError(
-                f"{origin!r} is not an exact origin: its port is outside 1 to {MAX_PORT}"
-            )
-        if not match:
-            raise ValueError(
-                f"{origin!r} is not an exact origin; expected a comma-separated list like "
-                "https://app.example.com,http://localhost:5173 (no wildcards or paths)"
-            )
-    return origins
 
 
 @dataclass(frozen=True)
@@ -144,7 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_ENV",
         "USERHUB_ENV",
-        _one_of("development", "production"),
+        one_of("development", "production"),
         "development",
         "`development` or `production` (requires a secret key, Secure cookies).",
     ),
@@ -167,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_COOKIE_SECURE",
         "SESSION_COOKIE_SECURE",
-        _parse_bool,
+        parse_bool,
         None,
         "Send cookies over HTTPS only. Default: `true` in production, `false` in development.",
     ),
@@ -223,7 +145,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_CORS_ORIGINS",
         "USERHUB_CORS_ORIGINS",
-        _parse_origins,
+        parse_origins,
         (),
         "Comma-separated front-end origins allowed to call `/api/` from a browser "
         "(e.g. `http://localhost:5173`). Default: none.",
@@ -253,7 +175,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_SERVER",
         "USERHUB_SERVER",
-        _one_of(*SERVERS),
+        one_of(*SERVERS),
         "granian",
         "WSGI server of `userhub serve`: `granian` (default, all platforms) or `gunicorn` "
         "(Linux/macOS, `pip install gunicorn`).",
@@ -261,7 +183,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_RATELIMIT_ENABLED",
         "RATELIMIT_ENABLED",
-        _parse_bool,
+        parse_bool,
         True,
         "Rate limits on log-in, register and token routes; `false` turns every limit off "
         "(load tests, benchmarks).",
@@ -269,7 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_RATELIMIT_STORAGE_URI",
         "RATELIMIT_STORAGE_URI",
-        _parse_limit_storage,
+        parse_limit_storage,
         "memory://",
         "Where limits are counted: `memory://` (one process) or Redis, e.g. "
         "`redis://127.0.0.1:6379/0`, so every worker and host shares the counts.",
@@ -277,21 +199,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_RATELIMIT_LOGIN",
         "USERHUB_RATELIMIT_LOGIN",
-        _parse_rate_limits,
+        parse_rate_limits,
         "30 per minute",
         "Log-in attempts (form and `POST /api/v1/tokens`) per client IP.",
     ),
     Setting(
         "USERHUB_RATELIMIT_REGISTER",
         "USERHUB_RATELIMIT_REGISTER",
-        _parse_rate_limits,
+        parse_rate_limits,
         "30 per minute",
         "Registrations (`/register`, `/save_data_to_mysql`, `POST /api/v1/users`) per client IP.",
     ),
     Setting(
         "USERHUB_RATELIMIT_ACCOUNT",
         "USERHUB_RATELIMIT_ACCOUNT",
-        _parse_rate_limit,
+        parse_rate_limit,
         "10 per 6 minutes",
         "Failed log-ins per account, in any window of that length (successes do not count). "
         "The default allows at most 100 an hour (OWASP ASVS 2.2.1).",
@@ -299,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_TRUSTED_PROXIES",
         "USERHUB_TRUSTED_PROXIES",
-        _parse_count,
+        parse_count,
         0,
         "Reverse proxies in front of userhub (nginx: 1) whose `X-Forwarded-For`/`-Proto`/"
         "`-Host`/`-Port` are believed: client IPs (and so rate limits) and URLs come from them. "
@@ -393,40 +315,3 @@ def _check_argon2_floor(config: Mapping[str, Any]) -> None:
                 f"{env}={config[key]} is below OWASP's minimum ({floor}); "
                 "passwords would be too cheap to crack."
             )
-
-
-def default_instance_path() -> str | None:
-    """``instance/`` at the top of a source checkout (where ``make run`` runs), so data and the
-    development secret live beside the code; elsewhere Flask's default (None)."""
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "userhub").is_dir():
-        return str(checkout / "instance")
-    return None
-
-
-def default_database_url(instance_path: str) -> str:
-    """The embedded default: one SQLite file in the instance folder."""
-    return "sqlite:///" + str(Path(instance_path) / "userhub.sqlite3")
-
-
-def shared_development_secret(instance_path: str) -> str:
-    """Read the development secret, creating it once if missing.
-
-    Created atomically (written to a private temporary file, then hard-linked into place, which
-    fails if another process won the race), so every worker of a server reads the same secret.
-    """
-    folder = Path(instance_path)
-    target = folder / SECRET_KEY_FILE
-    if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        candidate = folder / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(32))
-        try:
-            os.link(candidate, target)
-        except FileExistsError:
-            pass
-        finally:
-            candidate.unlink()
-    return target.read_text(encoding="ascii").strip()

@@ -1,0 +1,94 @@
+"""How each kind of setting is read from its text: a parser returns the value or raises
+ValueError with words that say what was expected (``load_config`` names the variable)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    """A parser for a setting that takes one of ``choices`` (any case)."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected {', '.join(choices[:-1])} or {choices[-1]}")
+        return value
+
+    return parse
+
+
+SERVERS = ("granian", "gunicorn")
+
+
+def parse_count(raw: str) -> int:
+    """A whole number, 0 or more."""
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError("expected 0 or a positive whole number")
+    return value
+
+
+def parse_rate_limits(raw: str) -> str:
+    """Flask-Limiter's notation, checked now rather than at the first request:
+    ``30 per minute``, ``10/minute; 100/hour``."""
+    from limits import parse_many  # imported here: nothing runs at import time
+
+    parse_many(raw)  # ValueError names the part it cannot read
+    return raw.strip()
+
+
+def parse_rate_limit(raw: str) -> str:
+    """One limit only (``10 per 6 minutes``)."""
+    from limits import parse_many
+
+    value = parse_rate_limits(raw)
+    if len(parse_many(value)) != 1:
+        raise ValueError("expected one limit, like 10 per 6 minutes")
+    return value
+
+
+RATE_LIMIT_STORAGES = ("memory://", "redis://", "rediss://", "redis+unix://", "redis+sentinel://")
+
+
+def parse_limit_storage(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(RATE_LIMIT_STORAGES):
+        raise ValueError("expected memory:// or a Redis URL like redis://127.0.0.1:6379/0")
+    return value
+
+
+# An exact origin: scheme, host (name or [IPv6]) and optional port. Flask-CORS would read
+# anything else ("*", "https://*.example.com") as a regular expression matched by prefix.
+# ASCII digits only: a browser never sends "٥١٧٣" as a port.
+ORIGIN = re.compile(
+    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?",
+    re.ASCII,
+)
+MAX_PORT = 65535
+
+
+def parse_origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        match = ORIGIN.fullmatch(origin)
+        if match and match["port"] and not 1 <= int(match["port"]) <= MAX_PORT:
+            raise ValueError(
+                f"{origin!r} is not an exact origin: its port is outside 1 to {MAX_PORT}"
+            )
+        if not match:
+            raise ValueError(
+                f"{origin!r} is not an exact origin; expected a comma-separated list like "
+                "https://app.example.com,http://localhost:5173 (no wildcards or paths)"
+            )
+    return origins
