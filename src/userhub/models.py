@@ -110,7 +110,7 @@ class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]
     Nothing the client sent is stored in the clear: ``lookup`` is a SHA-256 of the operation and
     the key, ``fingerprint`` an HMAC of the request (which holds a password), and ``body`` the
     response encrypted with a key derived from that request (it may hold a new API token).
-    See ``idempotency.py``.
+    See ``services/idempotency.py``.
     """
 
     __tablename__ = "idempotency_record"

@@ -1,7 +1,7 @@
 """``/api/v1``: the JSON API for front ends and other services (前后端分离).
 
 Every view is a thin layer over the same services as the tutorial's routes and the pages.
-Errors are problem+json (``errors.py``); the OpenAPI document is generated from these views.
+Errors are problem+json (``web/errors.py``); the OpenAPI document is generated from these views.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``Idempotency-Key`` header on the API's creating POSTs (see ``idempotency.py``).
+"""The ``Idempotency-Key`` header on the API's creating POSTs (see ``services/idempotency.py``).
 
 A view takes the header in two steps: ``@idempotent(operation)`` checks the key before anything
 else runs (a malformed key is a 400 before the body is validated or a password hashed), and the

@@ -1,6 +1,6 @@
 """Pydantic schemas of ``/api/v1``: what a client sends and what it gets back.
 
-The constraints here are the service's rules (``services/users.py``) written as JSON Schema
+The constraints here are the service's rules (``services/account_rules.py``) written as JSON Schema
 (``web/rule_schemas.py``), so the OpenAPI document tells clients the rules up front; the service
 still checks every write (and words its own errors: the patterns are documentation, not what
 Pydantic enforces).

@@ -1,4 +1,4 @@
-"""The account rules of ``services/users.py`` written as JSON Schema, for the OpenAPI document.
+"""The account rules of ``services/account_rules.py`` written as JSON Schema, for the OpenAPI document.
 
 Both the tutorial's JSON routes and ``/api/v1`` state the rules of a username, a password, a
 display name and an e-mail address up front; the service still checks every write and words
@@ -19,7 +19,7 @@ from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, i
 
 
 def _is_visible(char: str) -> bool:
-    """A character ``users.py`` allows in names, judged by this Python's Unicode database."""
+    """A character ``account_rules`` allows in names, judged by this Python's Unicode database."""
     return not is_invisible(char)
 
 
