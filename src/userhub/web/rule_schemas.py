@@ -1,4 +1,4 @@
-"""The account rules of ``services/account_rules.py`` written as JSON Schema, for the OpenAPI document.
+"""The account rules (``services/account_rules.py``) as JSON Schema, for the OpenAPI document.
 
 Both the tutorial's JSON routes and ``/api/v1`` state the rules of a username, a password, a
 display name and an e-mail address up front; the service still checks every write and words
