@@ -125,13 +125,13 @@ def test_each_kind_has_a_page_at_its_address(client: FlaskClient, language: str)
     headers = {"Accept-Language": language}
     index = client.get("/problems", headers=headers)
     assert index.status_code == 200
-    listed = set(re.findall(r'<tr id="([a-z-]+)">', index.get_data(as_text=True)))
+    listed = set(re.findall(r'<li id="([a-z-]+)">', index.get_data(as_text=True)))
     assert listed == set(PROBLEM_TYPES)
     for kind in PROBLEM_TYPES.values():
         page = client.get(kind.uri, headers=headers)
         html = page.get_data(as_text=True)
         assert page.status_code == 200
-        assert f"<code>{kind.uri}</code>" in html and f"<td>{kind.status}</td>" in html
+        assert f"<code>{kind.uri}</code>" in html and f"<strong>{kind.status}</strong>" in html
     chinese = client.get("/problems/username-taken", headers={"Accept-Language": "zh-CN"})
     assert "已有其他账户使用这个用户名。" in chinese.get_data(as_text=True)
 
