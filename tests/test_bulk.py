@@ -22,7 +22,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from tests.conftest import PASSWORD, ApiActions
+from tests.helpers import PASSWORD, ApiActions
 from userhub.extensions import db
 from userhub.services import bulk, users
 from userhub.services.passwords import passwords

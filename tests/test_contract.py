@@ -36,11 +36,9 @@ from click.testing import CliRunner
 from flask import Flask
 from schemathesis.cli import schemathesis as schemathesis_cli
 
-from userhub.extensions import db
+from tests.helpers import AppBuilder, own_database
+from tests.live_server import BIN, running_server, server_environment
 from userhub.services import users
-
-from .conftest import make_app, own_database
-from .live_server import BIN, running_server, server_environment
 
 MAX_EXAMPLES = 25
 SEED = os.environ.get("USERHUB_CONTRACT_SEED", "")  # read now: the conftest clears USERHUB_*
@@ -206,9 +204,9 @@ def documented_operations(base: str) -> list[str]:
     ]
 
 
-def test_schemathesis_finds_nothing(backend: str, tmp_path: Path) -> None:
+def test_schemathesis_finds_nothing(backend: str, tmp_path: Path, build_app: AppBuilder) -> None:
     database_url = own_database(backend, tmp_path, "contract")
-    app = make_app(database_url)
+    app = build_app(database_url)
     started = time.monotonic()
     arguments = ["run", "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--no-color"]
     # Hypothesis's `too_slow` health check times the data generator, not userhub: drawing a
@@ -218,20 +216,16 @@ def test_schemathesis_finds_nothing(backend: str, tmp_path: Path) -> None:
     arguments += ["--suppress-health-check", "too_slow"]
     if SEED:
         arguments += ["--seed", SEED]
-    try:
-        # A fuzzer logs in and registers far faster than any client may: limits off (the 429
-        # they would answer is documented on every limited operation all the same).
-        limits_off = {"USERHUB_RATELIMIT_ENABLED": "false"}
-        with running_server("production", database_url, tmp_path, env=limits_off) as server:
-            base = server.base
-            accounts = Accounts(base, app)
-            accounts.create(database_url, tmp_path)
-            operations = documented_operations(base)
-            with authenticated_as(accounts), fresh_idempotency_keys(), counting_calls() as calls:
-                result = CliRunner().invoke(schemathesis_cli, [*arguments, f"{base}/openapi.json"])
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    # A fuzzer logs in and registers far faster than any client may: limits off (the 429
+    # they would answer is documented on every limited operation all the same).
+    limits_off = {"USERHUB_RATELIMIT_ENABLED": "false"}
+    with running_server("production", database_url, tmp_path, env=limits_off) as server:
+        base = server.base
+        accounts = Accounts(base, app)
+        accounts.create(database_url, tmp_path)
+        operations = documented_operations(base)
+        with authenticated_as(accounts), fresh_idempotency_keys(), counting_calls() as calls:
+            result = CliRunner().invoke(schemathesis_cli, [*arguments, f"{base}/openapi.json"])
     elapsed = time.monotonic() - started
 
     # Shown with `pytest -s`, and with the failure otherwise.

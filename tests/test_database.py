@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import MYSQL_URL
+from tests.helpers import needs_mysql
 from userhub import database
 from userhub.database import engine_options
 from userhub.extensions import db
@@ -27,7 +27,7 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app: Flask, backend: str) -
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_mysql_connections_ask_for_causal_reads(app: Flask) -> None:
     """On Galera, every read waits for writes committed on other nodes (the scale-out test
@@ -43,7 +43,7 @@ def test_mysql_engines_keep_a_pool_of_the_configured_size() -> None:
     assert options["pool_size"] == 7
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
@@ -82,7 +82,7 @@ def test_work_left_uncommitted_is_rolled_back_when_the_connection_returns_to_the
         assert db.session.execute(sa.text("SELECT COUNT(*) FROM user")).scalar() == 0
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_a_connection_that_died_under_a_request_is_a_503(app: Flask) -> None:
     """PyMySQL reports a socket that is gone as InterfaceError, not OperationalError (seen once
@@ -101,7 +101,7 @@ def test_a_connection_that_died_under_a_request_is_a_503(app: Flask) -> None:
     assert response.headers["Retry-After"] == "5"
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_a_connection_lost_after_the_answer_does_not_undo_it(app: Flask) -> None:
     """The server drops the connection after the view has answered (a Galera node killed):

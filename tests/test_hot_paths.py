@@ -19,7 +19,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from flask.testing import FlaskClient
 
-from tests.conftest import Account, AuthActions
+from tests.helpers import Account, AuthActions
 from userhub.extensions import db
 from userhub.web.fastjson import OrjsonProvider
 

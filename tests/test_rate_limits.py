@@ -7,7 +7,6 @@ shared storage can make the count right.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,19 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.helpers import (
+    PASSWORD,
+    PROBLEM_MIMETYPE,
+    REDIS_URL,
+    TEST_SECRET,
+    AppBuilder,
+    AuthActions,
+    needs_redis,
+)
+from tests.live_server import running_server
 from userhub import create_app
 from userhub.extensions import db
 from userhub.services import users
-
-from .conftest import PASSWORD, PROBLEM_MIMETYPE, TEST_SECRET, AuthActions
-from .live_server import running_server
-
-REDIS_URL = os.environ.get("USERHUB_TEST_REDIS_URL", "")
-needs_redis = pytest.mark.skipif(not REDIS_URL, reason="USERHUB_TEST_REDIS_URL is not set")
 
 GENEROUS = "1000 per minute"
 UNKNOWN = "nobody-by-this-name"
@@ -34,7 +37,7 @@ WRONG = "not the password at all"
 
 
 @pytest.fixture
-def make_limited(apps: Any, database_url: str) -> Any:
+def make_limited(build_app: AppBuilder, database_url: str) -> Any:
     """Build apps with limits on (generous unless a test says otherwise)."""
 
     def build(**config: Any) -> Flask:
@@ -44,7 +47,7 @@ def make_limited(apps: Any, database_url: str) -> Any:
             "USERHUB_RATELIMIT_REGISTER": GENEROUS,
             "USERHUB_RATELIMIT_ACCOUNT": "1000 per hour",
         }
-        app: Flask = apps(database_url, **{**limits_on, **config})
+        app: Flask = build_app(database_url, **{**limits_on, **config})
         return app
 
     return build

@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import bearer
+
 pytestmark = pytest.mark.scaleout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,10 +100,6 @@ def token_for(base: str, username: str, password: str = PASSWORD) -> str:
     assert response.status_code == 201, response.text
     token: str = response.json()["token"]
     return token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def status_of(send: Callable[[], requests.Response]) -> int | str:

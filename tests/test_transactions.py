@@ -13,14 +13,12 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from tests.conftest import MYSQL_URL, PASSWORD
+from tests.helpers import PASSWORD, needs_mysql
 from userhub import transactions
 from userhub.extensions import db
 from userhub.models import User
 from userhub.services import tokens, users
 from userhub.web import errors
-
-needs_mysql = pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
 
 
 def _two_users(app: Flask) -> tuple[int, int]:

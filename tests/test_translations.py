@@ -21,7 +21,7 @@ from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, AuthActions, csrf_token, make_app
+from tests.helpers import PASSWORD, AppBuilder, AuthActions, csrf_token
 from userhub.web import i18n
 from userhub.web.errors import error_response, status_detail
 
@@ -310,8 +310,8 @@ def test_the_500_page_is_chinese_for_a_chinese_reader(
     assert english_words(html) == set()
 
 
-def test_the_rate_limit_page_is_chinese(app_factory: Any) -> None:
-    app = app_factory(RATELIMIT_ENABLED=True, USERHUB_RATELIMIT_LOGIN="1 per minute")
+def test_the_rate_limit_page_is_chinese(build_app: AppBuilder, database_url: str) -> None:
+    app = build_app(database_url, RATELIMIT_ENABLED=True, USERHUB_RATELIMIT_LOGIN="1 per minute")
     client = app.test_client()
     data = {
         "username": "x",
@@ -380,12 +380,12 @@ def test_the_tutorial_words_stay_literal_in_chinese(client: FlaskClient, auth: A
 
 
 def test_an_uncompiled_catalogue_is_reported_at_start_up(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, build_app: AppBuilder
 ) -> None:
     """An install that skipped the compile step says so, instead of quietly serving English."""
     uncompiled = i18n.Language("fr", "fr", "Français")  # no translations/fr/ in the package
     monkeypatch.setattr(i18n, "LANGUAGES", (*i18n.LANGUAGES, uncompiled))
     with caplog.at_level(logging.WARNING, logger="userhub"):
-        i18n.warn_if_not_compiled(make_app("sqlite://"))
+        i18n.warn_if_not_compiled(build_app("sqlite://"))
     assert "no compiled catalogue for fr" in caplog.text
     assert "zh-CN" not in caplog.text  # the real catalogue is compiled

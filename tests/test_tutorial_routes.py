@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, AuthActions
+from tests.helpers import PASSWORD, AuthActions
 from userhub.extensions import db
 
 TUTORIAL_JSON = {"message": "Success", "data": {"id": 1, "name": "Zhang San"}}

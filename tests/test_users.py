@@ -6,7 +6,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from userhub.extensions import db
 from userhub.services import users
 from userhub.services.passwords import passwords
