@@ -5,8 +5,9 @@ Every test that uses ``app`` runs on SQLite, and again on MySQL/MariaDB when
 migrated database. With ``USERHUB_FORBID_SKIPS=1`` a skipped test fails the run, so CI cannot
 pass with its MySQL tests quietly skipped.
 
-Apps come from one fixture, ``build_app``, which closes their connections after the test. What
-tests share besides fixtures (constants, helpers, the per-worker databases) is in
+Apps come from one fixture, ``build_app``, which closes their connections after the test and
+gives them a cheap password hasher unless the test is marked ``real_hashing``. What tests
+share besides fixtures (constants, helpers, the per-worker databases) is in
 ``tests/helpers.py``.
 """
 
@@ -38,6 +39,7 @@ from tests.helpers import (
     make_app,
     recreate_mysql_database,
     redis_database,
+    use_cheap_hashing,
 )
 
 # Tests that finish last when they start late: under xdist they are sent to workers first.
@@ -134,13 +136,17 @@ def database_url(backend: str, migrated_template: dict[str, str], tmp_path: Path
 
 
 @pytest.fixture
-def build_app(isolated_environment: Path) -> Iterator[AppBuilder]:
-    """Build apps with ``build_app(url, **config)`` (``helpers.make_app``); their sessions and
-    engines are closed after the test."""
+def build_app(request: pytest.FixtureRequest, isolated_environment: Path) -> Iterator[AppBuilder]:
+    """Build apps with ``build_app(url, **config)`` (``helpers.make_app``): with a cheap
+    password hasher unless the test is marked ``real_hashing``; their sessions and engines
+    are closed after the test."""
+    cheap = request.node.get_closest_marker("real_hashing") is None
     built: list[Flask] = []
 
     def build(url: str, /, **config: object) -> Flask:
         app = make_app(url, **config)
+        if cheap:
+            use_cheap_hashing(app)
         built.append(app)
         return app
 

@@ -39,6 +39,7 @@ from userhub import create_app
 from userhub.extensions import db
 from userhub.models import User
 from userhub.services import users
+from userhub.services.passwords import EXTENSION_KEY, Passwords
 
 if TYPE_CHECKING:
     from tests.live_server import ServerProcess
@@ -123,6 +124,14 @@ def own_database(backend: str, workdir: Path, name: str) -> str:
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery"
 
+# argon2id at its cheapest (1 pass over 8 KiB: microseconds, against ~25 ms for the production
+# parameters). Apps built by the ``build_app`` fixture hash with it, as Flask-Security-Too's
+# tests do, unless the test is marked ``real_hashing``: the tests of hashing itself (its
+# parameters, rehash at log-in, an unknown user's full check, the migration's hashes, the
+# hashing cap) keep the real parameters. The configuration keeps them too (``ARGON2_*``, which
+# the OWASP floor guards): only the app's hasher is swapped.
+CHEAP_ARGON2 = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
+
 
 def make_app(url: str, **config: Any) -> Flask:
     """An app on ``url``. Rate limits are off unless a test turns them on (test_rate_limits):
@@ -136,6 +145,13 @@ def make_app(url: str, **config: Any) -> Flask:
             "RATELIMIT_ENABLED": False,
             **config,
         }
+    )
+
+
+def use_cheap_hashing(app: Flask) -> None:
+    """Give the app a hasher with ``CHEAP_ARGON2`` (its hashing cap unchanged)."""
+    app.extensions[EXTENSION_KEY] = Passwords(
+        **CHEAP_ARGON2, concurrency=app.config["USERHUB_HASHING_THREADS"]
     )
 
 

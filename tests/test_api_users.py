@@ -74,6 +74,7 @@ def test_register_answers_201_with_the_user_and_its_location(api: ApiActions) ->
     assert utc(user["created_at"]) <= datetime.now(UTC) + timedelta(seconds=2)
 
 
+@pytest.mark.real_hashing
 def test_register_never_sends_the_password_back_and_stores_an_argon2id_hash(
     api: ApiActions,
 ) -> None:

@@ -596,6 +596,7 @@ def test_save_data_to_mysql_refuses_an_overlong_username_and_writes_nothing(
     assert stored_usernames(app) == [SEED]
 
 
+@pytest.mark.real_hashing
 @pytest.mark.parametrize("password", ALLOWED_PASSWORDS)
 def test_save_data_to_mysql_accepts_any_characters_in_a_password_and_hashes_it_exactly(
     app: Flask, client: FlaskClient, auth: AuthActions, seeded: None, password: str

@@ -63,6 +63,7 @@ GOOD_PASSWORDS = ("alice-password-1", "zhangsan-password-2", "bob-password-3")
 # --- import: good rows, idempotency -------------------------------------------------------------
 
 
+@pytest.mark.real_hashing
 def test_import_creates_accounts_that_can_log_in(
     app: Flask, runner: FlaskCliRunner, api: ApiActions, tmp_path: Path
 ) -> None:

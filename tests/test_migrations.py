@@ -27,6 +27,9 @@ from sqlalchemy.engine import make_url
 
 from tests.helpers import AppBuilder, AuthActions, mysql_url, recreate_mysql_database
 
+# The upgrade hashes the tutorial's plaintext passwords with the app's hasher: the real one.
+pytestmark = pytest.mark.real_hashing
+
 # The tutorial's §5 statement, with the table named `user` as its INSERTs expect.
 TUTORIAL_TABLE = {
     "mysql": (

@@ -141,6 +141,7 @@ def test_response_json_is_the_tutorials_document(client: FlaskClient) -> None:
     assert list(response.get_json()) == ["message", "data"]
 
 
+@pytest.mark.real_hashing
 def test_save_data_to_mysql_stores_a_hashed_user(app: Flask, client: FlaskClient) -> None:
     response = client.post("/save_data_to_mysql", json={"username": "张三", "password": PASSWORD})
     assert response.status_code == 200

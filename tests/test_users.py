@@ -52,6 +52,7 @@ def test_password_length_policy(password: str, ok: bool) -> None:
     assert (users.password_problems(password) == []) is ok
 
 
+@pytest.mark.real_hashing
 def test_passwords_are_stored_as_argon2id_at_owasp_strength(app: Flask) -> None:
     with app.app_context():
         user = users.register_user("张三", PASSWORD)
@@ -64,6 +65,7 @@ def test_passwords_are_stored_as_argon2id_at_owasp_strength(app: Flask) -> None:
         assert PasswordHasher().verify(user.password_hash, PASSWORD)
 
 
+@pytest.mark.real_hashing
 def test_same_password_gets_different_hashes(app: Flask) -> None:
     with app.app_context():
         first = users.register_user("one", PASSWORD).password_hash
@@ -80,6 +82,7 @@ def test_authenticate(app: Flask) -> None:
         assert users.authenticate("", PASSWORD) is None
 
 
+@pytest.mark.real_hashing
 def test_an_unknown_user_costs_a_full_password_check(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +102,7 @@ def test_an_unknown_user_costs_a_full_password_check(
     assert all(call.startswith("$argon2id$") for call in calls)
 
 
+@pytest.mark.real_hashing
 def test_outdated_hash_is_upgraded_at_log_in(app: Flask) -> None:
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
     with app.app_context():
