@@ -679,7 +679,7 @@ def test_get_json_echoes_any_username_exactly_escaped_and_stores_nothing(
 
 
 @pytest.mark.parametrize("password", [*ALLOWED_PASSWORDS, *texts(REFUSED_PASSWORDS)])
-def test_get_json_never_echoes_the_password(app: Flask, client: FlaskClient, password: str):
+def test_get_json_never_echoes_the_password(app: Flask, client: FlaskClient, password: str) -> None:
     response = client.post("/get_json", json={"username": "张三", "password": password})
     assert response.status_code == 200
     assert response.get_data(as_text=True) == "Data received. username:张三"
@@ -1021,6 +1021,7 @@ def test_a_multipart_form_within_the_body_limit_but_over_a_form_limit_is_a_413_s
 ) -> None:
     data = {"csrf_token": auth.token("/register"), "password": PASSWORD, **fields}
     response = client.post(route, data=data, content_type="multipart/form-data")
+    assert response.request.content_length is not None
     assert response.request.content_length < BODY_LIMIT
     html = assert_page(response, 413, says)
     assert str(BODY_LIMIT) not in html, "the body was within the body limit"

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.helpers import PASSWORD, ApiActions
 from userhub.extensions import db
+from userhub.models import User
 from userhub.services import bulk, users
 from userhub.services.passwords import passwords
 
@@ -38,7 +39,7 @@ def import_users(runner: FlaskCliRunner, path: Path, *options: str) -> Result:
     return runner.invoke(args=["import-users", str(path), *options])
 
 
-def login(app: Flask, username: str, password: str) -> users.User | None:
+def login(app: Flask, username: str, password: str) -> User | None:
     with app.app_context():
         user = users.authenticate(username, password)
         db.session.expunge_all()
@@ -99,7 +100,12 @@ def test_import_again_creates_nothing_and_hashes_nothing(
         hasher = passwords()
     hashed: list[str] = []
     real_hash = hasher.hash
-    monkeypatch.setattr(hasher, "hash", lambda password: hashed.append(password) or "")
+
+    def fake_hash(password: str) -> str:
+        hashed.append(password)
+        return ""
+
+    monkeypatch.setattr(hasher, "hash", fake_hash)
     for _ in range(2):
         again = import_users(runner, path)
         assert again.exit_code == 0, again.output

@@ -23,7 +23,9 @@ def test_create_admin_with_password_on_stdin(app: Flask, runner: FlaskCliRunner)
         assert admin.password_hash.startswith("$argon2id$")
 
 
-def test_create_admin_prompts_twice_and_hides_the_password(app: Flask, runner: FlaskCliRunner):
+def test_create_admin_prompts_twice_and_hides_the_password(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
     result = runner.invoke(
         args=["create-admin", "--username", "管理员"], input=f"{PASSWORD}\n{PASSWORD}\n"
     )

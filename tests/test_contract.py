@@ -35,6 +35,8 @@ import requests
 import schemathesis
 from click.testing import CliRunner
 from flask import Flask
+from requests.structures import CaseInsensitiveDict
+from schemathesis import Case
 from schemathesis.cli import schemathesis as schemathesis_cli
 
 from tests.helpers import AppBuilder, own_database
@@ -117,7 +119,7 @@ def authenticated_as(accounts: Accounts) -> Iterator[None]:
         and the user list, run as the administrator; the member's own account and
         ``DELETE /api/v1/tokens`` as the member."""
 
-        def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> Any:
+        def get(self, case: Case[Any], context: schemathesis.AuthContext) -> Any:
             operation = context.operation
             requirements = operation.definition.raw.get("security") or []
             roles = [r for requirement in requirements for r in requirement.get("BearerAuth", [])]
@@ -126,10 +128,10 @@ def authenticated_as(accounts: Accounts) -> Iterator[None]:
             as_admin = "admin" in roles or "{user_id}" in operation.path
             return accounts.token(ADMIN if as_admin else MEMBER)
 
-        def set(
-            self, case: schemathesis.Case, data: Any, context: schemathesis.AuthContext
-        ) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        def set(self, case: Case[Any], data: Any, context: schemathesis.AuthContext) -> None:
+            headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(case.headers or {})
+            headers["Authorization"] = f"Bearer {data}"
+            case.headers = headers
             supply_current_password(case)
 
     # refresh_interval=0: no token is reused. Schemathesis draws a case's token when it draws
@@ -144,7 +146,7 @@ def authenticated_as(accounts: Accounts) -> Iterator[None]:
         schemathesis.auths.unregister()
 
 
-def supply_current_password(case: schemathesis.Case) -> None:
+def supply_current_password(case: Case[Any]) -> None:
     """A new password for your own account needs ``current_password``: the account's actual
     password, which no schema can state. Like the token, it is a credential the provider
     holds, so a schema-valid request gets it (a wrong one is refused with 422, as a test of
@@ -168,7 +170,7 @@ def fresh_idempotency_keys() -> Iterator[None]:
     with another body is rightly refused (422, asserted by ``tests/test_idempotency.py``). So
     a positive case that carries the header gets a fresh UUID; negative ones stay as drawn."""
 
-    def before_call(context: Any, case: schemathesis.Case, **kwargs: Any) -> None:
+    def before_call(context: Any, case: Case[Any], **kwargs: Any) -> None:
         is_positive = case.meta is not None and case.meta.generation.mode.is_positive
         if is_positive and case.headers and "Idempotency-Key" in case.headers:
             case.headers["Idempotency-Key"] = str(uuid.uuid4())
@@ -185,7 +187,7 @@ def counting_calls() -> Iterator[Counter[str]]:
     """How many requests schemathesis sent to each operation (by its ``after_call`` hook)."""
     calls: Counter[str] = Counter()
 
-    def after_call(context: Any, case: schemathesis.Case, response: Any) -> None:
+    def after_call(context: Any, case: Case[Any], response: Any) -> None:
         calls[case.operation.label] += 1
 
     hook = schemathesis.hook(after_call)

@@ -50,7 +50,7 @@ def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
 ) -> None:
     monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.2)
     with app.app_context():
-        victim = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar()
+        victim = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()
         db.session.remove()  # back to the pool, idle
     admin = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])  # not from the app's pool
     with admin.connect() as connection:
@@ -108,10 +108,10 @@ def test_a_connection_lost_after_the_answer_does_not_undo_it(app: Flask) -> None
     ending the session cannot roll back, and the answer stands, never a bare 500."""
 
     def answer_then_lose_the_connection() -> str:
-        connection_id = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar()
+        connection_id = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()
         admin = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
         with admin.connect() as connection:
-            connection.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")  # type: ignore[arg-type]
+            connection.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")
         admin.dispose()
         return "answered"
 

@@ -229,11 +229,12 @@ def _log_in_by_form(base: str, username: str) -> str:
     is sent by hand over this loopback's plain HTTP)."""
     page = requests.get(f"{base}/login", timeout=10)
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
-    assert csrf, page.text
+    session = page.cookies.get("session")
+    assert csrf and session, page.text
     response = requests.post(
         f"{base}/test_post",
         data={"username": username, "password": PASSWORD, "csrf_token": csrf[1]},
-        cookies={"session": page.cookies["session"]},
+        cookies={"session": session},
         allow_redirects=False,
         timeout=10,
     )

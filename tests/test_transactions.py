@@ -101,7 +101,8 @@ def test_a_lock_wait_timeout_is_waited_out(app: Flask) -> None:
         transactions.committed(rename)
         releaser.join()
         holder.close()
-        assert db.session.get(User, first).display_name == "after the wait"  # type: ignore[union-attr]
+        renamed = db.session.get(User, first)
+        assert renamed is not None and renamed.display_name == "after the wait"
     assert attempts == 2
 
 
@@ -143,7 +144,8 @@ def test_retries_are_bounded(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Non
                 transactions.committed(rename)
             holder.rollback()
         assert raised.value.orig.args[0] == transactions.LOCK_WAIT_TIMEOUT  # type: ignore[union-attr]
-        assert db.session.get(User, first).display_name is None  # type: ignore[union-attr]
+        unchanged = db.session.get(User, first)
+        assert unchanged is not None and unchanged.display_name is None
     assert attempts == transactions.MAX_ATTEMPTS
     # What the client is told: a 503 that says why, and to come back soon.
     with app.test_request_context("/api/v1/users/me", method="PATCH"):
