@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -16,22 +16,21 @@ from flask.testing import FlaskClient
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from tests.conftest import (
+from tests.helpers import (
+    BODY_LIMIT,
     PASSWORD,
     PROBLEM_MIMETYPE,
     SECRET_DETAIL,
     UNREACHABLE_MYSQL,
     Account,
     ApiActions,
+    AppBuilder,
     assert_problem,
     get_a_crashing_route,
-    make_app,
 )
 from userhub.config import ConfigError, load_config
-from userhub.extensions import db
 
 HEALTH = "/api/v1/health"
-LIMIT = 1024 * 1024  # MAX_CONTENT_LENGTH's default
 FRONT_END = "http://localhost:5173"
 TUTORIAL_JSON_OPERATIONS = {
     ("/test_get", "get"),
@@ -54,7 +53,9 @@ def test_health_is_ok_when_the_database_answers(client: FlaskClient) -> None:
 
 
 @pytest.fixture(params=["mysql-port-9", "sqlite-file-is-a-folder"])
-def app_without_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+def app_without_database(
+    request: pytest.FixtureRequest, tmp_path: Path, build_app: AppBuilder
+) -> Flask:
     """An app whose database cannot be opened: nothing listens on MySQL's port, or the SQLite
     file's path is a folder."""
     if request.param == "mysql-port-9":
@@ -63,10 +64,7 @@ def app_without_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iter
         folder = tmp_path / "userhub.sqlite3"
         folder.mkdir()
         url = f"sqlite:///{folder}"
-    app = make_app(url)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    return build_app(url)
 
 
 def test_health_is_503_when_the_database_is_unreachable(
@@ -156,7 +154,7 @@ BAD_BODIES: dict[str, tuple[bytes, str, int]] = {
     "text": (b'{"username": "x"}', "text/plain", 415),
     "array": (b'[{"username": "x"}]', "application/json", 422),
     "null": (b"null", "application/json", 422),
-    "over-the-limit": (b'{"username": "' + b"x" * LIMIT + b'"}', "application/json", 413),
+    "over-the-limit": (b'{"username": "' + b"x" * BODY_LIMIT + b'"}', "application/json", 413),
 }
 
 
@@ -202,8 +200,8 @@ def preflight(client: FlaskClient, origin: str, path: str = "/api/v1/users/me") 
 
 
 @pytest.fixture
-def cors_client(app_factory: Callable[..., Flask]) -> FlaskClient:
-    return app_factory(USERHUB_CORS_ORIGINS=(FRONT_END,)).test_client()
+def cors_client(build_app: AppBuilder, database_url: str) -> FlaskClient:
+    return build_app(database_url, USERHUB_CORS_ORIGINS=(FRONT_END,)).test_client()
 
 
 def test_no_cross_origin_access_by_default(client: FlaskClient) -> None:
@@ -245,10 +243,10 @@ def test_another_origin_gets_no_cross_origin_access(cors_client: FlaskClient, or
 
 
 def test_origins_come_from_the_environment(
-    app_factory: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+    build_app: AppBuilder, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("USERHUB_CORS_ORIGINS", f"{FRONT_END}/, https://app.example.com")
-    client = app_factory().test_client()
+    client = build_app(database_url).test_client()
     response = client.get(HEALTH, headers={"Origin": "https://app.example.com"})
     assert allowed_origin(response) == "https://app.example.com"
     response = client.get(HEALTH, headers={"Origin": FRONT_END})
@@ -284,9 +282,9 @@ def test_a_wildcard_or_pattern_origin_is_refused(value: str) -> None:
 
 
 @pytest.fixture
-def docs_app(tmp_path: Path) -> Flask:
+def docs_app(tmp_path: Path, build_app: AppBuilder) -> Flask:
     """An app for the document and the docs page, which need no database."""
-    return make_app(f"sqlite:///{tmp_path / 'unused.sqlite3'}")
+    return build_app(f"sqlite:///{tmp_path / 'unused.sqlite3'}")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ revocable one by one.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 from collections.abc import Callable
@@ -18,19 +17,23 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, Account, ApiActions, assert_problem, bearer, error_fields
+from tests.helpers import (
+    ME,
+    PASSWORD,
+    TOKENS,
+    Account,
+    ApiActions,
+    AppBuilder,
+    assert_problem,
+    basic,
+    bearer,
+    error_fields,
+)
 from userhub.extensions import db
 from userhub.models import ApiToken
 
-TOKENS = "/api/v1/tokens"
-ME = "/api/v1/users/me"
 TOKEN_FORMAT = re.compile(r"uh_[A-Za-z0-9_-]{43}")  # 43 base64url characters: 258 bits
 DAY = timedelta(hours=24)
-
-
-def basic(username: str, password: str) -> dict[str, str]:
-    credentials = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {credentials}"}
 
 
 def by_json(client: FlaskClient, username: str, password: str) -> Any:
@@ -109,9 +112,9 @@ def test_the_lifetime_follows_the_setting(app: Flask, client: FlaskClient, zhang
 
 
 def test_the_lifetime_can_be_set_when_the_app_is_built(
-    app_factory: Callable[..., Flask],
+    build_app: AppBuilder, database_url: str
 ) -> None:
-    configured = app_factory(USERHUB_TOKEN_TTL_SECONDS=3600)
+    configured = build_app(database_url, USERHUB_TOKEN_TTL_SECONDS=3600)
     client = configured.test_client()
     assert ApiActions(configured, client).register("张三").status_code == 201
     response = client.post(TOKENS, json={"username": "张三", "password": PASSWORD})

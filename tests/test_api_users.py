@@ -13,7 +13,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from tests.conftest import (
+from tests.helpers import (
+    ME,
+    NEW_PASSWORD,
     PASSWORD,
     Account,
     ApiActions,
@@ -22,12 +24,11 @@ from tests.conftest import (
     bearer,
     csrf_token,
     error_fields,
+    is_logged_in,
 )
 from userhub.services import users
 
 USER_FIELDS = {"id", "username", "display_name", "email", "is_admin", "created_at", "updated_at"}
-NEW_PASSWORD = "a brand new passphrase"
-ME = "/api/v1/users/me"
 
 
 def user_url(user_id: int | str) -> str:
@@ -46,21 +47,11 @@ def can_get_token(client: FlaskClient, username: str, password: str) -> bool:
     return response.status_code == 201
 
 
-def is_logged_in(client: FlaskClient) -> bool:
-    """Whether the browser session of ``client`` is still valid (else /account sends to /login)."""
-    response = client.get("/account")
-    if response.status_code == 302:
-        assert response.location.startswith("/login")
-        return False
-    assert response.status_code == 200
-    return True
-
-
 def browser_of(app: Flask, username: str = "张三") -> FlaskClient:
     """Another client, logged in through the log-in form as ``username``."""
     browser = app.test_client()
     assert AuthActions(browser).login(username).status_code == 302
-    assert is_logged_in(browser)
+    assert is_logged_in(browser, "/account")
     return browser
 
 
@@ -83,6 +74,7 @@ def test_register_answers_201_with_the_user_and_its_location(api: ApiActions) ->
     assert utc(user["created_at"]) <= datetime.now(UTC) + timedelta(seconds=2)
 
 
+@pytest.mark.real_hashing
 def test_register_never_sends_the_password_back_and_stores_an_argon2id_hash(
     api: ApiActions,
 ) -> None:
@@ -307,7 +299,7 @@ def test_new_password_ends_the_users_browser_sessions(
     browser = browser_of(app, "member")
     body = {"password": NEW_PASSWORD, "current_password": PASSWORD}
     assert client.patch(ME, json=body, headers=member.headers).status_code == 200
-    assert not is_logged_in(browser)
+    assert not is_logged_in(browser, "/account")
 
 
 # --- The browser session as API credentials ----------------------------------------------------
@@ -361,9 +353,9 @@ def test_a_password_change_through_the_session_keeps_that_session(
     body = {"password": NEW_PASSWORD, "current_password": PASSWORD}
     response = client.patch(ME, json=body, headers={"X-CSRFToken": token})
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert is_logged_in(client)
+    assert is_logged_in(client, "/account")
     assert client.get(ME).status_code == 200
-    assert not is_logged_in(other_browser)
+    assert not is_logged_in(other_browser, "/account")
     assert_problem(client.get(ME, headers=member.headers), 401)  # every token is revoked
 
 
@@ -521,7 +513,7 @@ def test_admin_resets_a_password_without_the_current_one_and_revokes_its_tokens(
     )
     assert response.status_code == 200
     assert_problem(client.get(ME, headers=member.headers), 401)
-    assert not is_logged_in(browser)
+    assert not is_logged_in(browser, "/account")
     assert not can_get_token(client, "member", PASSWORD)
     assert can_get_token(client, "member", NEW_PASSWORD)
     assert client.get(ME, headers=admin.headers).status_code == 200

@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, AuthActions
+from tests.helpers import PASSWORD, AuthActions
 from userhub.services.users import find_user
 
 
@@ -94,7 +94,9 @@ def test_form_post_without_csrf_token_is_refused(client: FlaskClient, auth: Auth
     assert client.get("/success").status_code == 302
 
 
-def test_form_post_with_a_forged_csrf_token_is_refused(client: FlaskClient, auth: AuthActions):
+def test_form_post_with_a_forged_csrf_token_is_refused(
+    client: FlaskClient, auth: AuthActions
+) -> None:
     auth.register()
     response = client.post(
         "/test_post", data={"username": "张三", "password": PASSWORD, "csrf_token": "forged"}
@@ -128,7 +130,9 @@ def test_logout_needs_the_csrf_token(client: FlaskClient, auth: AuthActions) -> 
     assert client.get("/success").status_code == 200
 
 
-def test_success_and_account_pages_have_a_logout_button(client: FlaskClient, auth: AuthActions):
+def test_success_and_account_pages_have_a_logout_button(
+    client: FlaskClient, auth: AuthActions
+) -> None:
     auth.register()
     auth.login()
     for path in ("/success", "/account"):

@@ -22,17 +22,21 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
-from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.test import TestResponse
 
-from tests.conftest import PASSWORD, AuthActions
+from tests.helpers import (
+    BODY_LIMIT,
+    PASSWORD,
+    AuthActions,
+    assert_problem,
+    is_logged_in,
+    user_count,
+)
 from userhub.extensions import db
 from userhub.services import users
 
-PROBLEM = "application/problem+json"
 FAILED = "Commit Status:Failed, Message:"
 SUCCEEDED = "Commit Status:Succeeded, Message:Data inserted successfully."
-LIMIT = 1024 * 1024  # MAX_CONTENT_LENGTH's default
 TWENTY_MB = 20 * 1024 * 1024
 SEED = "seed-user"
 CSRF_MESSAGE = "The form's security token is missing or expired."
@@ -97,11 +101,6 @@ def seeded(app: Flask) -> Iterator[None]:
     assert SEED in stored_usernames(app), "an existing account was lost"
 
 
-def user_count(app: Flask) -> int:
-    with app.app_context():
-        return int(db.session.execute(sa.text("SELECT COUNT(*) FROM user")).scalar_one())
-
-
 def stored_usernames(app: Flask) -> list[str]:
     with app.app_context():
         rows = db.session.execute(sa.text("SELECT username FROM user ORDER BY id"))
@@ -113,23 +112,6 @@ def stored_row(app: Flask, username: str) -> dict[str, Any]:
         rows = db.session.execute(sa.text("SELECT * FROM user")).mappings().all()
     (row,) = [dict(row) for row in rows if row["username"] == username]
     return row
-
-
-def assert_problem(response: TestResponse, status: int, prefix: str = "") -> dict[str, Any]:
-    """An RFC 9457 problem with this status whose detail is a sentence after ``prefix``."""
-    assert response.status_code == status, response.get_data(as_text=True)[:500]
-    assert response.mimetype == PROBLEM
-    problem = response.get_json()
-    assert isinstance(problem, dict)
-    assert problem["status"] == status
-    assert problem["title"] == HTTP_STATUS_CODES[status]
-    assert problem["type"]
-    assert problem["detail"].startswith(prefix)
-    assert len(problem["detail"]) - len(prefix) > 15, "the detail must say what to fix"
-    for error in problem.get("errors", []):
-        assert set(error) == {"field", "message"}
-        assert error["field"] and error["message"]
-    return problem
 
 
 def assert_page(response: TestResponse, status: int, *messages: str) -> str:
@@ -149,10 +131,6 @@ def assert_shows_text_escaped(html: str, text: str) -> None:
     assert str(escape(text)) in html
     if any(ch in text for ch in "<>\"'"):
         assert text not in html
-
-
-def is_logged_in(client: FlaskClient) -> bool:
-    return client.get("/success").status_code == 200
 
 
 def post_register(client: FlaskClient, auth: AuthActions, **fields: Any) -> TestResponse:
@@ -471,7 +449,7 @@ def _json_of_size(size: int) -> bytes:
 
 
 @pytest.mark.parametrize(("route", "prefix"), JSON_ROUTES)
-@pytest.mark.parametrize("size", [LIMIT + 1, TWENTY_MB], ids=["limit+1", "20MB"])
+@pytest.mark.parametrize("size", [BODY_LIMIT + 1, TWENTY_MB], ids=["limit+1", "20MB"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_body_over_the_limit_is_a_413_problem_naming_the_limit(
     app: Flask, client: FlaskClient, route: str, prefix: str, size: int, chunked: bool
@@ -488,14 +466,16 @@ def test_a_body_over_the_limit_is_a_413_problem_naming_the_limit(
         response = client.post(route, data=body, content_type="application/json")
     problem = assert_problem(response, 413, prefix)
     assert "too large" in problem["detail"]
-    assert str(LIMIT) in problem["detail"]
+    assert str(BODY_LIMIT) in problem["detail"]
     assert user_count(app) == 0
 
 
 def test_a_body_exactly_at_the_limit_is_read(client: FlaskClient) -> None:
-    response = client.post("/get_json", data=_json_of_size(LIMIT), content_type="application/json")
+    response = client.post(
+        "/get_json", data=_json_of_size(BODY_LIMIT), content_type="application/json"
+    )
     assert response.status_code == 200
-    name = "a" * (LIMIT - len(JSON_HEAD) - len(JSON_TAIL))
+    name = "a" * (BODY_LIMIT - len(JSON_HEAD) - len(JSON_TAIL))
     assert response.get_data(as_text=True) == "Data received. username:" + name
 
 
@@ -616,6 +596,7 @@ def test_save_data_to_mysql_refuses_an_overlong_username_and_writes_nothing(
     assert stored_usernames(app) == [SEED]
 
 
+@pytest.mark.real_hashing
 @pytest.mark.parametrize("password", ALLOWED_PASSWORDS)
 def test_save_data_to_mysql_accepts_any_characters_in_a_password_and_hashes_it_exactly(
     app: Flask, client: FlaskClient, auth: AuthActions, seeded: None, password: str
@@ -698,7 +679,7 @@ def test_get_json_echoes_any_username_exactly_escaped_and_stores_nothing(
 
 
 @pytest.mark.parametrize("password", [*ALLOWED_PASSWORDS, *texts(REFUSED_PASSWORDS)])
-def test_get_json_never_echoes_the_password(app: Flask, client: FlaskClient, password: str):
+def test_get_json_never_echoes_the_password(app: Flask, client: FlaskClient, password: str) -> None:
     response = client.post("/get_json", json={"username": "张三", "password": password})
     assert response.status_code == 200
     assert response.get_data(as_text=True) == "Data received. username:张三"
@@ -1018,7 +999,7 @@ def test_a_20_MB_form_is_a_413_page_naming_the_limit(
         fields["csrf_token"] = auth.token("/register")
     kwargs = {"content_type": "multipart/form-data"} if encoding == "multipart" else {}
     html = assert_page(client.post(route, data=fields, **kwargs), 413, "too large")
-    assert f"{LIMIT} bytes" in html
+    assert f"{BODY_LIMIT} bytes" in html
     assert user_count(app) == 0
 
 
@@ -1040,9 +1021,10 @@ def test_a_multipart_form_within_the_body_limit_but_over_a_form_limit_is_a_413_s
 ) -> None:
     data = {"csrf_token": auth.token("/register"), "password": PASSWORD, **fields}
     response = client.post(route, data=data, content_type="multipart/form-data")
-    assert response.request.content_length < LIMIT
+    assert response.request.content_length is not None
+    assert response.request.content_length < BODY_LIMIT
     html = assert_page(response, 413, says)
-    assert str(LIMIT) not in html, "the body was within the body limit"
+    assert str(BODY_LIMIT) not in html, "the body was within the body limit"
     assert user_count(app) == 0
 
 

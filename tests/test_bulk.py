@@ -23,8 +23,9 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from tests.conftest import PASSWORD, ApiActions
+from tests.helpers import PASSWORD, ApiActions
 from userhub.extensions import db
+from userhub.models import User
 from userhub.services import account_rules, bulk_export, bulk_import, import_file, users
 from userhub.services.passwords import passwords
 
@@ -39,7 +40,7 @@ def import_users(runner: FlaskCliRunner, path: Path, *options: str) -> Result:
     return runner.invoke(args=["import-users", str(path), *options])
 
 
-def login(app: Flask, username: str, password: str) -> users.User | None:
+def login(app: Flask, username: str, password: str) -> User | None:
     with app.app_context():
         user = users.authenticate(username, password)
         db.session.expunge_all()
@@ -64,6 +65,7 @@ GOOD_PASSWORDS = ("alice-password-1", "zhangsan-password-2", "bob-password-3")
 # --- import: good rows, idempotency -------------------------------------------------------------
 
 
+@pytest.mark.real_hashing
 def test_import_creates_accounts_that_can_log_in(
     app: Flask, runner: FlaskCliRunner, api: ApiActions, tmp_path: Path
 ) -> None:
@@ -99,7 +101,12 @@ def test_import_again_creates_nothing_and_hashes_nothing(
         hasher = passwords()
     hashed: list[str] = []
     real_hash = hasher.hash
-    monkeypatch.setattr(hasher, "hash", lambda password: hashed.append(password) or "")
+
+    def fake_hash(password: str) -> str:
+        hashed.append(password)
+        return ""
+
+    monkeypatch.setattr(hasher, "hash", fake_hash)
     for _ in range(2):
         again = import_users(runner, path)
         assert again.exit_code == 0, again.output

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .live_server import BIN
+from tests.live_server import BIN
 
 MYSQL = "mysql+pymysql://app:pw@db.internal:3306/userhub?charset=utf8mb4"
 SAFE = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from tests.conftest import PASSWORD, AuthActions
+from tests.helpers import PASSWORD, AuthActions
 from userhub.extensions import db
 from userhub.services.users import find_user
 
@@ -23,7 +23,9 @@ def test_create_admin_with_password_on_stdin(app: Flask, runner: FlaskCliRunner)
         assert admin.password_hash.startswith("$argon2id$")
 
 
-def test_create_admin_prompts_twice_and_hides_the_password(app: Flask, runner: FlaskCliRunner):
+def test_create_admin_prompts_twice_and_hides_the_password(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
     result = runner.invoke(
         args=["create-admin", "--username", "管理员"], input=f"{PASSWORD}\n{PASSWORD}\n"
     )

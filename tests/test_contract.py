@@ -30,17 +30,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 import schemathesis
 from click.testing import CliRunner
 from flask import Flask
+from requests.structures import CaseInsensitiveDict
+from schemathesis import Case
 from schemathesis.cli import schemathesis as schemathesis_cli
 
-from userhub.extensions import db
+from tests.helpers import AppBuilder, own_database
+from tests.live_server import BIN, running_server, server_environment
 from userhub.services import users
-
-from .conftest import make_app, own_database
-from .live_server import BIN, running_server, server_environment
 
 MAX_EXAMPLES = 25
 SEED = os.environ.get("USERHUB_CONTRACT_SEED", "")  # read now: the conftest clears USERHUB_*
@@ -118,7 +119,7 @@ def authenticated_as(accounts: Accounts) -> Iterator[None]:
         and the user list, run as the administrator; the member's own account and
         ``DELETE /api/v1/tokens`` as the member."""
 
-        def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> Any:
+        def get(self, case: Case[Any], context: schemathesis.AuthContext) -> Any:
             operation = context.operation
             requirements = operation.definition.raw.get("security") or []
             roles = [r for requirement in requirements for r in requirement.get("BearerAuth", [])]
@@ -127,10 +128,10 @@ def authenticated_as(accounts: Accounts) -> Iterator[None]:
             as_admin = "admin" in roles or "{user_id}" in operation.path
             return accounts.token(ADMIN if as_admin else MEMBER)
 
-        def set(
-            self, case: schemathesis.Case, data: Any, context: schemathesis.AuthContext
-        ) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        def set(self, case: Case[Any], data: Any, context: schemathesis.AuthContext) -> None:
+            headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(case.headers or {})
+            headers["Authorization"] = f"Bearer {data}"
+            case.headers = headers
             supply_current_password(case)
 
     # refresh_interval=0: no token is reused. Schemathesis draws a case's token when it draws
@@ -145,7 +146,7 @@ def authenticated_as(accounts: Accounts) -> Iterator[None]:
         schemathesis.auths.unregister()
 
 
-def supply_current_password(case: schemathesis.Case) -> None:
+def supply_current_password(case: Case[Any]) -> None:
     """A new password for your own account needs ``current_password``: the account's actual
     password, which no schema can state. Like the token, it is a credential the provider
     holds, so a schema-valid request gets it (a wrong one is refused with 422, as a test of
@@ -169,7 +170,7 @@ def fresh_idempotency_keys() -> Iterator[None]:
     with another body is rightly refused (422, asserted by ``tests/test_idempotency.py``). So
     a positive case that carries the header gets a fresh UUID; negative ones stay as drawn."""
 
-    def before_call(context: Any, case: schemathesis.Case, **kwargs: Any) -> None:
+    def before_call(context: Any, case: Case[Any], **kwargs: Any) -> None:
         is_positive = case.meta is not None and case.meta.generation.mode.is_positive
         if is_positive and case.headers and "Idempotency-Key" in case.headers:
             case.headers["Idempotency-Key"] = str(uuid.uuid4())
@@ -186,7 +187,7 @@ def counting_calls() -> Iterator[Counter[str]]:
     """How many requests schemathesis sent to each operation (by its ``after_call`` hook)."""
     calls: Counter[str] = Counter()
 
-    def after_call(context: Any, case: schemathesis.Case, response: Any) -> None:
+    def after_call(context: Any, case: Case[Any], response: Any) -> None:
         calls[case.operation.label] += 1
 
     hook = schemathesis.hook(after_call)
@@ -206,9 +207,11 @@ def documented_operations(base: str) -> list[str]:
     ]
 
 
-def test_schemathesis_finds_nothing(backend: str, tmp_path: Path) -> None:
+# The accounts it restores are hashed as the server hashes them: no rehash at their next log-in.
+@pytest.mark.real_hashing
+def test_schemathesis_finds_nothing(backend: str, tmp_path: Path, build_app: AppBuilder) -> None:
     database_url = own_database(backend, tmp_path, "contract")
-    app = make_app(database_url)
+    app = build_app(database_url)
     started = time.monotonic()
     arguments = ["run", "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--no-color"]
     # Hypothesis's `too_slow` health check times the data generator, not userhub: drawing a
@@ -218,20 +221,16 @@ def test_schemathesis_finds_nothing(backend: str, tmp_path: Path) -> None:
     arguments += ["--suppress-health-check", "too_slow"]
     if SEED:
         arguments += ["--seed", SEED]
-    try:
-        # A fuzzer logs in and registers far faster than any client may: limits off (the 429
-        # they would answer is documented on every limited operation all the same).
-        limits_off = {"USERHUB_RATELIMIT_ENABLED": "false"}
-        with running_server("production", database_url, tmp_path, env=limits_off) as server:
-            base = server.base
-            accounts = Accounts(base, app)
-            accounts.create(database_url, tmp_path)
-            operations = documented_operations(base)
-            with authenticated_as(accounts), fresh_idempotency_keys(), counting_calls() as calls:
-                result = CliRunner().invoke(schemathesis_cli, [*arguments, f"{base}/openapi.json"])
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    # A fuzzer logs in and registers far faster than any client may: limits off (the 429
+    # they would answer is documented on every limited operation all the same).
+    limits_off = {"USERHUB_RATELIMIT_ENABLED": "false"}
+    with running_server("production", database_url, tmp_path, env=limits_off) as server:
+        base = server.base
+        accounts = Accounts(base, app)
+        accounts.create(database_url, tmp_path)
+        operations = documented_operations(base)
+        with authenticated_as(accounts), fresh_idempotency_keys(), counting_calls() as calls:
+            result = CliRunner().invoke(schemathesis_cli, [*arguments, f"{base}/openapi.json"])
     elapsed = time.monotonic() - started
 
     # Shown with `pytest -s`, and with the failure otherwise.

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import MYSQL_URL
+from tests.helpers import needs_mysql
 from userhub import database
 from userhub.database import engine_options
 from userhub.extensions import db
@@ -27,7 +27,7 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app: Flask, backend: str) -
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_mysql_connections_ask_for_causal_reads(app: Flask) -> None:
     """On Galera, every read waits for writes committed on other nodes (the scale-out test
@@ -43,14 +43,14 @@ def test_mysql_engines_keep_a_pool_of_the_configured_size() -> None:
     assert options["pool_size"] == 7
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.2)
     with app.app_context():
-        victim = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar()
+        victim = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()
         db.session.remove()  # back to the pool, idle
     admin = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])  # not from the app's pool
     with admin.connect() as connection:
@@ -82,7 +82,7 @@ def test_work_left_uncommitted_is_rolled_back_when_the_connection_returns_to_the
         assert db.session.execute(sa.text("SELECT COUNT(*) FROM user")).scalar() == 0
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_a_connection_that_died_under_a_request_is_a_503(app: Flask) -> None:
     """PyMySQL reports a socket that is gone as InterfaceError, not OperationalError (seen once
@@ -101,17 +101,17 @@ def test_a_connection_that_died_under_a_request_is_a_503(app: Flask) -> None:
     assert response.headers["Retry-After"] == "5"
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_a_connection_lost_after_the_answer_does_not_undo_it(app: Flask) -> None:
     """The server drops the connection after the view has answered (a Galera node killed):
     ending the session cannot roll back, and the answer stands, never a bare 500."""
 
     def answer_then_lose_the_connection() -> str:
-        connection_id = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar()
+        connection_id = db.session.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()
         admin = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
         with admin.connect() as connection:
-            connection.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")  # type: ignore[arg-type]
+            connection.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")
         admin.dispose()
         return "answered"
 

@@ -38,7 +38,7 @@ import requests
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
-from tests.conftest import MYSQL_URL, mysql_url, recreate_mysql_database
+from tests.helpers import mysql_url, needs_mysql, recreate_mysql_database, worker_pids
 from tests.live_server import ServerProcess, running_server
 from userhub.services.account_rules import username_key
 
@@ -86,19 +86,6 @@ def register(session: requests.Session, base: str, username: str, api: bool) -> 
     elif response.status_code >= 300:
         outcome.error = response.text[:300]
     return outcome
-
-
-def worker_pids(server: ServerProcess) -> set[int]:
-    """The server's worker processes: the direct children of ``userhub serve`` (granian and
-    gunicorn both fork their workers from it)."""
-    pid = server.process.pid
-    children: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            children.update(int(c) for c in (task / "children").read_text().split())
-        except OSError:  # a thread that ended while we looked
-            continue
-    return children
 
 
 def open_sockets(pid: int) -> int:
@@ -219,7 +206,7 @@ def assert_complete(row: dict[str, Any]) -> None:
     assert row["display_name"] is None and row["email"] is None, row
 
 
-@pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+@needs_mysql
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds workers in /proc")
 @pytest.mark.parametrize("durable_server", ["granian", "gunicorn"], indirect=True)
 def test_a_killed_worker_loses_no_acknowledged_registration(

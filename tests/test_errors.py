@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.conftest import (
+from tests.helpers import (
     PASSWORD,
     SECRET_DETAIL,
     UNREACHABLE_MYSQL,
+    AppBuilder,
     get_a_crashing_route,
-    make_app,
 )
 
 
@@ -30,8 +30,8 @@ def test_an_unexpected_exception_is_a_500_page_without_internals(
 
 
 @pytest.fixture
-def app_without_database() -> Flask:
-    return make_app(UNREACHABLE_MYSQL)
+def app_without_database(build_app: AppBuilder) -> Flask:
+    return build_app(UNREACHABLE_MYSQL)
 
 
 def test_json_route_answers_503_when_the_database_is_unreachable(

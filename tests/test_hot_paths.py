@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 from flask.testing import FlaskClient
 
-from tests.conftest import Account, AuthActions
+from tests.helpers import Account, AuthActions
 from userhub.extensions import db
 from userhub.web.fastjson import OrjsonProvider
 
@@ -108,4 +108,6 @@ def test_fast_json_writes_what_flasks_own_provider_writes(app: Flask, value: obj
     fast = OrjsonProvider(app)
     assert json.loads(fast.dumps(value)) == json.loads(flask_json.dumps(value))
     with app.test_request_context():
-        assert fast.response(value).data == flask_json.response(value).data
+        fast_response, flask_response = fast.response(value), flask_json.response(value)
+        assert isinstance(fast_response, Response) and isinstance(flask_response, Response)
+        assert fast_response.data == flask_response.data

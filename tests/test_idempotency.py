@@ -16,13 +16,11 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from tests.conftest import PASSWORD, ApiActions, assert_problem, bearer
-from tests.test_api_tokens import basic
+from tests.helpers import PASSWORD, TOKENS, ApiActions, AppBuilder, assert_problem, basic, bearer
 from userhub.extensions import db
 from userhub.models import IdempotencyRecord, utcnow
 
 USERS = "/api/v1/users"
-TOKENS = "/api/v1/tokens"
 KEY = "3f1c0a52-6a8e-4d2b-9d3e-1b2c3d4e5f60"
 NEW_USER = {"username": "张三", "password": PASSWORD, "email": "zhangsan@example.com"}
 
@@ -248,9 +246,9 @@ def test_a_damaged_record_is_refused_not_trusted(api: ApiActions) -> None:
     assert "cannot be read back" in problem["detail"]
 
 
-def test_a_new_secret_key_forgets_the_kept_keys(api: ApiActions, apps: Any) -> None:
+def test_a_new_secret_key_forgets_the_kept_keys(api: ApiActions, build_app: AppBuilder) -> None:
     assert api.client.post(USERS, json=NEW_USER, headers=keyed()).status_code == 201
-    rotated = apps(api.app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY="another-secret-" * 4)
+    rotated = build_app(api.app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY="another-secret-" * 4)
     retry = rotated.test_client().post(USERS, json=NEW_USER, headers=keyed())
     assert_problem(retry, 422)
     assert api.count("user") == 1

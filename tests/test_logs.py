@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import SECRET_DETAIL, Account, get_a_crashing_route
+from tests.helpers import SECRET_DETAIL, Account, get_a_crashing_route
 
 
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -25,7 +25,10 @@ from click.testing import Result
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from tests.conftest import AuthActions, mysql_url, recreate_mysql_database
+from tests.helpers import AppBuilder, AuthActions, mysql_url, recreate_mysql_database
+
+# The upgrade hashes the tutorial's plaintext passwords with the app's hasher: the real one.
+pytestmark = pytest.mark.real_hashing
 
 # The tutorial's §5 statement, with the table named `user` as its INSERTs expect.
 TUTORIAL_TABLE = {
@@ -256,12 +259,12 @@ def assert_no_plaintext(rows: list[dict[str, Any]], passwords: list[str]) -> Non
 
 def test_upgrade_creates_the_user_table_and_a_second_run_changes_nothing(
     new_database: Callable[[str], str],
-    apps: Callable[[str], Flask],
+    build_app: AppBuilder,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="alembic")
     url = new_database("upgrade")
-    app = apps(url)
+    app = build_app(url)
 
     assert_succeeded(db_upgrade(app))
     assert "Running upgrade  -> 0001" in caplog.text
@@ -286,14 +289,14 @@ def test_upgrade_creates_the_user_table_and_a_second_run_changes_nothing(
 
 
 def test_upgrade_keeps_the_tutorials_users_and_replaces_their_passwords_by_hashes(
-    new_database: Callable[[str], str], apps: Callable[[str], Flask]
+    new_database: Callable[[str], str], build_app: AppBuilder
 ) -> None:
     url = new_database("upgrade")
     ids = create_tutorial_table(url, TUTORIAL_USERS)
     passwords = {
         user_id: password for user_id, (_, password) in zip(ids, TUTORIAL_USERS, strict=True)
     }
-    app = apps(url)
+    app = build_app(url)
 
     assert_succeeded(db_upgrade(app))
 
@@ -315,7 +318,7 @@ def test_upgrade_keeps_the_tutorials_users_and_replaces_their_passwords_by_hashe
 
 def test_colliding_usernames_are_renamed_and_reported_never_dropped(
     new_database: Callable[[str], str],
-    apps: Callable[[str], Flask],
+    build_app: AppBuilder,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     users = [
@@ -327,7 +330,7 @@ def test_colliding_usernames_are_renamed_and_reported_never_dropped(
     ]
     url = new_database("upgrade")
     ids = create_tutorial_table(url, users)
-    app = apps(url)
+    app = build_app(url)
 
     assert_succeeded(db_upgrade(app))
 
@@ -379,26 +382,26 @@ def test_the_real_command_prints_each_rename(new_database: Callable[[str], str])
 )
 def test_the_upgraded_table_is_the_table_a_new_database_gets(
     new_database: Callable[[str], str],
-    apps: Callable[[str], Flask],
+    build_app: AppBuilder,
     users: list[tuple[str, str]],
 ) -> None:
     fresh_url = new_database("upgrade_fresh")
-    assert_succeeded(db_upgrade(apps(fresh_url)))
+    assert_succeeded(db_upgrade(build_app(fresh_url)))
     url = new_database("upgrade")
     create_tutorial_table(url, users)
 
-    assert_succeeded(db_upgrade(apps(url)))
+    assert_succeeded(db_upgrade(build_app(url)))
 
     assert_same_user_table(url, fresh_url)
 
 
 def test_the_upgraded_table_takes_rows_that_name_only_the_required_columns(
-    new_database: Callable[[str], str], apps: Callable[[str], Flask]
+    new_database: Callable[[str], str], build_app: AppBuilder
 ) -> None:
     """Rows inserted by hand (SQL, another tool) get the column defaults a new table has."""
     url = new_database("upgrade")
     create_tutorial_table(url, TUTORIAL_USERS)
-    app = apps(url)
+    app = build_app(url)
     assert_succeeded(db_upgrade(app))
     hashed = PasswordHasher().hash("typed-in-sql")
 
@@ -441,7 +444,7 @@ FOREIGN_TABLES = {
 @pytest.mark.parametrize("shape", FOREIGN_TABLES)
 def test_a_user_table_of_another_shape_stops_the_upgrade_and_is_left_untouched(
     new_database: Callable[[str], str],
-    apps: Callable[[str], Flask],
+    build_app: AppBuilder,
     caplog: pytest.LogCaptureFixture,
     shape: str,
 ) -> None:
@@ -451,7 +454,7 @@ def test_a_user_table_of_another_shape_stops_the_upgrade_and_is_left_untouched(
         connection.exec_driver_sql(create)
         connection.exec_driver_sql(insert)
     before = (user_table(url), table_rows(url))
-    app = apps(url)
+    app = build_app(url)
 
     for _ in range(2):  # and again: the failed attempt left nothing half-done
         caplog.clear()
@@ -489,12 +492,12 @@ def test_the_real_command_explains_a_foreign_user_table(
 
 @pytest.mark.parametrize("rows_done", [0, 1, 3])
 def test_an_upgrade_interrupted_half_way_completes_when_run_again(
-    new_database: Callable[[str], str], apps: Callable[[str], Flask], rows_done: int
+    new_database: Callable[[str], str], build_app: AppBuilder, rows_done: int
 ) -> None:
     """MySQL commits each ALTER, so a crash can leave the new columns added (nullable) and
     some rows already converted (hash written, plaintext blanked) beside the old column."""
     fresh_url = new_database("upgrade_fresh")
-    assert_succeeded(db_upgrade(apps(fresh_url)))
+    assert_succeeded(db_upgrade(build_app(fresh_url)))
     url = new_database("upgrade")
     ids = create_tutorial_table(url, TUTORIAL_USERS)
     passwords = {
@@ -519,7 +522,7 @@ def test_an_upgrade_interrupted_half_way_completes_when_run_again(
                     "id": user_id,
                 },
             )
-    app = apps(url)
+    app = build_app(url)
 
     assert_succeeded(db_upgrade(app))
 
@@ -540,20 +543,20 @@ def test_an_upgrade_interrupted_half_way_completes_when_run_again(
 
 
 def test_the_migrated_schema_is_exactly_what_the_models_describe(
-    new_database: Callable[[str], str], apps: Callable[[str], Flask]
+    new_database: Callable[[str], str], build_app: AppBuilder
 ) -> None:
     """`flask db check`: autogenerate finds nothing to add, drop or change after upgrading."""
-    app = apps(new_database("upgrade"))
+    app = build_app(new_database("upgrade"))
     assert_succeeded(db_upgrade(app))
     result = app.test_cli_runner().invoke(args=["db", "check"])
     assert result.exit_code == 0, result.output
 
 
 def test_downgrade_to_0001_removes_profiles_and_tokens_and_upgrade_restores_them(
-    new_database: Callable[[str], str], apps: Callable[[str], Flask]
+    new_database: Callable[[str], str], build_app: AppBuilder
 ) -> None:
     url = new_database("upgrade")
-    app = apps(url)
+    app = build_app(url)
     assert_succeeded(db_upgrade(app))
     assert save_user(app, "张三") == 200
     assert_succeeded(app.test_cli_runner().invoke(args=["db", "downgrade", "0001"]))

@@ -37,7 +37,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import csrf_token
+from tests.helpers import csrf_token
 from tests.live_server import ServerProcess, running_server
 
 REQUEST_ID = re.compile(r"[0-9a-f]{16}")

@@ -20,11 +20,18 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from tests.conftest import MYSQL_URL, PASSWORD, PROBLEM_MIMETYPE, mysql_url, recreate_mysql_database
+from tests.helpers import (
+    PASSWORD,
+    PROBLEM_MIMETYPE,
+    mysql_url,
+    needs_mysql,
+    recreate_mysql_database,
+    worker_pids,
+)
 from tests.live_server import ServerProcess, running_server
 from tests.tcp_proxy import MODES, TcpProxy
 
-pytestmark = pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
+pytestmark = needs_mysql
 
 BUDGET_SECONDS = 2.0  # the issue's bound for any answer during an outage
 CLIENT_TIMEOUT = 10  # a hang shows up as a latency over budget, not as a stuck test
@@ -158,15 +165,10 @@ def proxied_client_ports(pid: int, proxy_port: int) -> set[int]:
     return ports
 
 
-def worker_pids(server: ServerProcess) -> list[int]:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    return [int(pid) for pid in children.read_text().split()]
-
-
 def assert_every_worker_serves(client: Client, server: ServerProcess, proxy: TcpProxy) -> None:
     """Requests keep succeeding until each worker has opened a new database connection
     through the restored proxy, that is, until each has served from the database again."""
-    workers = worker_pids(server)
+    workers = sorted(worker_pids(server))
     assert len(workers) == 2, workers
     recovered: list[int] = []
     for _round in range(20):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.conftest import make_app
+from tests.helpers import AppBuilder
 
 POSTMAN = Path(__file__).resolve().parent.parent / "postman"
 COLLECTION = POSTMAN / "userhub.postman_collection.json"
@@ -42,9 +42,9 @@ def collection() -> dict[str, Any]:
 
 
 @pytest.fixture
-def route_app(tmp_path: Path) -> Flask:
+def route_app(tmp_path: Path, build_app: AppBuilder) -> Flask:
     """An app for its routes and OpenAPI document only: no database is touched."""
-    return make_app(f"sqlite:///{tmp_path / 'routes.sqlite3'}")
+    return build_app(f"sqlite:///{tmp_path / 'routes.sqlite3'}")
 
 
 def walk(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

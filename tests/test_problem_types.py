@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
-from tests.conftest import PASSWORD, Account, ApiActions, AuthActions, assert_problem
+from tests.helpers import PASSWORD, Account, ApiActions, AuthActions, assert_problem
 from userhub.services.errors import ServiceError
 from userhub.web.errors import service_status
 from userhub.web.problems import NO_TYPE, PROBLEM_TYPES, STATUS_TYPES
@@ -42,7 +43,7 @@ def test_each_status_falls_back_to_a_kind_of_that_status() -> None:
         assert PROBLEM_TYPES[slug].status == status
 
 
-def kind_of(response: object, status: int) -> str:
+def kind_of(response: TestResponse, status: int) -> str:
     body = assert_problem(response, status)
     kind: str = body["type"]
     return kind

@@ -28,7 +28,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -44,13 +44,16 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 from werkzeug.urls import iri_to_uri
 
-from tests.conftest import (
+from tests.helpers import (
     PASSWORD,
     Account,
+    AppBuilder,
     assert_problem,
     csrf_token,
+    dispose,
     error_fields,
     make_app,
+    user_count,
 )
 from userhub.api import schemas
 from userhub.config import ConfigError, load_config
@@ -182,11 +185,6 @@ def credential_bodies(
 # --- Helpers -----------------------------------------------------------------------------------
 
 
-def user_count(app: Flask) -> int:
-    with app.app_context():
-        return int(db.session.scalar(sa.select(sa.func.count()).select_from(User)) or 0)
-
-
 def reset_users(app: Flask) -> None:
     """Empty the tables, so one example's account cannot decide another's outcome."""
     with app.app_context():
@@ -219,21 +217,15 @@ SMALL_LIMIT = 256
 
 
 @pytest.fixture
-def plain_app(tmp_path: Path) -> Iterator[Flask]:
+def plain_app(tmp_path: Path, build_app: AppBuilder) -> Flask:
     """An app on SQLite for properties that never touch the user table (no MySQL rerun)."""
-    app = make_app(f"sqlite:///{tmp_path / 'plain.sqlite3'}")
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    return build_app(f"sqlite:///{tmp_path / 'plain.sqlite3'}")
 
 
 @pytest.fixture
-def small_limit_app(tmp_path: Path) -> Iterator[Flask]:
+def small_limit_app(tmp_path: Path, build_app: AppBuilder) -> Flask:
     """As ``plain_app``, with a body limit small enough to cross in every example."""
-    app = make_app(f"sqlite:///{tmp_path / 'small.sqlite3'}", MAX_CONTENT_LENGTH=SMALL_LIMIT)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    return build_app(f"sqlite:///{tmp_path / 'small.sqlite3'}", MAX_CONTENT_LENGTH=SMALL_LIMIT)
 
 
 # --- Usernames ---------------------------------------------------------------------------------
@@ -753,8 +745,7 @@ def test_a_browser_on_an_accepted_origin_is_allowed_and_one_on_a_longer_origin_i
             bad = client.get("/api/v1/health", headers={"Origin": other})
             assert "Access-Control-Allow-Origin" not in bad.headers, other
     finally:
-        with app.app_context():
-            db.engine.dispose()
+        dispose(app)  # each example's app (the fixtures' apps live across examples)
 
 
 # --- Schemas -------------------------------------------------------------------------------------

@@ -7,34 +7,44 @@ shared storage can make the count right.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pytest
 import redis
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
+from tests.helpers import (
+    PASSWORD,
+    PROBLEM_MIMETYPE,
+    REDIS_URL,
+    TEST_SECRET,
+    AppBuilder,
+    AuthActions,
+    needs_redis,
+)
+from tests.live_server import running_server
 from userhub import create_app
 from userhub.extensions import db
 from userhub.services import users
-
-from .conftest import PASSWORD, PROBLEM_MIMETYPE, TEST_SECRET, AuthActions
-from .live_server import running_server
-
-REDIS_URL = os.environ.get("USERHUB_TEST_REDIS_URL", "")
-needs_redis = pytest.mark.skipif(not REDIS_URL, reason="USERHUB_TEST_REDIS_URL is not set")
 
 GENEROUS = "1000 per minute"
 UNKNOWN = "nobody-by-this-name"
 WRONG = "not the password at all"
 
 
+class LimitedApps(Protocol):
+    """The ``make_limited`` fixture: ``make_limited(**config)``."""
+
+    def __call__(self, **config: Any) -> Flask: ...
+
+
 @pytest.fixture
-def make_limited(apps: Any, database_url: str) -> Any:
+def make_limited(build_app: AppBuilder, database_url: str) -> LimitedApps:
     """Build apps with limits on (generous unless a test says otherwise)."""
 
     def build(**config: Any) -> Flask:
@@ -44,7 +54,7 @@ def make_limited(apps: Any, database_url: str) -> Any:
             "USERHUB_RATELIMIT_REGISTER": GENEROUS,
             "USERHUB_RATELIMIT_ACCOUNT": "1000 per hour",
         }
-        app: Flask = apps(database_url, **{**limits_on, **config})
+        app: Flask = build_app(database_url, **{**limits_on, **config})
         return app
 
     return build
@@ -63,7 +73,7 @@ def token_attempt(client: FlaskClient, username: str, password: str, ip: str = "
     )
 
 
-def assert_429_problem(response: Any) -> int:
+def assert_429_problem(response: TestResponse) -> int:
     """A 429 problem+json with a usable Retry-After; returns the seconds."""
     assert response.status_code == 429, response.get_data(as_text=True)
     assert response.mimetype == PROBLEM_MIMETYPE
@@ -78,7 +88,7 @@ def assert_429_problem(response: Any) -> int:
 # --- per client IP -------------------------------------------------------------------------
 
 
-def test_log_in_routes_share_one_limit_per_ip(make_limited: Any) -> None:
+def test_log_in_routes_share_one_limit_per_ip(make_limited: LimitedApps) -> None:
     app = make_limited(USERHUB_RATELIMIT_LOGIN="3 per minute")
     add_user(app)
     client = app.test_client()
@@ -99,7 +109,7 @@ def test_log_in_routes_share_one_limit_per_ip(make_limited: Any) -> None:
     assert client.get("/test_request").status_code == 302
 
 
-def test_register_routes_share_one_limit_per_ip(make_limited: Any) -> None:
+def test_register_routes_share_one_limit_per_ip(make_limited: LimitedApps) -> None:
     app = make_limited(USERHUB_RATELIMIT_REGISTER="2 per minute")
     client = app.test_client()
     ok = client.post("/save_data_to_mysql", json={"username": "one", "password": PASSWORD})
@@ -132,7 +142,7 @@ def _login_from(client: FlaskClient, forwarded_for: str) -> int:
     return int(response.status_code)
 
 
-def test_behind_a_trusted_proxy_each_client_has_its_own_count(make_limited: Any) -> None:
+def test_behind_a_trusted_proxy_each_client_has_its_own_count(make_limited: LimitedApps) -> None:
     """USERHUB_TRUSTED_PROXIES=1: the client is the address nginx appended, not nginx."""
     app = make_limited(USERHUB_RATELIMIT_LOGIN="2 per minute", USERHUB_TRUSTED_PROXIES=1)
     add_user(app)
@@ -144,7 +154,7 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_count(make_limited: Any)
     assert _login_from(client, "198.51.100.9, 203.0.113.7") == 429
 
 
-def test_without_trusted_proxies_the_header_is_ignored(make_limited: Any) -> None:
+def test_without_trusted_proxies_the_header_is_ignored(make_limited: LimitedApps) -> None:
     """The default (0): any client could forge X-Forwarded-For, so it counts for nothing."""
     app = make_limited(USERHUB_RATELIMIT_LOGIN="2 per minute")
     add_user(app)
@@ -172,7 +182,9 @@ def test_the_environment_turns_limits_off(
 # --- per account ---------------------------------------------------------------------------
 
 
-def test_failed_log_ins_slow_down_the_account_not_the_owner_forever(make_limited: Any) -> None:
+def test_failed_log_ins_slow_down_the_account_not_the_owner_forever(
+    make_limited: LimitedApps,
+) -> None:
     app = make_limited(USERHUB_RATELIMIT_ACCOUNT="3 per 2 minutes")
     add_user(app)
     client = app.test_client()
@@ -192,7 +204,7 @@ def test_failed_log_ins_slow_down_the_account_not_the_owner_forever(make_limited
     assert token_attempt(client, "李四", PASSWORD, ip="10.0.1.0").status_code == 201
 
 
-def test_successful_log_ins_do_not_count(make_limited: Any) -> None:
+def test_successful_log_ins_do_not_count(make_limited: LimitedApps) -> None:
     app = make_limited(USERHUB_RATELIMIT_ACCOUNT="2 per hour")
     add_user(app)
     client = app.test_client()
@@ -202,7 +214,7 @@ def test_successful_log_ins_do_not_count(make_limited: Any) -> None:
     assert token_attempt(client, "张三", PASSWORD).status_code == 201
 
 
-def test_unknown_and_known_accounts_are_treated_alike(make_limited: Any) -> None:
+def test_unknown_and_known_accounts_are_treated_alike(make_limited: LimitedApps) -> None:
     """Same status and words for "no such user" and "wrong password", and the same limit, so
     neither the answer nor the slowdown tells which usernames exist."""
     app = make_limited(USERHUB_RATELIMIT_ACCOUNT="2 per hour")
@@ -220,11 +232,14 @@ def test_unknown_and_known_accounts_are_treated_alike(make_limited: Any) -> None
     add_user(app, "王五")
     also_wrong = auth.login("王五", WRONG).get_data(as_text=True)
     assert "Invalid username or password." in wrong
-    strip = lambda html: html.split('name="csrf_token"')[0]  # noqa: E731 (the token differs)
+
+    def strip(html: str) -> str:
+        return html.split('name="csrf_token"')[0]  # the token differs
+
     assert strip(wrong) == strip(also_wrong)
 
 
-def test_account_key_ignores_case_and_width(make_limited: Any) -> None:
+def test_account_key_ignores_case_and_width(make_limited: LimitedApps) -> None:
     """``ZhangSan`` and ``ｚｈａｎｇｓａｎ`` are the same account, so they share one count."""
     app = make_limited(USERHUB_RATELIMIT_ACCOUNT="2 per hour")
     add_user(app, "zhangsan")
@@ -248,13 +263,13 @@ def empty_redis() -> Iterator[redis.Redis]:
 
 
 @needs_redis
-def test_counts_live_in_redis(make_limited: Any, empty_redis: redis.Redis) -> None:
+def test_counts_live_in_redis(make_limited: LimitedApps, empty_redis: redis.Redis) -> None:
     """With Redis storage the counts are in Redis, under userhub's prefix, where every process
     sees them; a fresh app (as a restarted worker would be) still sees them."""
     config = {"RATELIMIT_STORAGE_URI": REDIS_URL, "USERHUB_RATELIMIT_ACCOUNT": "2 per hour"}
     client = make_limited(**config).test_client()
     assert [token_attempt(client, UNKNOWN, WRONG).status_code for _ in range(2)] == [401, 401]
-    keys = {key.decode() for key in empty_redis.keys("*")}
+    keys = {key.decode() for key in cast(list[bytes], empty_redis.keys("*"))}
     assert any("userhub" in key and "failed-log-ins" in key for key in keys), keys
     assert any("userhub" in key and "log-in" in key for key in keys), keys
 
@@ -263,7 +278,7 @@ def test_counts_live_in_redis(make_limited: Any, empty_redis: redis.Redis) -> No
 
 
 def test_unreachable_storage_fails_open(
-    make_limited: Any, caplog: pytest.LogCaptureFixture
+    make_limited: LimitedApps, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A Redis outage must not lock everyone out: limits lapse, and it is logged."""
     app = make_limited(

@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import bearer
+
 pytestmark = pytest.mark.scaleout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,10 +100,6 @@ def token_for(base: str, username: str, password: str = PASSWORD) -> str:
     assert response.status_code == 201, response.text
     token: str = response.json()["token"]
     return token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def status_of(send: Callable[[], requests.Response]) -> int | str:
@@ -231,11 +229,12 @@ def _log_in_by_form(base: str, username: str) -> str:
     is sent by hand over this loopback's plain HTTP)."""
     page = requests.get(f"{base}/login", timeout=10)
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
-    assert csrf, page.text
+    session = page.cookies.get("session")
+    assert csrf and session, page.text
     response = requests.post(
         f"{base}/test_post",
         data={"username": username, "password": PASSWORD, "csrf_token": csrf[1]},
-        cookies={"session": page.cookies["session"]},
+        cookies={"session": session},
         allow_redirects=False,
         timeout=10,
     )

@@ -8,11 +8,16 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.helpers import (
+    NEW_PASSWORD,
+    PASSWORD,
+    TEST_SECRET,
+    AppBuilder,
+    AuthActions,
+    csrf_token,
+    is_logged_in,
+)
 from userhub.web.security_headers import CONTENT_SECURITY_POLICY
-
-from .conftest import PASSWORD, TEST_SECRET, AuthActions, csrf_token, make_app
-
-NEW_PASSWORD = "a brand new passphrase"
 
 
 def logged_in(app: Flask, username: str = "张三", password: str = PASSWORD) -> AuthActions:
@@ -20,12 +25,6 @@ def logged_in(app: Flask, username: str = "张三", password: str = PASSWORD) ->
     auth = AuthActions(app.test_client())
     assert auth.login(username, password).status_code == 302
     return auth
-
-
-def is_logged_in(auth: AuthActions) -> bool:
-    reply = auth.client.get("/success")
-    assert reply.status_code in {200, 302}
-    return reply.status_code == 200
 
 
 def issue_token(client: FlaskClient, password: str = PASSWORD) -> str:
@@ -50,7 +49,11 @@ def two_browsers_and_a_token(app: Flask, auth: AuthActions) -> tuple[AuthActions
     auth.register()
     here, elsewhere = logged_in(app), logged_in(app)
     token = issue_token(app.test_client())
-    assert is_logged_in(here) and is_logged_in(elsewhere) and token_works(here.client, token)
+    assert (
+        is_logged_in(here.client)
+        and is_logged_in(elsewhere.client)
+        and token_works(here.client, token)
+    )
     return here, elsewhere, token
 
 
@@ -70,8 +73,8 @@ def test_log_out_ends_this_session_only(
 ) -> None:
     here, elsewhere, token = two_browsers_and_a_token
     assert here.logout().status_code == 302
-    assert not is_logged_in(here)
-    assert is_logged_in(elsewhere) and token_works(here.client, token)
+    assert not is_logged_in(here.client)
+    assert is_logged_in(elsewhere.client) and token_works(here.client, token)
 
 
 def test_log_out_everywhere_ends_every_session_and_token(
@@ -84,9 +87,9 @@ def test_log_out_everywhere_ends_every_session_and_token(
 
     reply = post_form(here, "/logout/everywhere", "/account")
     assert reply.status_code == 302
-    assert not is_logged_in(here) and not is_logged_in(elsewhere)
+    assert not is_logged_in(here.client) and not is_logged_in(elsewhere.client)
     assert not token_works(here.client, token)
-    assert is_logged_in(other), "another user's session must not end"
+    assert is_logged_in(other.client), "another user's session must not end"
     assert logged_in(app)  # the password still works
 
 
@@ -95,7 +98,7 @@ def test_log_out_everywhere_needs_the_csrf_token(
 ) -> None:
     here, elsewhere, _ = two_browsers_and_a_token
     assert here.client.post("/logout/everywhere").status_code == 400
-    assert is_logged_in(here) and is_logged_in(elsewhere)
+    assert is_logged_in(here.client) and is_logged_in(elsewhere.client)
 
 
 def test_changing_the_password_ends_the_other_sessions_and_tokens(
@@ -112,8 +115,8 @@ def test_changing_the_password_ends_the_other_sessions_and_tokens(
     )
     assert reply.status_code == 302 and reply.headers["Location"] == "/account"
     assert "Password changed" in here.client.get("/account").get_data(as_text=True)
-    assert is_logged_in(here), "the browser that changed it stays logged in"
-    assert not is_logged_in(elsewhere)
+    assert is_logged_in(here.client), "the browser that changed it stays logged in"
+    assert not is_logged_in(elsewhere.client)
     assert not token_works(here.client, token)
     assert AuthActions(app.test_client()).login(password=PASSWORD).status_code == 200  # refused
     assert logged_in(app, password=NEW_PASSWORD)
@@ -144,7 +147,11 @@ def test_a_refused_password_change_changes_nothing(
     )
     assert reply.status_code == status
     assert message in reply.get_data(as_text=True)
-    assert is_logged_in(here) and is_logged_in(elsewhere) and token_works(here.client, token)
+    assert (
+        is_logged_in(here.client)
+        and is_logged_in(elsewhere.client)
+        and token_works(here.client, token)
+    )
     assert logged_in(app)  # the old password still works
 
 
@@ -172,11 +179,11 @@ def test_development_cookie_is_httponly_and_lax(app: Flask) -> None:
 
 
 def test_production_cookie_is_also_secure(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    build_app: AppBuilder, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("USERHUB_ENV", "production")
     monkeypatch.setenv("USERHUB_SECRET_KEY", TEST_SECRET)
-    app = make_app(database_url)
+    app = build_app(database_url)
     cookie = session_cookie_header(app)
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert app.test_client().get("/").headers["Strict-Transport-Security"] == "max-age=31536000"

@@ -13,15 +13,13 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from tests.conftest import MYSQL_URL, PASSWORD
+from tests.helpers import PASSWORD, needs_mysql
 from userhub import transactions
 from userhub.extensions import db
 from userhub.models import User
 from userhub.services import tokens, users
 from userhub.services.errors import NoSuchUser
 from userhub.web import errors
-
-needs_mysql = pytest.mark.skipif(not MYSQL_URL, reason="needs USERHUB_TEST_DATABASE_URL (MySQL)")
 
 
 def _two_users(app: Flask) -> tuple[int, int]:
@@ -104,7 +102,8 @@ def test_a_lock_wait_timeout_is_waited_out(app: Flask) -> None:
         transactions.committed(rename)
         releaser.join()
         holder.close()
-        assert db.session.get(User, first).display_name == "after the wait"  # type: ignore[union-attr]
+        renamed = db.session.get(User, first)
+        assert renamed is not None and renamed.display_name == "after the wait"
     assert attempts == 2
 
 
@@ -146,7 +145,8 @@ def test_retries_are_bounded(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Non
                 transactions.committed(rename)
             holder.rollback()
         assert raised.value.orig.args[0] == transactions.LOCK_WAIT_TIMEOUT  # type: ignore[union-attr]
-        assert db.session.get(User, first).display_name is None  # type: ignore[union-attr]
+        unchanged = db.session.get(User, first)
+        assert unchanged is not None and unchanged.display_name is None
     assert attempts == transactions.MAX_ATTEMPTS
     # What the client is told: a 503 that says why, and to come back soon.
     with app.test_request_context("/api/v1/users/me", method="PATCH"):

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, AuthActions
+from tests.helpers import PASSWORD, AuthActions
 from userhub.extensions import db
 
 TUTORIAL_JSON = {"message": "Success", "data": {"id": 1, "name": "Zhang San"}}
@@ -71,7 +71,7 @@ def test_login_page_has_the_tutorial_form_with_a_csrf_token(client: FlaskClient)
     assert 'href="/register"' in html
 
 
-def test_test_post_logs_in_and_redirects_to_success(client: FlaskClient, auth: AuthActions):
+def test_test_post_logs_in_and_redirects_to_success(client: FlaskClient, auth: AuthActions) -> None:
     auth.register()
     response = auth.login()
     assert response.status_code == 302
@@ -81,14 +81,16 @@ def test_test_post_logs_in_and_redirects_to_success(client: FlaskClient, auth: A
     assert "Hello,张三" in page.get_data(as_text=True)
 
 
-def test_login_is_case_insensitive_for_the_username(client: FlaskClient, auth: AuthActions):
+def test_login_is_case_insensitive_for_the_username(client: FlaskClient, auth: AuthActions) -> None:
     auth.register("Alice")
     response = auth.login("alice")
     assert response.status_code == 302
     assert "Hello,Alice" in client.get("/success").get_data(as_text=True)
 
 
-def test_success_greets_the_session_user_not_the_url(client: FlaskClient, auth: AuthActions):
+def test_success_greets_the_session_user_not_the_url(
+    client: FlaskClient, auth: AuthActions
+) -> None:
     auth.register("张三")
     auth.login("张三")
     html = client.get("/success?user_name=admin").get_data(as_text=True)
@@ -108,7 +110,7 @@ def test_test_request_get_redirects_to_the_login_form(client: FlaskClient) -> No
     assert response.headers["Location"] == "/login"
 
 
-def test_test_request_post_logs_in_like_test_post(client: FlaskClient, auth: AuthActions):
+def test_test_request_post_logs_in_like_test_post(client: FlaskClient, auth: AuthActions) -> None:
     auth.register()
     response = auth.login(path="/test_request")
     assert response.status_code == 302
@@ -116,7 +118,7 @@ def test_test_request_post_logs_in_like_test_post(client: FlaskClient, auth: Aut
     assert "Hello,张三" in client.get("/success").get_data(as_text=True)
 
 
-def test_get_json_answers_with_the_username_and_never_the_password(client: FlaskClient):
+def test_get_json_answers_with_the_username_and_never_the_password(client: FlaskClient) -> None:
     response = client.post("/get_json", json={"username": "张三", "password": "s3cret-pw"})
     assert response.status_code == 200
     assert response.get_data(as_text=True) == "Data received. username:张三"
@@ -141,6 +143,7 @@ def test_response_json_is_the_tutorials_document(client: FlaskClient) -> None:
     assert list(response.get_json()) == ["message", "data"]
 
 
+@pytest.mark.real_hashing
 def test_save_data_to_mysql_stores_a_hashed_user(app: Flask, client: FlaskClient) -> None:
     response = client.post("/save_data_to_mysql", json={"username": "张三", "password": PASSWORD})
     assert response.status_code == 200
@@ -154,7 +157,7 @@ def test_save_data_to_mysql_stores_a_hashed_user(app: Flask, client: FlaskClient
     assert PASSWORD not in str(dict(row))
 
 
-def test_save_data_to_mysql_twice_answers_409_in_the_tutorials_words(client: FlaskClient):
+def test_save_data_to_mysql_twice_answers_409_in_the_tutorials_words(client: FlaskClient) -> None:
     body = {"username": "张三", "password": PASSWORD}
     assert client.post("/save_data_to_mysql", json=body).status_code == 200
     response = client.post("/save_data_to_mysql", json=body)
@@ -167,7 +170,7 @@ def test_save_data_to_mysql_twice_answers_409_in_the_tutorials_words(client: Fla
 
 
 @pytest.mark.parametrize("variant", ["ZHANGSAN", "zhangsan", "ｚｈａｎｇｓａｎ", "ZhangSan"])
-def test_usernames_are_unique_ignoring_case_and_width(client: FlaskClient, variant: str):
+def test_usernames_are_unique_ignoring_case_and_width(client: FlaskClient, variant: str) -> None:
     assert client.post(
         "/save_data_to_mysql", json={"username": "ZhangSan", "password": PASSWORD}
     ).status_code in {200, 409}
@@ -175,7 +178,9 @@ def test_usernames_are_unique_ignoring_case_and_width(client: FlaskClient, varia
     assert response.status_code == 409
 
 
-def test_save_data_to_mysql_rejects_a_short_password_in_the_tutorials_words(client: FlaskClient):
+def test_save_data_to_mysql_rejects_a_short_password_in_the_tutorials_words(
+    client: FlaskClient,
+) -> None:
     response = client.post("/save_data_to_mysql", json={"username": "张三", "password": "1234"})
     assert response.status_code == 422
     problem = response.get_json()

@@ -13,7 +13,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.conftest import own_database
+from tests.helpers import own_database
 from tests.live_server import live_server
 
 PASSWORD = "12345678"  # the shortest password the policy accepts

@@ -6,7 +6,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from userhub.extensions import db
 from userhub.services import account_rules, users
 from userhub.services.errors import UsernameTaken
@@ -53,6 +53,7 @@ def test_password_length_policy(password: str, ok: bool) -> None:
     assert (account_rules.password_problems(password) == []) is ok
 
 
+@pytest.mark.real_hashing
 def test_passwords_are_stored_as_argon2id_at_owasp_strength(app: Flask) -> None:
     with app.app_context():
         user = users.register_user("张三", PASSWORD)
@@ -65,6 +66,7 @@ def test_passwords_are_stored_as_argon2id_at_owasp_strength(app: Flask) -> None:
         assert PasswordHasher().verify(user.password_hash, PASSWORD)
 
 
+@pytest.mark.real_hashing
 def test_same_password_gets_different_hashes(app: Flask) -> None:
     with app.app_context():
         first = users.register_user("one", PASSWORD).password_hash
@@ -81,6 +83,7 @@ def test_authenticate(app: Flask) -> None:
         assert users.authenticate("", PASSWORD) is None
 
 
+@pytest.mark.real_hashing
 def test_an_unknown_user_costs_a_full_password_check(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,6 +103,7 @@ def test_an_unknown_user_costs_a_full_password_check(
     assert all(call.startswith("$argon2id$") for call in calls)
 
 
+@pytest.mark.real_hashing
 def test_outdated_hash_is_upgraded_at_log_in(app: Flask) -> None:
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
     with app.app_context():
