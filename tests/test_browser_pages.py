@@ -60,6 +60,7 @@ CHINESE = {
     "Your account": "我的账户",
     "Change password": "修改密码",
     "Page not found": "页面不存在",
+    "Problem types": "问题类型",
     "Invalid username or password.": "用户名或密码错误。",
     "Password must be at least 8 characters.": "密码至少 8 个字符。",
     'Username must not contain ":".': "用户名不能包含 “:”。",
@@ -174,6 +175,12 @@ def show_not_found(page: Page, base_url: str, language: str, user: str) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(text(language, "Page not found"))
 
 
+def show_problem_types(page: Page, base_url: str, language: str, user: str) -> None:
+    page.goto(base_url + "/problems")
+    expect(page.get_by_role("heading", level=1)).to_have_text(text(language, "Problem types"))
+    expect(page.locator("#username-taken code")).to_have_text("/problems/username-taken")
+
+
 def show_docs(page: Page, base_url: str, language: str, user: str) -> None:
     page.goto(base_url + "/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("userhub")
@@ -190,6 +197,7 @@ PAGES: dict[str, Callable[[Page, str, str, str], None]] = {
     "account": show_account,
     "change-password": show_change_password,
     "not-found": show_not_found,
+    "problem-types": show_problem_types,
     "docs": show_docs,
 }
 

@@ -46,6 +46,8 @@ ALLOWED_ENGLISH = {
     ],  # the tutorial's home page
     *["userhub", "OpenAPI", "API", "JSON", "English", "Postman"],
     *["Try", "it", "out"],  # Swagger UI's button, as the reader will see it
+    # names on /problems: RFC 9457, its "type" member, the Idempotency-Key header, CSRF, ASCII
+    *["RFC", "type", "Idempotency", "Key", "CSRF", "ASCII"],
     *[
         "GET",
         "POST",
@@ -159,7 +161,7 @@ def chinese_page(client: FlaskClient, path: str, **kwargs: Any) -> str:
 
 def pages_in_chinese(client: FlaskClient, auth: AuthActions) -> Iterator[tuple[str, str]]:
     """Every page and form state a visitor reaches, in Chinese (through the real routes)."""
-    for path in ("/", "/login", "/register", "/nope", "/account"):
+    for path in ("/", "/login", "/register", "/nope", "/account", "/problems"):
         yield path, chinese_page(client, path, follow_redirects=True)
     yield "GET /test_post (405)", chinese_page(client, "/test_post")
     yield (
