@@ -24,6 +24,10 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
+from xdist.remote import Producer
+from xdist.scheduler import LoadFileScheduling
+from xdist.scheduler.protocol import Scheduling
+from xdist.workermanage import WorkerController
 
 from tests.helpers import (
     BACKENDS,
@@ -44,6 +48,43 @@ from tests.helpers import (
 
 # Tests that finish last when they start late: under xdist they are sent to workers first.
 LONGEST_FIRST = ("tests/test_contract.py", "tests/test_browser_pages.py")
+# Under xdist with --dist loadfile (make test) each test module runs in one worker: its live
+# servers, proxy and browser start once, and its timed tests never run beside a copy of
+# themselves. The tests of these modules, minutes each, are spread one by one instead, so that
+# they run side by side rather than one after the other.
+EACH_TEST_ALONE = ("tests/test_contract.py",)
+
+
+class ModuleScheduling(LoadFileScheduling):
+    """xdist's loadfile scheduling, but the tests of ``EACH_TEST_ALONE`` are units of their own,
+    and a worker busy with one is given only the smallest unit to queue behind it (a worker must
+    know its next test before it starts one), so that the others take the rest meanwhile."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = super()._split_scope(nodeid)
+        return nodeid if module in EACH_TEST_ALONE else module
+
+    def _alone(self, scope: str) -> bool:
+        return super()._split_scope(scope) in EACH_TEST_ALONE
+
+    def _reschedule(self, node: WorkerController) -> None:
+        work = self.assigned_work.get(node, {})
+        busy = any(
+            not done for scope, unit in work.items() if self._alone(scope) for done in unit.values()
+        )
+        if busy and self.workqueue and not node.shutting_down:
+            if self._pending_of(work) > 1:
+                return
+            smallest = min(self.workqueue, key=lambda scope: len(self.workqueue[scope]))
+            self.workqueue.move_to_end(smallest, last=False)
+        super()._reschedule(node)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which may be off (-p no:xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    if config.getvalue("dist") == "loadfile":
+        return ModuleScheduling(config, log)
+    return None  # xdist's own
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,6 +118,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     skipped = len(reporter.stats.get("skipped", []))
     if os.environ.get("USERHUB_FORBID_SKIPS") == "1" and skipped and exitstatus == 0:
+        reporter.ensure_newline()
         reporter.write_line(f"USERHUB_FORBID_SKIPS=1: {skipped} test(s) skipped", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

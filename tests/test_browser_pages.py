@@ -36,6 +36,7 @@ from tests.browser_support import (
 from tests.live_server import running_server
 
 browser = browser_support.browser  # the shared fixture: Debian's Chromium
+pytestmark = pytest.mark.browser  # make test-quick leaves them out
 
 PASSWORD = "correct horse battery"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}

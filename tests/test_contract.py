@@ -43,6 +43,8 @@ from tests.helpers import AppBuilder, own_database
 from tests.live_server import BIN, running_server, server_environment
 from userhub.services import users
 
+pytestmark = pytest.mark.contract
+
 MAX_EXAMPLES = 25
 SEED = os.environ.get("USERHUB_CONTRACT_SEED", "")  # read now: the conftest clears USERHUB_*
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})

@@ -18,6 +18,7 @@ from tests.browser_support import OfflinePage, offline_page, screenshot
 from tests.live_server import live_server
 
 browser = browser_support.browser  # the shared fixture: Debian's Chromium
+pytestmark = pytest.mark.browser  # make test-quick leaves them out
 
 
 @pytest.fixture(scope="module")
