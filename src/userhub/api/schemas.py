@@ -99,9 +99,9 @@ class NewUser(StrictBody):
     email: Email = None
 
 
+# ``POST /tokens``: a username and password (or HTTP Basic, with no body). A comment, not a
+# docstring: Pydantic would put a docstring into the OpenAPI document.
 class TokenRequest(StrictBody):
-    """``POST /tokens``: a username and password (or HTTP Basic, with no body)."""
-
     model_config = ConfigDict(title="Credentials")  # its name in the OpenAPI document
 
     username: str = Field(min_length=1, max_length=USERNAME_MAX_LENGTH, examples=["张三"])
