@@ -26,12 +26,10 @@ from .. import transactions
 from ..services.errors import (
     Conflict,
     IdempotencyError,
-    KeyReused,
     MalformedKey,
     NoSuchUser,
     ServiceError,
     TooManyFailures,
-    UnreadableRecord,
 )
 from .logs import request_id
 from .problems import (
@@ -54,9 +52,7 @@ SERVICE_STATUSES: dict[type[ServiceError], int] = {
     NoSuchUser: 404,
     TooManyFailures: 429,
     MalformedKey: 400,
-    KeyReused: 422,
-    UnreadableRecord: 422,
-    IdempotencyError: 422,
+    IdempotencyError: 422,  # a key reused for another request, or a record unreadable
 }
 
 # The error pages' headings, in the reader's language (problem documents keep the standard

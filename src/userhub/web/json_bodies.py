@@ -38,8 +38,7 @@ def json_route(detail_prefix: str = "") -> Callable[[F], F]:
             require_json_body()
             return view(*args, **kwargs)
 
-        setattr(wrapper, DETAIL_PREFIX, detail_prefix)
-        return cast(F, wrapper)
+        return mark(DETAIL_PREFIX, detail_prefix)(cast(F, wrapper))
 
     return decorate
 
