@@ -8,6 +8,9 @@ of workers, keeps connections alive, and ships wheels for Windows, where gunicor
 gunicorn``), configured the same way.
 
 Either way:
+- the server's event loop receives each request, and only a complete one goes to one of the
+  app's ``USERHUB_THREADS`` threads (``front.py``): a client that sends slowly holds no thread,
+  and has ``USERHUB_RECEIVE_TIMEOUT`` seconds for its headers and again for its body;
 - each worker builds its own app (``create_app``) after the fork, so no database connection
   or pool is shared between processes;
 - SIGTERM (or Ctrl+C) stops accepting connections and lets requests in flight finish, for up
@@ -51,25 +54,30 @@ def worker_count(configured: int) -> int:
     return configured if configured > 0 else available_cores()
 
 
-def serve_granian(address: str, port: int, workers: int, threads: int, timeout: int) -> None:
+def serve_granian(
+    address: str, port: int, workers: int, timeout: int, receive_timeout: int
+) -> None:
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     Granian(
-        "userhub:create_app",
-        factory=True,  # every worker calls create_app() itself: pools are made after the fork
-        interface=Interfaces.WSGI,
+        "userhub.cli.front:rsgi_app",  # the front receives bodies; its threads run the app
+        factory=True,  # every worker builds its app itself: pools are made after the fork
+        interface=Interfaces.RSGI,
         address=address,
         port=port,
         workers=workers,
-        blocking_threads=threads,
+        http1_settings=HTTP1Settings(header_read_timeout=receive_timeout * 1000),
         respawn_failed_workers=True,
         workers_kill_timeout=timeout,
         log_access=False,
     ).serve()
 
 
-def serve_gunicorn(address: str, port: int, workers: int, threads: int, timeout: int) -> None:
+def serve_gunicorn(
+    address: str, port: int, workers: int, timeout: int, receive_timeout: int
+) -> None:
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):  # type: ignore[misc]
@@ -79,8 +87,9 @@ def serve_gunicorn(address: str, port: int, workers: int, threads: int, timeout:
             options: dict[str, Any] = {
                 "bind": f"[{address}]:{port}" if ":" in address else f"{address}:{port}",
                 "workers": workers,
-                "worker_class": "gthread" if threads > 1 else "sync",
-                "threads": threads,
+                # gunicorn's asyncio worker receives each request; the front (cli/front.py)
+                # runs the app in threads of its own.
+                "worker_class": "asgi",
                 "graceful_timeout": timeout,
                 "accesslog": None,
                 "preload_app": False,  # create_app() in each worker, after the fork
@@ -92,9 +101,9 @@ def serve_gunicorn(address: str, port: int, workers: int, threads: int, timeout:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            from .. import create_app
+            from .front import asgi_app
 
-            return create_app()
+            return asgi_app()
 
     Server().run()
 
@@ -124,7 +133,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     workers = worker_count(
         args.workers if args.workers is not None else settings["USERHUB_WORKERS"]
     )
-    # Workers inherit the environment: together they hash on every core, never more at once.
+    # Workers inherit the environment: each builds its front with these threads, and together
+    # they hash on every core, never more at once.
+    if args.threads:
+        os.environ["USERHUB_THREADS"] = str(args.threads)
     if not settings["USERHUB_HASHING_THREADS"]:
         os.environ["USERHUB_HASHING_THREADS"] = str(max(1, available_cores() // workers))
     use_one_malloc_arena()
@@ -137,8 +149,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         address=args.host or settings["USERHUB_HOST"],
         port=args.port or settings["USERHUB_PORT"],
         workers=workers,
-        threads=args.threads or settings["USERHUB_THREADS"],
         timeout=settings["USERHUB_SHUTDOWN_TIMEOUT"],
+        receive_timeout=settings["USERHUB_RECEIVE_TIMEOUT"],
     )
 
 

@@ -162,7 +162,17 @@ SETTINGS: tuple[Setting, ...] = (
         "USERHUB_THREADS",
         int,
         4,
-        "Threads per worker of `userhub serve`: requests one worker handles at once.",
+        "Threads per worker of `userhub serve`: requests one worker runs at once (clients still "
+        "sending wait without one).",
+    ),
+    Setting(
+        "USERHUB_RECEIVE_TIMEOUT",
+        "USERHUB_RECEIVE_TIMEOUT",
+        int,
+        10,
+        "Seconds a client of `userhub serve` has to send a request's headers, and then its "
+        "body; a body not in by then gets 408 and the connection is closed. Waiting clients "
+        "hold no thread.",
     ),
     Setting(
         "USERHUB_HASHING_THREADS",
@@ -298,6 +308,8 @@ def finish_config(config: dict[str, Any], instance_path: str) -> None:
     _check_argon2_floor(config)
     if config["MAX_CONTENT_LENGTH"] <= 0:
         raise ConfigError("USERHUB_MAX_CONTENT_LENGTH must be a positive number of bytes.")
+    if config["USERHUB_RECEIVE_TIMEOUT"] <= 0:
+        raise ConfigError("USERHUB_RECEIVE_TIMEOUT must be a positive number of seconds.")
     if config["USERHUB_TOKEN_TTL_SECONDS"] <= 0:
         raise ConfigError("USERHUB_TOKEN_TTL_SECONDS must be a positive number of seconds.")
 

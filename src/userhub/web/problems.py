@@ -76,6 +76,9 @@ PROBLEM_TYPES = {
         ProblemType(
             "own-account", 409, _l("An administrator cannot delete their own account here.")
         ),
+        ProblemType(
+            "request-timeout", 408, _l("The body did not arrive in time; the request was dropped.")
+        ),
         ProblemType("body-too-large", 413, _l("The body, or a form field, is over the limit.")),
         ProblemType("unsupported-media-type", 415, _l("The body is not sent as application/json.")),
         ProblemType(
@@ -113,6 +116,7 @@ STATUS_TYPES = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "request-timeout",
     409: "conflict",
     413: "body-too-large",
     415: "unsupported-media-type",
@@ -136,6 +140,7 @@ DETAILS = {
     403: _l("You are not allowed to do this."),
     404: _l("There is nothing at this address."),
     405: _l("This address does not accept that method."),
+    408: _l("The request body did not arrive in time. Check the connection and send it again."),
     413: _l("The request body is too large."),
     415: _l("Send the body as JSON with the header Content-Type: application/json."),
     500: _l("Something went wrong on our side. It has been logged; please try again later."),
