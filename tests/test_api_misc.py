@@ -419,6 +419,26 @@ def test_every_admin_operation_documents_403(spec: dict[str, Any]) -> None:
     assert [op for op in admin_only if "403" not in paths[op[0]][op[1]]["responses"]] == []
 
 
+def test_every_operation_that_checks_a_password_documents_429_with_retry_after(
+    spec: dict[str, Any],
+) -> None:
+    """Log-in, register, and a new password (its current one): each can be rate limited."""
+    paths = spec["paths"]
+    for path, method in [
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/users", "post"),
+        ("/api/v1/users/me", "patch"),
+        ("/save_data_to_mysql", "post"),
+    ]:
+        limited = paths[path][method]["responses"]["429"]
+        assert limited["headers"]["Retry-After"]["required"] is True, (method, path)
+
+
+def test_the_token_operation_documents_the_device_cookie(spec: dict[str, Any]) -> None:
+    set_cookie = spec["paths"]["/api/v1/tokens"]["post"]["responses"]["201"]["headers"]
+    assert "userhub_device" in set_cookie["Set-Cookie"]["description"]
+
+
 def test_every_documented_example_matches_its_schema(spec: dict[str, Any]) -> None:
     def examples(media: dict[str, Any]) -> list[Any]:
         found = [media["example"]] if "example" in media else []

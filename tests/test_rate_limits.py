@@ -1,4 +1,6 @@
-"""Rate limits: per client IP on log-in and register, per account on failed log-ins.
+"""Rate limits: per client IP on log-in and register, per account on failed log-ins (with
+the device cookies that keep the owner's own browsers and clients out of strangers' count), and
+a wrong current password counted like a failed log-in.
 
 In process on SQLite and MySQL with ``memory://`` and with the real Redis
 (``USERHUB_TEST_REDIS_URL``, which CI sets), and against a real two-worker server, where only a
@@ -16,21 +18,28 @@ import redis
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.test import TestResponse
 
 from tests.helpers import (
+    ME,
+    NEW_PASSWORD,
     PASSWORD,
     PROBLEM_MIMETYPE,
     REDIS_URL,
     TEST_SECRET,
     AppBuilder,
     AuthActions,
+    bearer,
+    csrf_token,
     needs_redis,
 )
 from tests.live_server import running_server
 from userhub import create_app
 from userhub.extensions import db
 from userhub.services import users
+from userhub.services.passwords import EXTENSION_KEY
+from userhub.web import devices
 
 GENEROUS = "1000 per minute"
 UNKNOWN = "nobody-by-this-name"
@@ -188,7 +197,7 @@ def test_failed_log_ins_slow_down_the_account_not_the_owner_forever(
     app = make_limited(USERHUB_RATELIMIT_ACCOUNT="3 per 2 minutes")
     add_user(app)
     client = app.test_client()
-    for attempt in range(3):  # from three addresses: the account is what counts
+    for attempt in range(3):  # from three addresses, no device cookie: the account counts
         assert token_attempt(client, "张三", WRONG, ip=f"10.0.1.{attempt}").status_code == 401
 
     # Now even the right password waits (the password is not checked), with the time to wait.
@@ -249,6 +258,267 @@ def test_account_key_ignores_case_and_width(make_limited: LimitedApps) -> None:
     assert_429_problem(token_attempt(client, "zhangsan", PASSWORD))
 
 
+# --- the owner's devices (device cookies) ----------------------------------------------------
+
+OWASP_DEFAULT = "10 per 6 minutes"  # USERHUB_RATELIMIT_ACCOUNT's default
+
+
+def known_browser(app: Flask, username: str = "dave") -> FlaskClient:
+    """A browser that has logged in to ``username`` before and keeps its cookies."""
+    client = app.test_client()
+    assert AuthActions(client).login(username, PASSWORD).status_code == 302
+    assert client.get_cookie(devices.COOKIE) is not None
+    return client
+
+
+def stranger_guesses(app: Flask, count: int, username: str = "dave") -> list[int]:
+    """``count`` wrong passwords for ``username``, each from another address and no cookie."""
+    return [
+        token_attempt(app.test_client(), username, WRONG, ip=f"203.0.113.{n % 250}").status_code
+        for n in range(count)
+    ]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
+def storage(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The limiter's storage: in process, and the real Redis (emptied) when there is one."""
+    if request.param == "memory":
+        yield {}
+        return
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield {"RATELIMIT_STORAGE_URI": REDIS_URL}
+    client.flushdb()
+    client.close()
+
+
+def test_strangers_cannot_lock_out_the_owners_known_browser(
+    make_limited: LimitedApps, storage: dict[str, str]
+) -> None:
+    """Finding 2 of issue 16: 50 wrong passwords from strangers lock the strangers out (every
+    spelling of the name, and a new client with the right password), not the owner's browser."""
+    app = make_limited(USERHUB_RATELIMIT_ACCOUNT=OWASP_DEFAULT, **storage)
+    add_user(app, "dave")
+    browser = known_browser(app)
+
+    assert stranger_guesses(app, 50) == [401] * 10 + [429] * 40
+    stranger = app.test_client()
+    for spelling in ("dave", "DAVE", "ｄａｖｅ"):
+        retry_after = assert_429_problem(token_attempt(stranger, spelling, PASSWORD))
+        assert 300 < retry_after <= 360
+    fresh_page = AuthActions(app.test_client()).login("Dave", PASSWORD)
+    assert fresh_page.status_code == 429 and "Retry-After" in fresh_page.headers
+
+    # The browser that logged in before still gets in, on the form and on the API, by any
+    # spelling of the name, and is told nothing about the attack.
+    assert AuthActions(browser).login("DAVE", PASSWORD).status_code == 302
+    assert token_attempt(browser, "dave", PASSWORD, ip="198.51.100.1").status_code == 201
+    # So does an API client that keeps its cookie jar.
+    assert token_attempt(browser, "ｄａｖｅ", PASSWORD, ip="198.51.100.2").status_code == 201
+
+
+def test_an_api_client_with_a_cookie_jar_is_a_known_device(make_limited: LimitedApps) -> None:
+    """``POST /api/v1/tokens`` sets the device cookie too: a client that keeps it (curl -c/-b,
+    Postman, requests.Session) has its own budget; one that drops it is a stranger."""
+    app = make_limited(USERHUB_RATELIMIT_ACCOUNT="3 per hour")
+    add_user(app, "dave")
+    jar = app.test_client()
+    first = token_attempt(jar, "dave", PASSWORD)
+    assert first.status_code == 201
+    cookie = next(c for c in first.headers.getlist("Set-Cookie") if c.startswith("userhub_device"))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=31536000" in cookie
+    assert stranger_guesses(app, 4) == [401, 401, 401, 429]
+    assert token_attempt(jar, "dave", PASSWORD).status_code == 201
+    no_jar = app.test_client(use_cookies=False)
+    assert_429_problem(token_attempt(no_jar, "dave", PASSWORD))
+
+
+def test_a_forged_tampered_or_other_accounts_device_cookie_counts_as_a_stranger(
+    make_limited: LimitedApps,
+) -> None:
+    app = make_limited(USERHUB_RATELIMIT_ACCOUNT="3 per hour")
+    add_user(app, "dave")
+    add_user(app, "erin")
+    genuine = known_browser(app).get_cookie(devices.COOKIE)
+    others = known_browser(app, "erin").get_cookie(devices.COOKIE)
+    assert genuine is not None and others is not None
+    assert stranger_guesses(app, 3) == [401] * 3
+
+    payload, _, signature = genuine.value.rpartition(".")
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    forged = URLSafeTimedSerializer("not the app's secret key at all", salt=devices.SALT)
+    presented = {
+        "tampered signature": f"{payload}.{flipped}",
+        "tampered content": genuine.value.replace(genuine.value[2], "x", 1),
+        "signed with another key": forged.dumps({"d": "mine", "a": ["anything"]}),
+        "another account's": others.value,
+        "garbage": "not-a-device-cookie",
+    }
+    for cookie in presented.values():
+        client = app.test_client()
+        client.set_cookie(devices.COOKIE, cookie)
+        assert_429_problem(token_attempt(client, "dave", PASSWORD))
+    client = app.test_client()
+    client.set_cookie(devices.COOKIE, genuine.value)  # the real one, copied: known
+    assert token_attempt(client, "dave", PASSWORD).status_code == 201
+
+
+def test_a_known_device_that_guesses_spends_only_its_own_budget(make_limited: LimitedApps) -> None:
+    """A device cookie is no pass: a known device that keeps failing waits like a stranger,
+    but alone; the owner's other devices and even strangers are not affected."""
+    app = make_limited(USERHUB_RATELIMIT_ACCOUNT="3 per hour")
+    add_user(app, "dave")
+    laptop, phone = known_browser(app), known_browser(app)
+    assert [token_attempt(laptop, "dave", WRONG).status_code for _ in range(4)] == [401] * 3 + [429]
+    page = AuthActions(laptop).login("dave", PASSWORD)
+    assert page.status_code == 429 and "failed log-ins" in page.get_data(as_text=True)
+
+    assert AuthActions(phone).login("dave", PASSWORD).status_code == 302
+    assert token_attempt(app.test_client(), "dave", PASSWORD).status_code == 201
+
+
+def test_the_device_cookie_names_accounts_by_keyed_hashes_and_keeps_a_few(
+    make_limited: LimitedApps,
+) -> None:
+    """One device id for every account logged in from a browser; no username in the cookie,
+    which is signed but readable; at most ``MAX_ACCOUNTS``, the latest first."""
+    app = make_limited()
+    names = [f"user{n}" for n in range(devices.MAX_ACCOUNTS + 2)]
+    for name in names:
+        add_user(app, name)
+    browser = app.test_client()
+    reader = URLSafeTimedSerializer(TEST_SECRET, salt=devices.SALT)
+    values = []
+    for name in names:
+        assert AuthActions(browser).login(name, PASSWORD).status_code == 302
+        cookie = browser.get_cookie(devices.COOKIE)
+        assert cookie is not None
+        values.append(cookie.value)
+    contents = [reader.loads(value) for value in values]
+    assert len({content["d"] for content in contents}) == 1
+    value, content = values[-1], contents[-1]
+    assert len(content["a"]) == devices.MAX_ACCOUNTS
+    assert not any(name in value or name in str(content) for name in names)
+    with app.test_request_context(headers={"Cookie": f"{devices.COOKIE}={value}"}):
+        assert devices.device_for("user11") == content["d"]  # the latest, first
+        assert devices.device_for("user2") == content["d"]
+        assert devices.device_for("user1") is None  # pushed out
+
+
+# --- a password asked for again --------------------------------------------------------------
+
+
+def count_verifications(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each argon2 verification the app runs (to see that refused ones run none)."""
+    hasher = app.extensions[EXTENSION_KEY]
+    verified: list[str] = []
+    real = hasher.verify
+
+    def verify(password_hash: str, password: str) -> bool:
+        verified.append(password)
+        return bool(real(password_hash, password))
+
+    monkeypatch.setattr(hasher, "verify", verify)
+    return verified
+
+
+def change_password(
+    client: FlaskClient, current: str, *, how: str, token: str = "", ip: str = "127.0.0.1"
+) -> TestResponse:
+    """Ask for a new password with ``current`` as the current one: through the API (with
+    ``token``) or through the page (the client's session)."""
+    environ = {"REMOTE_ADDR": ip}
+    if how == "api":
+        body = {"password": NEW_PASSWORD, "current_password": current}
+        return client.patch(ME, json=body, headers=bearer(token), environ_overrides=environ)
+    form = {
+        "current_password": current,
+        "password": NEW_PASSWORD,
+        "confirm": NEW_PASSWORD,
+        "csrf_token": csrf_token(client.get("/account/password").get_data(as_text=True)),
+    }
+    return client.post("/account/password", data=form, environ_overrides=environ)
+
+
+def stolen(app: Flask, owner: FlaskClient, how: str) -> tuple[FlaskClient, str]:
+    """What a thief holds: a client without the owner's device cookie, and the owner's token
+    (API) or a copy of the owner's session cookie (page)."""
+    thief = app.test_client()
+    if how == "api":
+        reply = token_attempt(owner, "dave", PASSWORD)
+        assert reply.status_code == 201
+        return thief, str(reply.get_json()["token"])
+    session = owner.get_cookie("session")
+    assert session is not None
+    thief.set_cookie("session", session.value)
+    return thief, ""
+
+
+@pytest.mark.parametrize("how", ["api", "page"])
+def test_guessing_the_current_password_is_limited_like_log_ins(
+    make_limited: LimitedApps, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Finding 3 of issue 16: with a stolen token or session, 60 guesses at the current
+    password. After the account's limit each is refused with 429 before any hash is spent,
+    the right password too; the owner's own device keeps its budget."""
+    app = make_limited(USERHUB_RATELIMIT_ACCOUNT=OWASP_DEFAULT)
+    add_user(app, "dave")
+    owner = known_browser(app)
+    thief, token = stolen(app, owner, how)
+    verified = count_verifications(app, monkeypatch)
+
+    answers = [change_password(thief, f"guess {n}", how=how, token=token) for n in range(60)]
+    assert [a.status_code for a in answers] == [422] * 10 + [429] * 50
+    assert len(verified) == 10
+    for refused in (answers[10], change_password(thief, PASSWORD, how=how, token=token)):
+        assert refused.status_code == 429
+        assert 300 < int(refused.headers["Retry-After"]) <= 360
+        if how == "api":
+            assert refused.get_json()["type"] == "/problems/too-many-failed-log-ins"
+        else:
+            assert "failed log-ins" in refused.get_data(as_text=True)
+    assert len(verified) == 10
+    # The guesses were failed log-ins of the account: strangers now wait to log in as well.
+    assert_429_problem(token_attempt(app.test_client(), "dave", PASSWORD))
+    if how == "api":  # a change that sets no new password is not limited
+        rename = thief.patch(ME, json={"display_name": "Dave"}, headers=bearer(token))
+        assert rename.status_code == 200
+
+    # The owner's browser is a known device: it still logs in and changes the password.
+    assert AuthActions(owner).login("dave", PASSWORD).status_code == 302
+    owners_token = token_attempt(owner, "dave", PASSWORD).get_json()["token"]
+    changed = change_password(owner, PASSWORD, how=how, token=owners_token)
+    assert changed.status_code == (200 if how == "api" else 302)
+
+
+@pytest.mark.parametrize("how", ["api", "page"])
+def test_guessing_the_current_password_spends_the_per_ip_log_in_limit(
+    make_limited: LimitedApps, how: str
+) -> None:
+    """Each password change asked for counts against the address's log-in limit, shared with
+    the log-in routes; over it, 429 before anything else."""
+    app = make_limited(USERHUB_RATELIMIT_LOGIN="5 per minute")
+    add_user(app, "dave")
+    owner = app.test_client()
+    assert AuthActions(owner).login("dave", PASSWORD).status_code == 302  # from 127.0.0.1
+    thief, token = stolen(app, owner, how)
+
+    guesses = [change_password(thief, WRONG, how=how, token=token, ip="10.0.0.2") for _ in range(6)]
+    assert [g.status_code for g in guesses] == [422] * 5 + [429]
+    assert "Too many attempts from your address" in guesses[-1].get_data(as_text=True)
+    assert 1 <= int(guesses[-1].headers["Retry-After"]) <= 61
+    assert_429_problem(token_attempt(app.test_client(), "dave", PASSWORD, ip="10.0.0.2"))
+    assert token_attempt(app.test_client(), "dave", PASSWORD, ip="10.0.0.3").status_code == 201
+    if how == "api":  # a change without a new password is not a log-in attempt
+        rename = thief.patch(
+            ME,
+            json={"display_name": "Dave", "password": None},
+            headers=bearer(token),
+            environ_overrides={"REMOTE_ADDR": "10.0.0.2"},
+        )
+        assert rename.status_code == 200
+
+
 # --- Redis ---------------------------------------------------------------------------------
 
 
@@ -267,10 +537,15 @@ def test_counts_live_in_redis(make_limited: LimitedApps, empty_redis: redis.Redi
     """With Redis storage the counts are in Redis, under userhub's prefix, where every process
     sees them; a fresh app (as a restarted worker would be) still sees them."""
     config = {"RATELIMIT_STORAGE_URI": REDIS_URL, "USERHUB_RATELIMIT_ACCOUNT": "2 per hour"}
-    client = make_limited(**config).test_client()
+    app = make_limited(**config)
+    client = app.test_client()
     assert [token_attempt(client, UNKNOWN, WRONG).status_code for _ in range(2)] == [401, 401]
+    add_user(app)
+    assert token_attempt(client, "张三", PASSWORD).status_code == 201  # now a known device
+    assert token_attempt(client, "张三", WRONG).status_code == 401
     keys = {key.decode() for key in cast(list[bytes], empty_redis.keys("*"))}
-    assert any("userhub" in key and "failed-log-ins" in key for key in keys), keys
+    assert any("userhub" in key and "failed-log-ins/" in key for key in keys), keys
+    assert any("userhub" in key and "failed-log-ins-device/" in key for key in keys), keys
     assert any("userhub" in key and "log-in" in key for key in keys), keys
 
     restarted = make_limited(**config).test_client()
@@ -289,7 +564,13 @@ def test_unreachable_storage_fails_open(
     add_user(app)
     client = app.test_client()
     assert token_attempt(client, "张三", WRONG).status_code == 401
-    assert token_attempt(client, "张三", PASSWORD).status_code == 201
+    reply = token_attempt(client, "张三", PASSWORD)
+    assert reply.status_code == 201
+    assert token_attempt(client, "张三", WRONG).status_code == 401  # a known device's bucket
+    token = reply.get_json()["token"]
+    for _ in range(2):  # a wrong current password, counted nowhere while the storage is out
+        wrong = {"password": NEW_PASSWORD, "current_password": WRONG}
+        assert client.patch(ME, json=wrong, headers=bearer(token)).status_code == 422
     assert "rate limit storage unreachable" in caplog.text
 
 

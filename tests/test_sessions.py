@@ -163,29 +163,34 @@ def test_the_password_page_needs_a_log_in(client: FlaskClient) -> None:
 # --- cookies -------------------------------------------------------------------------------
 
 
-def session_cookie_header(app: Flask) -> str:
+LOG_IN_COOKIES = ("session", "userhub_device")  # the session, and the device cookie
+
+
+def log_in_cookie_headers(app: Flask) -> dict[str, str]:
+    """The Set-Cookie headers of a log-in, by cookie name: exactly one of each."""
     auth = AuthActions(app.test_client())
     auth.register()
     reply = auth.login()
-    cookies = [v for v in reply.headers.getlist("Set-Cookie") if v.startswith("session=")]
-    assert len(cookies) == 1
-    return cookies[0]
+    cookies = {v.partition("=")[0]: v for v in reply.headers.getlist("Set-Cookie")}
+    assert sorted(cookies) == sorted(LOG_IN_COOKIES)
+    assert len(reply.headers.getlist("Set-Cookie")) == len(LOG_IN_COOKIES)
+    return cookies
 
 
-def test_development_cookie_is_httponly_and_lax(app: Flask) -> None:
-    cookie = session_cookie_header(app)
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
-    assert "Secure" not in cookie  # plain http on 127.0.0.1 must work in development
+def test_development_cookies_are_httponly_and_lax(app: Flask) -> None:
+    for cookie in log_in_cookie_headers(app).values():
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert "Secure" not in cookie  # plain http on 127.0.0.1 must work in development
 
 
-def test_production_cookie_is_also_secure(
+def test_production_cookies_are_also_secure(
     build_app: AppBuilder, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("USERHUB_ENV", "production")
     monkeypatch.setenv("USERHUB_SECRET_KEY", TEST_SECRET)
     app = build_app(database_url)
-    cookie = session_cookie_header(app)
-    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    for cookie in log_in_cookie_headers(app).values():
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert app.test_client().get("/").headers["Strict-Transport-Security"] == "max-age=31536000"
 
 

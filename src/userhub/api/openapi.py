@@ -149,7 +149,10 @@ def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None
         responses.setdefault(str(status), problem_spec(status, description))
     for code, response in responses.items():
         if int(code) >= 400 and (_is_apiflask_error(response) or not response.get("content")):
-            responses[code] = problem_spec(int(code), response.get("description"))
+            finished = problem_spec(int(code), response.get("description"))
+            if "headers" in response:  # a view's own (RATE_LIMITED's Retry-After)
+                finished["headers"] = {**finished.get("headers", {}), **response["headers"]}
+            responses[code] = finished
     for parameter in operation.get("parameters", []):
         if parameter.get("in") == "path" and parameter.get("name") in PATH_PARAMETERS:
             parameter["schema"] = PATH_PARAMETERS[parameter["name"]]

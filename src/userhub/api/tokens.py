@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
 from ..services import tokens, users
-from ..services.login_limits import authenticate
+from ..web import devices
 from ..web.json_bodies import optional_body, require_json_object
 from ..web.problems import Problem, summarise_fields
 from ..web.ratelimits import RATE_LIMITED, login_limit
@@ -35,7 +35,17 @@ CREATE_RESPONSES: Any = {
                 "description": "`no-store`: no cache keeps the token.",
                 "required": True,
                 "schema": {"type": "string", "const": "no-store"},
-            }
+            },
+            "Set-Cookie": {
+                "description": "The device cookie, `userhub_device` (HttpOnly, SameSite=Lax, "
+                "Secure in production, a year): a client that sends it back keeps its own "
+                "budget of failed log-ins for this account, so strangers guessing the password "
+                "cannot lock it out. Keep it in a cookie jar (`curl -c`/`-b`, Postman, "
+                "`requests.Session`).",
+                "schema": {"type": "string"},
+                "example": "userhub_device=eyJkIjoi...; Expires=...; Max-Age=31536000; "
+                "HttpOnly; Path=/; SameSite=Lax",
+            },
         },
     },
     401: "Wrong, unknown or missing credentials",
@@ -85,7 +95,7 @@ def create_token() -> Response:
     username get the same 401. With an `Idempotency-Key`, a retry of this request (which must
     still carry the right password) gets the same token again instead of a second one."""
     credentials = _credentials()
-    user = authenticate(credentials.username, credentials.password)
+    user = devices.log_in(credentials.username, credentials.password)
     if user is None:
         raise bad_credentials()
     return replayable(

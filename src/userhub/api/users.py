@@ -12,8 +12,9 @@ from flask_login import login_user
 
 from ..models import User
 from ..services import users
+from ..web import devices
 from ..web.problems import Problem
-from ..web.ratelimits import RATE_LIMITED, register_limit
+from ..web.ratelimits import RATE_LIMITED, count_password_check, register_limit
 from .auth import ADMIN, caller, caller_token, token_auth
 from .base import api_blueprint, no_content, shaped
 from .idempotent import idempotent, replayable
@@ -92,17 +93,28 @@ def get_me() -> User:
 @bp.auth_required(token_auth)
 @bp.input(ProfileUpdate, example={"display_name": "Zhang San"})
 @bp.output(UserOut)
-@bp.doc(summary="Change my account", responses={409: "The e-mail address is taken"})
+@bp.doc(
+    summary="Change my account",
+    responses={409: "The e-mail address is taken", 429: RATE_LIMITED},
+)
 def update_me(json_data: ProfileUpdate) -> User:
     """Change the display name or e-mail address (null removes them).
 
     A new ``password`` needs ``current_password``; it ends every other session and revokes
-    every other token of the account (the token making this call keeps working)."""
+    every other token of the account (the token making this call keeps working). Checking
+    `current_password` counts like a log-in: against the per-IP log-in limit, and a wrong one
+    as a failed log-in of the account (429 with `Retry-After` when over either limit)."""
     changes = json_data.given()
     changes.pop("current_password", None)
     user = caller()
+    if changes.get("password") is not None:
+        count_password_check()
     users.update_user(
-        user, changes, current_password=json_data.current_password, keep_token=caller_token()
+        user,
+        changes,
+        current_password=json_data.current_password,
+        device=devices.device_for(user.username_key),
+        keep_token=caller_token(),
     )
     if "password" in changes and caller_token() is None:
         login_user(user)  # this browser session carries on under the new session version

@@ -225,8 +225,10 @@ SETTINGS: tuple[Setting, ...] = (
         "USERHUB_RATELIMIT_ACCOUNT",
         parse_rate_limit,
         "10 per 6 minutes",
-        "Failed log-ins per account, in any window of that length (successes do not count). "
-        "The default allows at most 100 an hour (OWASP ASVS 2.2.1).",
+        "Wrong passwords per account (log-ins, and the current password for a new one), in any "
+        "window of that length; each device that logged in to the account before has a budget "
+        "of its own, all other clients share one (successes do not count). The default allows "
+        "at most 100 an hour from clients the account has never seen (OWASP ASVS 2.2.1).",
     ),
     Setting(
         "USERHUB_TRUSTED_PROXIES",

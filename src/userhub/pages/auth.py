@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from ..models import User
 from ..services import users
 from ..services.errors import TooManyFailures, UserError
-from ..services.login_limits import authenticate
+from ..web import devices
 from ..web.errors import retry_headers, service_status
 from ..web.ratelimits import login_limit, register_limit
 from ..web.redirects import is_safe_redirect
@@ -39,11 +39,9 @@ def submit_login_form() -> Response | tuple[str, int]:
     if not form.validate():
         return render_login(form, status=400)
     try:
-        user = authenticate(form.username.data, form.password.data)
+        user = devices.log_in(form.username.data, form.password.data)
     except TooManyFailures as exc:
-        page = make_response(render_login(form, status=429, error=exc.message))
-        page.headers.update(retry_headers(exc))
-        return page
+        return waiting(render_login(form, status=429, error=exc.message), exc)
     if user is None:
         return render_login(form, error=str(users.BAD_CREDENTIALS))
     start_session(user)
@@ -51,6 +49,13 @@ def submit_login_form() -> Response | tuple[str, int]:
     if is_safe_redirect(target):
         return redirect(target)
     return redirect(url_for("tutorial.success", user_name=user.username))
+
+
+def waiting(page: tuple[str, int], refusal: TooManyFailures) -> Response:
+    """A form shown again because of too many failures, saying when to try again."""
+    response = make_response(page)
+    response.headers.update(retry_headers(refusal))
+    return response
 
 
 def start_session(user: User) -> None:
@@ -129,7 +134,8 @@ def account() -> str:
 @login_required
 def change_password() -> Response | tuple[str, int]:
     """Change the password. Every other session and every API token ends; this browser gets a
-    new session and stays logged in."""
+    new session and stays logged in. Every POST counts against the per-IP log-in limit; a
+    wrong current password is a failed log-in of the account (for this browser's device)."""
     form = ChangePasswordForm()
     if not form.is_submitted():
         return render_template("change_password.html", form=form), 200
@@ -138,8 +144,14 @@ def change_password() -> Response | tuple[str, int]:
     user = current_user._get_current_object()
     try:
         users.update_user(
-            user, {"password": form.password.data}, current_password=form.current_password.data
+            user,
+            {"password": form.password.data},
+            current_password=form.current_password.data,
+            device=devices.device_for(user.username_key),
         )
+    except TooManyFailures as exc:
+        form.current_password.errors = [exc.message]
+        return waiting((render_template("change_password.html", form=form), 429), exc)
     except UserError as exc:
         show_user_errors(form, exc)
         return render_template("change_password.html", form=form), service_status(exc)

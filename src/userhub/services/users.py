@@ -22,7 +22,7 @@ from ..models import (
     ApiToken,
     User,
 )
-from . import tokens
+from . import login_limits, tokens
 from .account_rules import (
     check_new_account,
     password_problems,
@@ -108,23 +108,28 @@ def update_user(
     changes: Mapping[str, Any],
     *,
     current_password: str | None = None,
+    device: str | None = None,
     by_admin: User | None = None,
     keep_token: ApiToken | None = None,
 ) -> User:
     """Apply ``changes`` (``display_name``, ``email``, ``password``, and ``is_admin`` for an
     admin) in one commit: every field is valid and written, or nothing is.
 
-    The owner changes a password only with ``current_password``; an admin (``by_admin``) does
-    not need it. A new password ends the user's sessions and revokes every token but
-    ``keep_token`` (the one the request came with), so a thief holding an old one is locked out.
-    An admin cannot take away their own admin rights (that could leave nobody to manage users).
+    The owner changes a password only with ``current_password``, checked as a log-in is
+    (``check_password``, for this client's ``device``): a wrong one counts as a failed log-in,
+    and over the limit TooManyFailures is raised before it is checked. An admin
+    (``by_admin``) does not need it. A new password ends the user's sessions and revokes every
+    token but ``keep_token`` (the one the request came with), so a thief holding an old one is
+    locked out. An admin cannot take away their own admin rights (that could leave nobody to
+    manage users).
     """
     errors: dict[str, list[str]] = {}
     values = profile_fields(changes, errors)
     new_password = changes.get("password")
     if new_password is not None:
         if by_admin is None and not (
-            current_password and passwords().verify(user.password_hash, current_password)
+            current_password
+            and check_password(user.username_key, user, current_password, device=device)
         ):
             errors["current_password"] = [
                 _("Current password is missing or wrong; it is needed to set a new one.")
@@ -201,25 +206,40 @@ def find_user(username: str) -> User | None:
     return db.session.scalar(select(User).where(User.username_key == username_key(username)))
 
 
-def authenticate(username: str, password: str) -> User | None:
-    """The account if the password is right, else None.
-
-    An unknown username costs the same hashing work as a wrong password, so response times do
-    not tell which usernames exist. A hash made with outdated parameters is replaced.
-    """
+def authenticate(username: str, password: str, *, device: str | None = None) -> User | None:
+    """The account if the password is right, else None: a log-in, through ``check_password``
+    (the account's limit on failures for this client's ``device``; TooManyFailures when
+    over it). An unknown username is checked and counted like a wrong password."""
     user = find_user(username) if username else None
+    return user if check_password(username_key(username), user, password, device=device) else None
+
+
+def check_password(
+    account_key: str, user: User | None, password: str, *, device: str | None = None
+) -> bool:
+    """Whether ``password`` is ``user``'s: the one way a password is checked, at log-in and
+    when it is asked for again, behind the per-account limit (``login_limits.attempt``).
+
+    ``account_key`` is the account the client named (``user`` is None when there is none:
+    the same hashing work and the same count, so nothing tells which usernames exist).
+    ``device``: a device this account knows (its own bucket), or None. A hash made with
+    outdated parameters is replaced."""
+    return login_limits.attempt(account_key, device, lambda: _password_matches(user, password))
+
+
+def _password_matches(user: User | None, password: str) -> bool:
     if user is None:
         passwords().burn_verification(password)
-        return None
+        return False
     if not passwords().verify(user.password_hash, password):
-        return None
+        return False
     if passwords().needs_rehash(user.password_hash):
         new_hash = passwords().hash(password)
         try:
             transactions.committed(lambda: setattr(user, "password_hash", new_hash))
         except transactions.RowVanished:
-            return None  # the account was deleted while its owner logged in
-    return user
+            return False  # the account was deleted while its owner logged in
+    return True
 
 
 def load_session_user(session_id: str) -> User | None:

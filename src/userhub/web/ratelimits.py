@@ -4,10 +4,13 @@ Two kinds of limit, both through Flask-Limiter and its storage (``memory://`` in
 Redis when several processes or hosts must share the counts):
 
 * **per client IP**, on every attempt: ``USERHUB_RATELIMIT_LOGIN`` for the log-in routes
-  (the form behind ``/test_post`` and ``/test_request``, ``POST /api/v1/tokens``) and
-  ``USERHUB_RATELIMIT_REGISTER`` for the registering routes (``/register``,
-  ``/save_data_to_mysql``, ``POST /api/v1/users``). Each group shares one counter.
-* **per account**, on failed log-ins only: ``services/login_limits.py``.
+  (the form behind ``/test_post`` and ``/test_request``, ``POST /api/v1/tokens``) and every
+  password asked for again (``/account/password``, a new password through
+  ``PATCH /api/v1/users/me``), and ``USERHUB_RATELIMIT_REGISTER`` for the registering routes
+  (``/register``, ``/save_data_to_mysql``, ``POST /api/v1/users``). Each group shares one
+  counter.
+* **per account**, on wrong passwords only: ``services/login_limits.py``, with the device
+  cookie of ``web/devices.py``.
 
 Over a limit, the client gets 429 with ``Retry-After`` (problem+json on JSON routes, the page
 otherwise). If the storage cannot be reached, limits are not enforced and a warning is logged:
@@ -53,6 +56,16 @@ login_limit = limiter.shared_limit(
 register_limit = limiter.shared_limit(
     _configured("USERHUB_RATELIMIT_REGISTER"), scope="register", methods=["POST"]
 )
+# The same "log-in" count, for any method: a view spends from it only when it checks a password.
+_password_check_limit = limiter.shared_limit(_configured("USERHUB_RATELIMIT_LOGIN"), scope="log-in")
+
+
+def count_password_check() -> None:
+    """Count an attempt against this client's per-IP log-in limit from inside a view, for a
+    request that checks a password only sometimes (a PATCH that sets a new one): Flask-Limiter's
+    limits are also context managers. Over the limit, RateLimitExceeded (a 429, below)."""
+    with _password_check_limit:
+        pass
 
 
 def handle_rate_limit(error: RateLimitExceeded) -> Any:
