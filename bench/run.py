@@ -14,8 +14,9 @@ What runs (all with the same worker and thread count, one worker per core by def
   on SQLite and on MariaDB, for the seven scenarios in ``SCENARIOS``;
 - ``bench/plain_flask.py`` (the framework alone) and ``bench/raw_wsgi.py`` (the limit) for
   the two tutorial GET routes, under granian like userhub;
-- userhub under gunicorn (sync and threaded workers) for two GET scenarios, the measurement
-  behind ``userhub serve``'s choice of granian.
+- for two GET scenarios: userhub under gunicorn (``userhub serve --server gunicorn``), the
+  measurement behind ``userhub serve``'s choice of granian, and userhub under granian's WSGI
+  interface without ``userhub serve``'s front (``cli/front.py``), what the front costs.
 
 The hashing-bound scenarios run on a server started with ``USERHUB_RATELIMIT_ENABLED=false``
 (with the limits on, wrk would measure 429s after the 30th log-in or registration a minute);
@@ -339,22 +340,26 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> l
             target.token = issue_token(port)
             targets.append(target)
         if backend == "sqlite" and args.compare_servers:
-            for threads in (1, args.threads):
+            comparisons = {
+                "gunicorn": [str(BIN / "userhub"), "serve", "--server", "gunicorn", *common],
+                # The app alone under granian's WSGI threads: no front receiving the bodies.
+                "granian WSGI, no front": [
+                    *(str(BIN / "granian"), "--interface", "wsgi", "--factory", "--no-access-log"),
+                    *("--workers", str(args.workers), "--blocking-threads", str(args.threads)),
+                    "userhub:create_app",
+                ],
+            }
+            for server, command in comparisons.items():
                 port = free_port()
-                kind = "sync" if threads == 1 else f"gthread x{threads}"
                 target = Target(
-                    f"userhub sqlite, gunicorn {kind}",
-                    "userhub",
-                    f"gunicorn {kind}",
-                    backend,
-                    port,
-                    SERVER_COMPARISON,
+                    f"userhub sqlite, {server}", "userhub", server, backend, port, SERVER_COMPARISON
                 )
-                command = [
-                    *(str(BIN / "userhub"), "serve", "--server", "gunicorn", "--port", str(port)),
-                    *("--workers", str(args.workers), "--threads", str(threads)),
-                ]
-                start(target, command, userhub_env(url, instance, True), "/api/v1/health")
+                start(
+                    target,
+                    [*command, "--port", str(port)],
+                    userhub_env(url, instance, True),
+                    "/api/v1/health",
+                )
                 target.token = issue_token(port)
                 targets.append(target)
     for module, app in (("plain_flask", "plain Flask"), ("raw_wsgi", "raw WSGI")):
