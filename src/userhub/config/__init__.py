@@ -187,7 +187,7 @@ SETTINGS: tuple[Setting, ...] = (
         "USERHUB_SERVER",
         one_of(*SERVERS),
         "granian",
-        "WSGI server of `userhub serve`: `granian` (default, all platforms) or `gunicorn` "
+        "Server of `userhub serve`: `granian` (default, all platforms) or `gunicorn` "
         "(Linux/macOS, `pip install gunicorn`).",
     ),
     Setting(
