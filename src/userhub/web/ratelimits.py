@@ -1,7 +1,8 @@
 """Rate limits on the routes that cost a password hash: log-in, register, token.
 
-Two kinds of limit, both through Flask-Limiter and its storage (``memory://`` in one process,
-Redis when several processes or hosts must share the counts):
+Two kinds of limit, both through Flask-Limiter and its storage (by default a SQLite file that
+every worker of the host shares, ``limit_storage.py``; Redis when several hosts must share the
+counts):
 
 * **per client IP**, on every attempt: ``USERHUB_RATELIMIT_LOGIN`` for the log-in routes
   (the form behind ``/test_post`` and ``/test_request``, ``POST /api/v1/tokens``) and every
@@ -14,7 +15,7 @@ Redis when several processes or hosts must share the counts):
 
 Over a limit, the client gets 429 with ``Retry-After`` (problem+json on JSON routes, the page
 otherwise). If the storage cannot be reached, limits are not enforced and a warning is logged:
-an outage of Redis must not lock every user out.
+an outage of Redis (or an unwritable limits file) must not lock every user out.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 from flask_limiter import RateLimitExceeded
 
+from .. import limit_storage  # noqa: F401 (defining its storage registers the sqlite:// scheme)
 from ..extensions import limiter
 from ..services.login_limits import seconds_until
 from .errors import handle_http_exception
