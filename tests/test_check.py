@@ -54,7 +54,9 @@ def test_a_safe_production_configuration_passes(tmp_path: Path) -> None:
         ({"USERHUB_SECRET_KEY": "a" * 40}, "looks made up"),
         ({"USERHUB_DATABASE_URL": ""}, "embedded SQLite"),
         ({"USERHUB_COOKIE_SECURE": "false"}, "Cookies are not Secure"),
-        ({"USERHUB_RATELIMIT_STORAGE_URI": "memory://"}, "each counts on its own"),
+        ({"USERHUB_RATELIMIT_STORAGE_URI": "memory://"}, "processes: each counts on its own"),
+        # The default file is shared by this host's workers; the database, by other hosts too.
+        ({"USERHUB_RATELIMIT_STORAGE_URI": ""}, "if several hosts serve, each counts on its own"),
         ({"USERHUB_RATELIMIT_ENABLED": "false"}, "Rate limits are off"),
         ({"USERHUB_RATELIMIT_ACCOUNT": "10 per minute"}, "allows 600 failed log-ins an hour"),
     ],
@@ -73,6 +75,25 @@ def test_in_memory_limits_are_fine_for_a_single_worker(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout
 
 
+def test_a_limits_file_named_on_purpose_says_one_host(tmp_path: Path) -> None:
+    """With MySQL, the deployer of a single host names the file, and the check is satisfied."""
+    limits_file = tmp_path / "limits" / "ratelimits.sqlite3"
+    result = run_check(tmp_path, USERHUB_RATELIMIT_STORAGE_URI=f"sqlite:///{limits_file}")
+    assert result.returncode == 0, result.stdout
+    assert limits_file.is_file()  # the check tried it
+
+
+def test_a_limits_file_that_cannot_be_written_fails_the_check(tmp_path: Path) -> None:
+    """Limits would lapse on every request (failing open): the check says so before."""
+    (tmp_path / "not-a-folder").write_text("")
+    result = run_check(
+        tmp_path,
+        USERHUB_RATELIMIT_STORAGE_URI=f"sqlite:///{tmp_path}/not-a-folder/ratelimits.sqlite3",
+    )
+    assert result.returncode == 1
+    assert "UNSAFE: Rate limits cannot be counted" in result.stdout
+
+
 def test_the_development_defaults_list_everything_at_once(tmp_path: Path) -> None:
     result = run_check(
         tmp_path,
@@ -83,7 +104,9 @@ def test_the_development_defaults_list_everything_at_once(tmp_path: Path) -> Non
         USERHUB_WORKERS="2",
     )
     assert result.returncode == 1
-    assert result.stdout.count("UNSAFE: ") == 4  # mode, SQLite, cookies, in-memory limits
+    assert result.stdout.count("UNSAFE: ") == 3, result.stdout  # mode, SQLite, cookies
+    # The default limits file is shared by the 2 workers, and SQLite means one host.
+    assert "Rate limits" not in result.stdout
 
 
 def test_a_setting_the_app_refuses_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:

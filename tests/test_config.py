@@ -76,6 +76,16 @@ def test_database_defaults_to_sqlite_in_the_instance_folder(isolated_environment
     assert url == f"sqlite:///{isolated_environment / 'userhub.sqlite3'}"
 
 
+def test_rate_limits_default_to_their_own_file_in_the_instance_folder(
+    isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file every worker of the host shares, apart from the database; a setting wins."""
+    url = create_app().config["RATELIMIT_STORAGE_URI"]
+    assert url == f"sqlite:///{isolated_environment / 'ratelimits.sqlite3'}"
+    monkeypatch.setenv("USERHUB_RATELIMIT_STORAGE_URI", "memory://")
+    assert create_app().config["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("USERHUB_MAX_CONTENT_LENGTH=2048\n")
     assert create_app().config["MAX_CONTENT_LENGTH"] == 2048
@@ -92,6 +102,9 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("USERHUB_ARGON2_TIME_COST", "1", "OWASP"),
         ("USERHUB_TRUSTED_PROXIES", "-1", "0 or a positive whole number"),
         ("USERHUB_TRUSTED_PROXIES", "nginx", "USERHUB_TRUSTED_PROXIES"),
+        ("USERHUB_RATELIMIT_STORAGE_URI", "sqlite:///", "sqlite:/// and the file's path"),
+        ("USERHUB_RATELIMIT_STORAGE_URI", "sqlite://host/x", "sqlite:/// and the file's path"),
+        ("USERHUB_RATELIMIT_STORAGE_URI", "mongodb://db:27017", "memory:// or a Redis URL"),
     ],
 )
 def test_bad_settings_stop_start_up_with_a_clear_message(

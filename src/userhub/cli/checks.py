@@ -12,7 +12,8 @@ from typing import Any
 
 from limits import parse
 
-from ..config import MIN_SECRET_KEY_LENGTH, available_cores
+from .. import limit_storage
+from ..config import LIMIT_STORAGE_BY_DEFAULT, MIN_SECRET_KEY_LENGTH, available_cores
 
 ACCOUNT_FAILURES_PER_HOUR_MAX = 100  # OWASP ASVS 2.2.1
 SECRET_MIN_DISTINCT_CHARACTERS = 12
@@ -67,14 +68,7 @@ def _rate_limit_problems(config: Mapping[str, Any]) -> list[str]:
             "Rate limits are off (USERHUB_RATELIMIT_ENABLED=false): passwords can be guessed "
             "as fast as the server answers."
         ]
-    problems = []
-    workers = config["USERHUB_WORKERS"] or available_cores()
-    if str(config["RATELIMIT_STORAGE_URI"]).startswith("memory://") and workers > 1:
-        problems.append(
-            f"Rate limits are counted in memory, but `userhub serve` runs {workers} worker "
-            "processes: each counts on its own, so every limit is multiplied. Set "
-            "USERHUB_RATELIMIT_STORAGE_URI=redis://<host>:6379/0."
-        )
+    problems = _limit_storage_problems(config)
     account = parse(config["USERHUB_RATELIMIT_ACCOUNT"])
     per_hour = account.amount * 3600 / account.get_expiry()
     if per_hour > ACCOUNT_FAILURES_PER_HOUR_MAX:
@@ -83,3 +77,35 @@ def _rate_limit_problems(config: Mapping[str, Any]) -> list[str]:
             f"per account; OWASP ASVS 2.2.1 asks for at most {ACCOUNT_FAILURES_PER_HOUR_MAX}."
         )
     return problems
+
+
+def _limit_storage_problems(config: Mapping[str, Any]) -> list[str]:
+    """Whether every process that serves counts in the same place."""
+    storage = str(config["RATELIMIT_STORAGE_URI"])
+    workers = config["USERHUB_WORKERS"] or available_cores()
+    if storage.startswith("memory://") and workers > 1:
+        return [
+            f"Rate limits are counted in memory, but `userhub serve` runs {workers} worker "
+            "processes: each counts on its own, so every limit is multiplied. Unset "
+            "USERHUB_RATELIMIT_STORAGE_URI (the default, a SQLite file in the instance folder, "
+            "is shared by the workers of one host), or set it to redis://<host>:6379/0."
+        ]
+    if not storage.startswith(limit_storage.URI_PREFIX):
+        return []
+    path = limit_storage.file_of(storage)
+    if not limit_storage.SQLiteStorage(storage).check():
+        return [
+            f"Rate limits cannot be counted: {path} cannot be created or written, so no limit "
+            "would hold. Make its folder writable by the server's user, or set "
+            "USERHUB_RATELIMIT_STORAGE_URI to another file or to Redis."
+        ]
+    shared_database = not str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite")
+    if shared_database and config.get(LIMIT_STORAGE_BY_DEFAULT):
+        return [
+            f"Rate limits are counted in a file on this host ({path}), but the database is a "
+            "server other hosts may share: if several hosts serve, each counts on its own and "
+            "every limit is multiplied. Several hosts: set "
+            "USERHUB_RATELIMIT_STORAGE_URI=redis://<host>:6379/0. This host alone: set it to "
+            f"the file (sqlite:///{path}) to say so."
+        ]
+    return []

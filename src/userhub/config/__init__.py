@@ -16,7 +16,7 @@ from typing import Any
 import click
 from dotenv import dotenv_values
 
-from .instance import default_database_url, shared_development_secret
+from .instance import default_database_url, default_limit_storage_url, shared_development_secret
 from .values import (
     SERVERS,
     one_of,
@@ -34,6 +34,8 @@ ARGON2_MIN_TIME_COST = 2
 ARGON2_MIN_PARALLELISM = 1
 
 MIN_SECRET_KEY_LENGTH = 32
+# Set in app.config when RATELIMIT_STORAGE_URI is the default file, not a deployer's choice.
+LIMIT_STORAGE_BY_DEFAULT = "USERHUB_RATELIMIT_STORAGE_BY_DEFAULT"
 
 
 class ConfigError(click.ClickException, RuntimeError):
@@ -202,9 +204,12 @@ SETTINGS: tuple[Setting, ...] = (
         "USERHUB_RATELIMIT_STORAGE_URI",
         "RATELIMIT_STORAGE_URI",
         parse_limit_storage,
-        "memory://",
-        "Where limits are counted: `memory://` (one process) or Redis, e.g. "
-        "`redis://127.0.0.1:6379/0`, so every worker and host shares the counts.",
+        None,
+        "Where rate limits are counted. Default: SQLite file `ratelimits.sqlite3` in the "
+        "instance folder, shared by every worker of this host. Several hosts: Redis, e.g. "
+        "`redis://127.0.0.1:6379/0`. `memory://` counts in each process on its own. Another "
+        "file: `sqlite:////var/lib/userhub/ratelimits.sqlite3` (four slashes for an absolute "
+        "path, as in `USERHUB_DATABASE_URL`).",
     ),
     Setting(
         "USERHUB_RATELIMIT_LOGIN",
@@ -296,6 +301,9 @@ def finish_config(config: dict[str, Any], instance_path: str) -> None:
     config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
     if not config.get("SQLALCHEMY_DATABASE_URI"):
         config["SQLALCHEMY_DATABASE_URI"] = default_database_url(instance_path)
+    if not config.get("RATELIMIT_STORAGE_URI"):
+        config["RATELIMIT_STORAGE_URI"] = default_limit_storage_url(instance_path)
+        config[LIMIT_STORAGE_BY_DEFAULT] = True  # `flask check` asks: one host, or several?
     if not config.get("SECRET_KEY"):
         if production:
             raise ConfigError(

@@ -1,4 +1,4 @@
-"""The instance folder: where the embedded SQLite file and the development secret live."""
+"""The instance folder: where the embedded SQLite files and the development secret live."""
 
 from __future__ import annotations
 
@@ -20,7 +20,17 @@ def default_instance_path() -> str | None:
 
 def default_database_url(instance_path: str) -> str:
     """The embedded default: one SQLite file in the instance folder."""
-    return "sqlite:///" + str(Path(instance_path) / "userhub.sqlite3")
+    return _sqlite_url(instance_path, "userhub.sqlite3")
+
+
+def default_limit_storage_url(instance_path: str) -> str:
+    """Where rate limits are counted by default: a SQLite file of their own, beside the
+    database, which every worker of this host shares (``limit_storage.py``)."""
+    return _sqlite_url(instance_path, "ratelimits.sqlite3")
+
+
+def _sqlite_url(instance_path: str, name: str) -> str:
+    return "sqlite:///" + str(Path(instance_path) / name)
 
 
 def shared_development_secret(instance_path: str) -> str:

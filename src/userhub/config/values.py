@@ -63,8 +63,16 @@ RATE_LIMIT_STORAGES = ("memory://", "redis://", "rediss://", "redis+unix://", "r
 
 def parse_limit_storage(raw: str) -> str:
     value = raw.strip()
+    if value.startswith("sqlite:"):
+        from ..limit_storage import file_of  # imported here: nothing runs at import time
+
+        file_of(value)  # ValueError says what a SQLite URI looks like
+        return value
     if not value.startswith(RATE_LIMIT_STORAGES):
-        raise ValueError("expected memory:// or a Redis URL like redis://127.0.0.1:6379/0")
+        raise ValueError(
+            "expected a SQLite file like sqlite:////var/lib/userhub/ratelimits.sqlite3, "
+            "memory:// or a Redis URL like redis://127.0.0.1:6379/0"
+        )
     return value
 
 
