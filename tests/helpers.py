@@ -416,3 +416,11 @@ def worker_pids(server: ServerProcess) -> set[int]:
         except OSError:  # a thread that ended while we looked
             continue
     return children
+
+
+def cpu_ticks(pid: int) -> int:
+    """The CPU time a process has used so far (user + system), in clock ticks, from Linux's
+    /proc: an idle worker's does not move, so a worker whose count grew answered something."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    return int(fields[11]) + int(fields[12])  # utime and stime, the 14th and 15th fields

@@ -2,14 +2,16 @@
 the device cookies that keep the owner's own browsers and clients out of strangers' count), and
 a wrong current password counted like a failed log-in.
 
-In process on SQLite and MySQL with ``memory://`` and with the real Redis
-(``USERHUB_TEST_REDIS_URL``, which CI sets), and against a real two-worker server, where only a
-shared storage can make the count right.
+In process on SQLite and MySQL, counted in each storage: the default SQLite file,
+``memory://`` and the real Redis (``USERHUB_TEST_REDIS_URL``, which CI sets); and against a
+real two-worker server, where only a storage the workers share can make the count exact. The
+storage itself (its windows, threads, processes) is tested in ``test_limit_storage.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -31,8 +33,10 @@ from tests.helpers import (
     AppBuilder,
     AuthActions,
     bearer,
+    cpu_ticks,
     csrf_token,
     needs_redis,
+    worker_pids,
 )
 from tests.live_server import running_server
 from userhub import create_app
@@ -46,15 +50,29 @@ UNKNOWN = "nobody-by-this-name"
 WRONG = "not the password at all"
 
 
+# Where the limits are counted: the default (a SQLite file in the instance folder, which every
+# worker of a host shares), one process's memory, and Redis (several hosts).
+STORAGES = ["file", "memory", pytest.param("redis", marks=needs_redis)]
+
+
 class LimitedApps(Protocol):
     """The ``make_limited`` fixture: ``make_limited(**config)``."""
 
     def __call__(self, **config: Any) -> Flask: ...
 
 
+@pytest.fixture(params=STORAGES)
+def storage_uri(request: pytest.FixtureRequest) -> str | None:
+    """The storage's URI; None for the default file."""
+    if request.param == "redis":
+        request.getfixturevalue("empty_redis")
+        return REDIS_URL
+    return None if request.param == "file" else "memory://"
+
+
 @pytest.fixture
-def make_limited(build_app: AppBuilder, database_url: str) -> LimitedApps:
-    """Build apps with limits on (generous unless a test says otherwise)."""
+def make_limited(build_app: AppBuilder, database_url: str, storage_uri: str | None) -> LimitedApps:
+    """Build apps with limits on (generous unless a test says otherwise), in each storage."""
 
     def build(**config: Any) -> Flask:
         limits_on = {
@@ -63,6 +81,8 @@ def make_limited(build_app: AppBuilder, database_url: str) -> LimitedApps:
             "USERHUB_RATELIMIT_REGISTER": GENEROUS,
             "USERHUB_RATELIMIT_ACCOUNT": "1000 per hour",
         }
+        if storage_uri:
+            limits_on["RATELIMIT_STORAGE_URI"] = storage_uri
         app: Flask = build_app(database_url, **{**limits_on, **config})
         return app
 
@@ -279,25 +299,10 @@ def stranger_guesses(app: Flask, count: int, username: str = "dave") -> list[int
     ]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
-def storage(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """The limiter's storage: in process, and the real Redis (emptied) when there is one."""
-    if request.param == "memory":
-        yield {}
-        return
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield {"RATELIMIT_STORAGE_URI": REDIS_URL}
-    client.flushdb()
-    client.close()
-
-
-def test_strangers_cannot_lock_out_the_owners_known_browser(
-    make_limited: LimitedApps, storage: dict[str, str]
-) -> None:
+def test_strangers_cannot_lock_out_the_owners_known_browser(make_limited: LimitedApps) -> None:
     """Finding 2 of issue 16: 50 wrong passwords from strangers lock the strangers out (every
     spelling of the name, and a new client with the right password), not the owner's browser."""
-    app = make_limited(USERHUB_RATELIMIT_ACCOUNT=OWASP_DEFAULT, **storage)
+    app = make_limited(USERHUB_RATELIMIT_ACCOUNT=OWASP_DEFAULT)  # in each storage
     add_user(app, "dave")
     browser = known_browser(app)
 
@@ -533,6 +538,7 @@ def empty_redis() -> Iterator[redis.Redis]:
 
 
 @needs_redis
+@pytest.mark.parametrize("storage_uri", [REDIS_URL])
 def test_counts_live_in_redis(make_limited: LimitedApps, empty_redis: redis.Redis) -> None:
     """With Redis storage the counts are in Redis, under userhub's prefix, where every process
     sees them; a fresh app (as a restarted worker would be) still sees them."""
@@ -552,12 +558,17 @@ def test_counts_live_in_redis(make_limited: LimitedApps, empty_redis: redis.Redi
     assert_429_problem(token_attempt(restarted, UNKNOWN, WRONG))
 
 
+@pytest.mark.parametrize("storage_uri", ["redis://127.0.0.1:1/0", "file-in-a-file"])
 def test_unreachable_storage_fails_open(
-    make_limited: LimitedApps, caplog: pytest.LogCaptureFixture
+    make_limited: LimitedApps, caplog: pytest.LogCaptureFixture, storage_uri: str, tmp_path: Path
 ) -> None:
-    """A Redis outage must not lock everyone out: limits lapse, and it is logged."""
+    """A Redis outage, or a limits file that cannot be written, must not lock everyone out:
+    limits lapse, and it is logged."""
+    if storage_uri == "file-in-a-file":
+        (tmp_path / "not-a-folder").write_text("")
+        storage_uri = f"sqlite:///{tmp_path}/not-a-folder/ratelimits.sqlite3"
     app = make_limited(
-        RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0",
+        RATELIMIT_STORAGE_URI=storage_uri,
         USERHUB_RATELIMIT_LOGIN="1 per minute",
         USERHUB_RATELIMIT_ACCOUNT="1 per hour",
     )
@@ -574,27 +585,77 @@ def test_unreachable_storage_fails_open(
     assert "rate limit storage unreachable" in caplog.text
 
 
-@needs_redis
+def attempt_over_a_new_connection(
+    base: str, username: str, password: str = WRONG, forwarded_for: str | None = None
+) -> requests.Response:
+    """A log-in on a connection of its own, so that either worker may take it."""
+    headers = {"Connection": "close"}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    with requests.Session() as session:
+        return session.post(
+            f"{base}/api/v1/tokens",
+            json={"username": username, "password": password},
+            headers=headers,
+            timeout=30,
+        )
+
+
+ACCOUNT_LIMIT = 10  # USERHUB_RATELIMIT_ACCOUNT's default: 10 per 6 minutes
+IP_LIMIT = 5
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("storage", ["file", pytest.param("redis", marks=needs_redis)])
 def test_a_real_server_counts_across_its_workers(
-    database_url: str, tmp_path: Path, empty_redis: redis.Redis
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest, storage: str
 ) -> None:
-    """``userhub serve`` with 2 workers: with Redis the limit holds exactly, whichever worker
-    takes each request (with ``memory://`` each worker would count on its own)."""
+    """``userhub serve`` with 2 workers, in production mode: on the default storage (no Redis)
+    and on Redis, each limit holds exactly, whichever worker takes each attempt (with
+    ``memory://`` each worker counted on its own: 18 failures before a 429, and a refused
+    client got a token from the other worker)."""
     env = {
-        "USERHUB_RATELIMIT_STORAGE_URI": REDIS_URL,
-        "USERHUB_RATELIMIT_LOGIN": "5 per minute",
+        "USERHUB_RATELIMIT_LOGIN": f"{IP_LIMIT} per minute",
+        # The account's attempts come "through nginx" from 40 addresses, so that the per-IP
+        # limit never answers for it; the per-IP attempts come straight from 127.0.0.1.
+        "USERHUB_TRUSTED_PROXIES": "1",
     }
+    if storage == "redis":
+        request.getfixturevalue("empty_redis")
+        env["USERHUB_RATELIMIT_STORAGE_URI"] = REDIS_URL
     with running_server("production", database_url, tmp_path, env=env) as server:
-        statuses = []
-        for _ in range(8):  # a new connection each time, so both workers take some
-            with requests.Session() as session:
-                reply = session.post(
-                    f"{server.base}/api/v1/tokens",
-                    json={"username": UNKNOWN, "password": WRONG},
-                    headers={"Connection": "close"},
-                    timeout=10,
-                )
-                statuses.append(reply.status_code)
-        assert statuses == [401] * 5 + [429] * 3
-        assert 1 <= int(reply.headers["Retry-After"]) <= 61
+        workers = worker_pids(server)
+        assert len(workers) == 2, workers
+        cpu_before = {pid: cpu_ticks(pid) for pid in workers}
+        registered = requests.post(
+            f"{server.base}/api/v1/users",
+            json={"username": "张三", "password": PASSWORD},
+            timeout=30,
+        )
+        assert registered.status_code == 201, registered.text
+
+        # Per account: exactly 10 wrong passwords are checked, then every attempt is refused,
+        # the right password too.
+        replies = [
+            attempt_over_a_new_connection(server.base, "张三", forwarded_for=f"10.0.0.{n}")
+            for n in range(40)
+        ]
+        replies.append(attempt_over_a_new_connection(server.base, "张三", PASSWORD, "10.0.1.1"))
+        assert [r.status_code for r in replies] == [401] * ACCOUNT_LIMIT + [429] * 31
+        assert all("failed log-ins for this account" in r.text for r in replies[ACCOUNT_LIMIT:])
+        assert 300 < int(replies[-1].headers["Retry-After"]) <= 360
+
+        # Per client IP: 20 attempts at once, for 20 accounts; exactly 5 get through.
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            burst = list(
+                pool.map(lambda n: attempt_over_a_new_connection(server.base, f"u{n}"), range(20))
+            )
+        statuses = sorted(r.status_code for r in burst)
+        assert statuses == [401] * IP_LIMIT + [429] * (20 - IP_LIMIT)
+        refused = [r for r in burst if r.status_code == 429]
+        assert all("from your address" in r.text for r in refused)
+        assert all(1 <= int(r.headers["Retry-After"]) <= 61 for r in refused)
+
+        # Both workers answered some of them (an idle worker uses no CPU at all).
+        busy = {pid for pid in workers if cpu_ticks(pid) > cpu_before[pid]}
+        assert busy == workers, (cpu_before, {pid: cpu_ticks(pid) for pid in workers})

@@ -2,8 +2,8 @@
 owner out: OWASP's "Slow Down Online Guessing Attacks with Device Cookies".
 
 ``USERHUB_RATELIMIT_ACCOUNT`` (by default 10 in any 6 minutes, a moving window) counts the
-failures of each account in two kinds of bucket, in the rate limiter's storage (``memory://`` in
-one process, Redis when several share the counts):
+failures of each account in two kinds of bucket, in the rate limiter's storage (a file every
+worker of the host shares, or Redis when several hosts do):
 
 * one per **known device**: a client that showed a valid device cookie naming this account (it
   logged in to it before) counts its failures on its own, so a full bucket stops only that
