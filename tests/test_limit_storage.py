@@ -192,6 +192,11 @@ def _in_a_process(
         start.abort()  # the others must not wait for this one
 
 
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="forks, as userhub serve does"
+)
+# Python 3.12 warns when a process with threads (pytest-xdist's) forks; these children only count.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 @pytest.mark.parametrize("inherited", [False, True], ids=["own storage", "inherited storage"])
 def test_processes_never_let_more_through_than_the_limit(
     limits_file: Path, inherited: bool

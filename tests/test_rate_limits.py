@@ -10,6 +10,7 @@ storage itself (its windows, threads, processes) is tested in ``test_limit_stora
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -538,7 +539,7 @@ def empty_redis() -> Iterator[redis.Redis]:
 
 
 @needs_redis
-@pytest.mark.parametrize("storage_uri", [REDIS_URL])
+@pytest.mark.parametrize("storage_uri", [REDIS_URL], ids=["redis"])
 def test_counts_live_in_redis(make_limited: LimitedApps, empty_redis: redis.Redis) -> None:
     """With Redis storage the counts are in Redis, under userhub's prefix, where every process
     sees them; a fresh app (as a restarted worker would be) still sees them."""
@@ -624,8 +625,8 @@ def test_a_real_server_counts_across_its_workers(
         request.getfixturevalue("empty_redis")
         env["USERHUB_RATELIMIT_STORAGE_URI"] = REDIS_URL
     with running_server("production", database_url, tmp_path, env=env) as server:
-        workers = worker_pids(server)
-        assert len(workers) == 2, workers
+        # Which worker answers is seen in Linux's /proc; elsewhere, 62 fresh connections.
+        workers = worker_pids(server) if sys.platform.startswith("linux") else set()
         cpu_before = {pid: cpu_ticks(pid) for pid in workers}
         registered = requests.post(
             f"{server.base}/api/v1/users",
@@ -657,5 +658,7 @@ def test_a_real_server_counts_across_its_workers(
         assert all(1 <= int(r.headers["Retry-After"]) <= 61 for r in refused)
 
         # Both workers answered some of them (an idle worker uses no CPU at all).
-        busy = {pid for pid in workers if cpu_ticks(pid) > cpu_before[pid]}
-        assert busy == workers, (cpu_before, {pid: cpu_ticks(pid) for pid in workers})
+        if workers:
+            assert len(workers) == 2, workers
+            busy = {pid for pid in workers if cpu_ticks(pid) > cpu_before[pid]}
+            assert busy == workers, (cpu_before, {pid: cpu_ticks(pid) for pid in workers})
