@@ -355,7 +355,10 @@ def test_a_forged_tampered_or_other_accounts_device_cookie_counts_as_a_stranger(
     forged = URLSafeTimedSerializer("not the app's secret key at all", salt=devices.SALT)
     presented = {
         "tampered signature": f"{payload}.{flipped}",
-        "tampered content": genuine.value.replace(genuine.value[2], "x", 1),
+        "tampered content": payload[:2]
+        + ("x" if payload[2] != "x" else "y")
+        + payload[3:]
+        + f".{signature}",
         "signed with another key": forged.dumps({"d": "mine", "a": ["anything"]}),
         "another account's": others.value,
         "garbage": "not-a-device-cookie",
@@ -645,6 +648,20 @@ def test_a_real_server_counts_across_its_workers(
         assert [r.status_code for r in replies] == [401] * ACCOUNT_LIMIT + [429] * 31
         assert all("failed log-ins for this account" in r.text for r in replies[ACCOUNT_LIMIT:])
         assert 300 < int(replies[-1].headers["Retry-After"]) <= 360
+
+        # Per account, at the same moment: a place in the bucket is taken before the password
+        # is checked, so 16 wrong passwords sent at once are not all checked (they were, 16
+        # of 16, while the attempt was counted only after its hash).
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            burst = list(
+                pool.map(
+                    lambda n: attempt_over_a_new_connection(
+                        server.base, "李四", forwarded_for=f"10.0.2.{n}"
+                    ),
+                    range(16),
+                )
+            )
+        assert sorted(r.status_code for r in burst) == [401] * ACCOUNT_LIMIT + [429] * 6
 
         # Per client IP: 20 attempts at once, for 20 accounts; exactly 5 get through.
         with ThreadPoolExecutor(max_workers=10) as pool:

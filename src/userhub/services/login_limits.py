@@ -13,7 +13,8 @@ worker of the host shares, or Redis when several hosts do):
 
 The caller says which: ``device`` is the known device's id, or None for everyone else (the web
 layer reads the cookie, ``web/devices.py``). At most 100 failures an hour reach an account from
-clients it has never seen (OWASP ASVS 2.2.1); a successful check costs nothing. Unknown
+clients it has never seen (OWASP ASVS 2.2.1) while its owner stays away; a right password
+empties the bucket it was tried in (only the owner knows it). Unknown
 usernames are counted the same way, so the limit does not tell which accounts exist. If the
 storage cannot be reached, the limit is not applied and a warning is logged: an outage of Redis
 must not lock every user out.
@@ -51,18 +52,21 @@ def attempt(account_key: str, device: str | None, check: Callable[[], bool]) -> 
     """Run ``check`` (does the secret match?) behind the limit of ``account_key`` (a
     ``username_key``, whether or not such an account exists) for this client.
 
-    ``device``: the id of a device known to this account, or None for any other client. Raises
-    TooManyFailures, before ``check`` runs (no hash is spent), when the client's bucket is
-    full; counts the attempt only when ``check`` says no."""
+    ``device``: the id of a device known to this account, or None for any other client. Each
+    attempt first takes a place in the client's bucket, atomically in the storage, so attempts
+    sent at the same moment cannot all slip through before any is counted; a full bucket raises
+    TooManyFailures before ``check`` runs (no hash is spent). A right secret empties the bucket
+    again: its failures were the owner's own, or the owner's known device's, and only the
+    owner knows the secret."""
     if not limiter.enabled:
         return check()
     item = parse(current_app.config["USERHUB_RATELIMIT_ACCOUNT"])
     bucket = _bucket(account_key, device)
-    if (wait := _seconds_over_limit(item, bucket)) is not None:
+    if (wait := _take_place(item, bucket)) is not None:
         raise TooManyFailures(wait)
     passed = check()
-    if not passed:
-        _count_failure(item, bucket)
+    if passed:
+        _empty(item, bucket)
     return passed
 
 
@@ -73,10 +77,11 @@ def _bucket(account_key: str, device: str | None) -> tuple[str, ...]:
     return (RATE_LIMIT_KEY_PREFIX, DEVICE_SCOPE, device, account_key)
 
 
-def _seconds_over_limit(item: RateLimitItem, bucket: tuple[str, ...]) -> int | None:
-    """How long ``bucket`` must wait, or None when it may try (or the storage is down)."""
+def _take_place(item: RateLimitItem, bucket: tuple[str, ...]) -> int | None:
+    """Count an attempt in ``bucket``; how long to wait if it is full (None: go ahead, also
+    when the storage is down)."""
     try:
-        if limiter.limiter.test(item, *bucket):
+        if limiter.limiter.hit(item, *bucket):
             return None
         reset_at, _ = limiter.limiter.get_window_stats(item, *bucket)
     except Exception as exc:  # any storage error: fail open, like swallow_errors
@@ -85,9 +90,9 @@ def _seconds_over_limit(item: RateLimitItem, bucket: tuple[str, ...]) -> int | N
     return seconds_until(reset_at)
 
 
-def _count_failure(item: RateLimitItem, bucket: tuple[str, ...]) -> None:
+def _empty(item: RateLimitItem, bucket: tuple[str, ...]) -> None:
     try:
-        limiter.limiter.hit(item, *bucket)
+        limiter.limiter.clear(item, *bucket)
     except Exception as exc:
         _storage_unreachable(exc)
 
