@@ -9,12 +9,10 @@ figures that docs/production.md quotes are written to ``test-artifacts/scaleout.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers import bearer
+from tests.helpers import bearer, load_localcluster
 
 pytestmark = pytest.mark.scaleout
 
@@ -47,17 +45,7 @@ FIGURES: dict[str, Any] = {}
 # can stop the cluster by PID even if this process dies.
 STATE_DIR = os.environ.get("USERHUB_CLUSTER_DIR")
 
-
-def _load_localcluster() -> Any:
-    spec = importlib.util.spec_from_file_location("localcluster", ROOT / "deploy/localcluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localcluster"] = module  # dataclasses and friends look the module up
-    spec.loader.exec_module(module)
-    return module
-
-
-localcluster = _load_localcluster()
+localcluster = load_localcluster()
 
 
 @pytest.fixture(scope="module")
