@@ -186,6 +186,24 @@ def test_a_body_over_the_limit_is_a_413_problem_through_nginx(cluster: Any) -> N
     assert at_the_limit.status_code == 400  # read by userhub: not JSON
 
 
+def test_only_the_clusters_own_host_is_served(cluster: Any) -> None:
+    """nginx closes the connection of a request for another host (444, no answer at all); an
+    instance asked directly for one answers 400; the cluster's own host is served by both."""
+    foreign = {"Host": "evil.example"}
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{cluster.url}/static//hello-flask.gif", headers=foreign, timeout=10)
+    direct = requests.get(
+        f"{cluster.userhub_url(1)}/static//hello-flask.gif",
+        headers=foreign,
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert direct.status_code == 400 and "evil.example" not in str(direct.headers) + direct.text
+    own = requests.get(f"{cluster.url}/static//hello-flask.gif", allow_redirects=False, timeout=10)
+    assert own.status_code == 308
+    assert own.headers["Location"] == f"{cluster.url}/static/hello-flask.gif"
+
+
 def test_a_token_from_one_instance_works_at_once_on_the_others(cluster: Any) -> None:
     """Issued through instance N (Galera node N), used at once through the next instance on
     another node: causal reads (``wsrep_sync_wait``) make that a 200 every time, and a token
