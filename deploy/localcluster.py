@@ -201,7 +201,7 @@ def _render(template: Path, values: Mapping[str, str]) -> str:
     return text
 
 
-def render_nginx_conf(state: Path) -> str:
+def render_nginx_config(state: Path) -> str:
     """deploy/nginx.conf.template as this cluster runs it, with its files under ``state``."""
     return _render(
         DEPLOY_DIR / "nginx.conf.template", {"STATE": str(state), "SERVER_NAME": SERVER_NAME}
@@ -796,7 +796,7 @@ class Cluster:
         ]
 
     def _start_nginx(self, nginx: str) -> None:
-        conf = render_nginx_conf(self.state)
+        conf = render_nginx_config(self.state)
         (self.state / "nginx.conf").write_text(conf)
         test = subprocess.run(
             [*self._nginx_argv(nginx), "-t", "-q"], capture_output=True, text=True, timeout=30

@@ -248,7 +248,7 @@ def running_nginx(workdir: Path, upstream_port: int) -> Iterator[int]:
     state = workdir / f"nginx-{upstream_port}"
     for folder in ("nginx", "logs"):
         (state / folder).mkdir(parents=True)
-    conf = localcluster.render_nginx_conf(state)
+    conf = localcluster.render_nginx_config(state)
     port = free_port()
     listen = f"127.0.0.1:{localcluster.NGINX_PORT}"
     assert conf.count(listen) == 2  # the default server and the site's
