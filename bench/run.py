@@ -195,6 +195,7 @@ def userhub_env(database_url: str, instance: Path, limits: bool) -> dict[str, st
     env.update(
         USERHUB_ENV="production",
         USERHUB_SECRET_KEY=secrets.token_hex(32),
+        USERHUB_ALLOWED_HOSTS="127.0.0.1",  # wrk and the soak reach the server there
         USERHUB_DATABASE_URL=database_url,
         USERHUB_INSTANCE_PATH=str(instance),
         USERHUB_RATELIMIT_ENABLED="true" if limits else "false",

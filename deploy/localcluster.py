@@ -54,6 +54,9 @@ MARKER = ".userhub-cluster"  # only a folder holding this file is ever wiped by 
 
 NODES = (1, 2, 3)
 NGINX_PORT = 8080
+# The host the cluster is reached by, through nginx and at each instance (health checks): nginx's
+# server_name and the instances' USERHUB_ALLOWED_HOSTS. Any other Host is refused by both.
+SERVER_NAME = "127.0.0.1"
 REDIS_PORT = 6380
 GALERA_PROVIDER = Path("/usr/lib/galera/libgalera_smm.so")
 DATABASE = "userhub"
@@ -198,6 +201,13 @@ def _render(template: Path, values: Mapping[str, str]) -> str:
     return text
 
 
+def render_nginx_config(state: Path) -> str:
+    """deploy/nginx.conf.template as this cluster runs it, with its files under ``state``."""
+    return _render(
+        DEPLOY_DIR / "nginx.conf.template", {"STATE": str(state), "SERVER_NAME": SERVER_NAME}
+    )
+
+
 # --- the cluster --------------------------------------------------------------------------------
 
 
@@ -277,6 +287,7 @@ class Cluster:
         env.update(
             USERHUB_ENV="production",
             USERHUB_SECRET_KEY=self.secret,
+            USERHUB_ALLOWED_HOSTS=SERVER_NAME,
             USERHUB_DATABASE_URL=database_url(instance),
             USERHUB_HOST="127.0.0.1",
             USERHUB_PORT=str(userhub_port(instance)),
@@ -785,7 +796,7 @@ class Cluster:
         ]
 
     def _start_nginx(self, nginx: str) -> None:
-        conf = _render(DEPLOY_DIR / "nginx.conf.template", {"STATE": str(self.state)})
+        conf = render_nginx_config(self.state)
         (self.state / "nginx.conf").write_text(conf)
         test = subprocess.run(
             [*self._nginx_argv(nginx), "-t", "-q"], capture_output=True, text=True, timeout=30

@@ -60,6 +60,7 @@ PY
 
 export USERHUB_ENV=production
 export USERHUB_SECRET_KEY="$SECRET_KEY"
+export USERHUB_ALLOWED_HOSTS=127.0.0.1     # the host BASE_URL names; any other gets 400
 # The collection runs twice within a minute from one address: about 30 registrations and 28
 # log-ins, at the default per-IP limits (30 a minute). The limits are tested by pytest, not here.
 export USERHUB_RATELIMIT_REGISTER="300 per minute"

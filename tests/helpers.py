@@ -18,10 +18,12 @@ Without xdist (``pytest -p no:xdist``, ``-n 0``) the databases named are used as
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -403,6 +405,21 @@ def get_a_crashing_route(app: Flask, path: str, caplog: pytest.LogCaptureFixture
 
 
 # --- Live servers ------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_localcluster() -> Any:
+    """``deploy/localcluster.py`` as a module (``deploy/`` is not a package)."""
+    loaded = sys.modules.get("localcluster")
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location("localcluster", REPO / "deploy/localcluster.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["localcluster"] = module  # dataclasses and friends look the module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def worker_pids(server: ServerProcess) -> set[int]:

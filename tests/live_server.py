@@ -31,6 +31,8 @@ SHUTDOWN_TIMEOUT = next(s.default for s in SETTINGS if s.env == "USERHUB_SHUTDOW
 # timeout ends and still exits 0. Measured here: 3 of 24 runs of the drain test (5 of 24 before
 # issue 7), every request answered each time.
 EXIT_SECONDS = SHUTDOWN_TIMEOUT + 15
+# The hosts a production server under test answers to: the address the tests reach it at.
+ALLOWED_HOSTS = "127.0.0.1,localhost"
 
 
 def free_port() -> int:
@@ -51,6 +53,7 @@ def server_environment(database_url: str, instance: Path, kind: str) -> dict[str
         env.update(
             USERHUB_ENV="production",
             USERHUB_SECRET_KEY=secrets.token_hex(32),
+            USERHUB_ALLOWED_HOSTS=ALLOWED_HOSTS,
             USERHUB_COOKIE_SECURE="false",
         )
     return env

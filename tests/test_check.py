@@ -16,6 +16,7 @@ MYSQL = "mysql+pymysql://app:pw@db.internal:3306/userhub?charset=utf8mb4"
 SAFE = {
     "USERHUB_ENV": "production",
     "USERHUB_SECRET_KEY": secrets.token_hex(32),
+    "USERHUB_ALLOWED_HOSTS": "userhub.example.com",
     "USERHUB_DATABASE_URL": MYSQL,
     "USERHUB_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
     "USERHUB_WORKERS": "4",
@@ -59,6 +60,7 @@ def test_a_safe_production_configuration_passes(tmp_path: Path) -> None:
         ({"USERHUB_RATELIMIT_STORAGE_URI": ""}, "if several hosts serve, each counts on its own"),
         ({"USERHUB_RATELIMIT_ENABLED": "false"}, "Rate limits are off"),
         ({"USERHUB_RATELIMIT_ACCOUNT": "10 per minute"}, "allows 600 failed log-ins an hour"),
+        ({"USERHUB_ALLOWED_HOSTS": "userhub.example.com,.com"}, "every name under .com"),
     ],
 )
 def test_each_unsafe_setting_is_named_and_fails_the_check(
@@ -109,8 +111,11 @@ def test_the_development_defaults_list_everything_at_once(tmp_path: Path) -> Non
     assert "Rate limits" not in result.stdout
 
 
-def test_a_setting_the_app_refuses_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
-    result = run_check(tmp_path, USERHUB_SECRET_KEY="")
+@pytest.mark.parametrize("missing", ["USERHUB_SECRET_KEY", "USERHUB_ALLOWED_HOSTS"])
+def test_a_setting_the_app_refuses_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, missing: str
+) -> None:
+    result = run_check(tmp_path, **{missing: ""})
     assert result.returncode == 1
-    assert "Error: USERHUB_SECRET_KEY is required" in result.stderr
+    assert f"Error: {missing} is required" in result.stderr
     assert "Traceback" not in result.stderr

@@ -54,9 +54,30 @@ def test_production_refuses_a_short_secret_key(monkeypatch: pytest.MonkeyPatch) 
         create_app()
 
 
+def test_production_requires_allowed_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As for the secret key: the message names the variable and shows a value to copy."""
+    monkeypatch.setenv("USERHUB_ENV", "production")
+    monkeypatch.setenv("USERHUB_SECRET_KEY", "x" * 64)
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert "USERHUB_ALLOWED_HOSTS is required" in str(refused.value)
+    assert "USERHUB_ALLOWED_HOSTS=userhub.example.com" in str(refused.value)
+    monkeypatch.setenv("USERHUB_ALLOWED_HOSTS", " , ")
+    with pytest.raises(ConfigError, match="USERHUB_ALLOWED_HOSTS"):
+        create_app()
+
+
+def test_allowed_hosts_are_development_names_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert create_app().config["TRUSTED_HOSTS"] == ("localhost", "127.0.0.1", "::1")
+    monkeypatch.setenv("USERHUB_ALLOWED_HOSTS", "Userhub.Example.com, .example.org,[::1]")
+    hosts = create_app().config["TRUSTED_HOSTS"]
+    assert hosts == ("userhub.example.com", ".example.org", "::1")
+
+
 def test_production_cookies_are_secure_httponly_lax(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERHUB_ENV", "production")
     monkeypatch.setenv("USERHUB_SECRET_KEY", "x" * 64)
+    monkeypatch.setenv("USERHUB_ALLOWED_HOSTS", "userhub.example.com")
     app = create_app()
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
@@ -105,6 +126,10 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("USERHUB_RATELIMIT_STORAGE_URI", "sqlite:///", "sqlite:/// and the file's path"),
         ("USERHUB_RATELIMIT_STORAGE_URI", "sqlite://host/x", "sqlite:/// and the file's path"),
         ("USERHUB_RATELIMIT_STORAGE_URI", "mongodb://db:27017", "memory:// or a Redis URL"),
+        ("USERHUB_ALLOWED_HOSTS", "userhub.example.com:8443", "no port"),
+        ("USERHUB_ALLOWED_HOSTS", "*.example.com", "a leading dot allows the subdomains"),
+        ("USERHUB_ALLOWED_HOSTS", "https://userhub.example.com", "not a host name"),
+        ("USERHUB_ALLOWED_HOSTS", "fe80::1%eth0", "not a host name"),
     ],
 )
 def test_bad_settings_stop_start_up_with_a_clear_message(

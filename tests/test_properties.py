@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import ipaddress
 import json
 import logging
 import re
@@ -41,6 +42,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 from pydantic import BaseModel, ValidationError
+from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 from werkzeug.urls import iri_to_uri
 
@@ -57,7 +59,13 @@ from tests.helpers import (
 )
 from userhub.api import schemas
 from userhub.config import ConfigError, load_config
-from userhub.config.values import one_of, parse_bool, parse_origins
+from userhub.config.values import (
+    HOST_NAME,
+    one_of,
+    parse_allowed_hosts,
+    parse_bool,
+    parse_origins,
+)
 from userhub.extensions import db
 from userhub.models import (
     DISPLAY_NAME_MAX_LENGTH,
@@ -70,6 +78,7 @@ from userhub.pages.tutorial import COMMIT_FAILED, Credentials, GreetingQuery, Ne
 from userhub.services import account_rules, bulk_export, import_file, users
 from userhub.services.errors import InvalidUserInput
 from userhub.web import rule_schemas
+from userhub.web.hosts import is_allowed
 from userhub.web.logs import CLIENT_REQUEST_ID
 from userhub.web.redirects import is_safe_redirect
 
@@ -718,6 +727,81 @@ def test_an_accepted_cors_origin_has_a_port_a_browser_can_send(raw: str) -> None
         assert origin.isascii(), origin
         port = urlsplit(origin).port  # ValueError for a port out of range or not a number
         assert port is None or 1 <= port <= 65535, origin
+
+
+host_names = st.one_of(
+    st.from_regex(r"[a-zA-Z0-9-]{1,6}(\.[a-zA-Z0-9-]{1,6}){0,2}", fullmatch=True),
+    st.sampled_from(["localhost", "127.0.0.1", "[::1]", "::1", "[0:0::1]", "*", "*.example.com"]),
+    st.sampled_from(["example.com", "a.example.com", "badexample.com", "müller.example", "a..b"]),
+    st.text(tricky_chars, max_size=8),
+)
+allowed_entries = st.one_of(
+    st.builds(lambda dot, name: dot + name, st.sampled_from(["", "."]), host_names),
+    host_names.map(lambda name: name + ":80"),
+)
+host_headers = st.one_of(
+    st.builds(lambda name, port: name + port, host_names, origin_ports),
+    st.builds(
+        lambda name, tail: name + tail,
+        host_names,
+        st.sampled_from(["]", "]x", "@evil.example", "/x", " ", "\t", "."]),
+    ),
+)
+
+
+@PURE
+@example("LOCALHOST, 127.0.0.1 ,[::1]")
+@example("*.example.com")
+@example("example.com:8443")
+@given(st.lists(allowed_entries, max_size=3).map(",".join))
+def test_allowed_hosts_are_names_or_addresses_without_port_or_wildcard(raw: str) -> None:
+    """``USERHUB_ALLOWED_HOSTS``: every entry it keeps is a lower-case host name (a leading dot
+    at most) or an IPv6 address in its canonical form; anything else (a port, ``*``, a scheme,
+    an empty list) is refused with words that say what is expected."""
+    try:
+        parsed = parse_allowed_hosts(raw)
+    except ValueError as exc:
+        assert "host name" in str(exc)
+        return
+    assert parsed
+    for host in parsed:
+        if ":" in host:
+            assert str(ipaddress.IPv6Address(host)) == host
+        else:
+            assert HOST_NAME.fullmatch(host) and host == host.lower(), host
+
+
+def named_by(host: str, allowed: tuple[str, ...]) -> bool:
+    """The rule, said plainly: the host without its port, in lower case, is an entry, or is
+    under an entry with a leading dot, or is an entry's IPv6 address in brackets."""
+    name = host.lower()
+    if name.startswith("["):
+        inside = name[1 : name.index("]")]
+        return str(ipaddress.IPv6Address(inside)) in allowed
+    name = name.rsplit(":", 1)[0] if ":" in name else name
+    return any(
+        name == entry or (entry.startswith(".") and (name == entry[1:] or name.endswith(entry)))
+        for entry in allowed
+    )
+
+
+@PURE
+@example("[::1]:5000", "::1")
+@example("LocalHost:80", "localhost")
+@example("badexample.com", ".example.com")
+@example("[::1]evil", "::1")
+@given(host_headers, st.lists(allowed_entries, min_size=1, max_size=3).map(",".join))
+def test_a_host_is_allowed_only_when_an_entry_names_it(host: str, raw: str) -> None:
+    """``web/hosts.py``'s second look at a host Werkzeug refused never lets in a host that no
+    entry names; and a host Werkzeug trusts is allowed there too (a superset of Werkzeug's)."""
+    try:
+        allowed = parse_allowed_hosts(raw)
+    except ValueError:
+        return
+    if host_is_trusted(host, allowed):
+        assert is_allowed(host, allowed)
+    if is_allowed(host, allowed):
+        assert named_by(host, allowed), (host, allowed)
 
 
 TYPICAL_ORIGINS = ["http://localhost:5173", "https://app.example.com", "http://[::1]:5173"]

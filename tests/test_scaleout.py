@@ -9,12 +9,10 @@ figures that docs/production.md quotes are written to ``test-artifacts/scaleout.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers import bearer
+from tests.helpers import bearer, load_localcluster
 
 pytestmark = pytest.mark.scaleout
 
@@ -47,17 +45,7 @@ FIGURES: dict[str, Any] = {}
 # can stop the cluster by PID even if this process dies.
 STATE_DIR = os.environ.get("USERHUB_CLUSTER_DIR")
 
-
-def _load_localcluster() -> Any:
-    spec = importlib.util.spec_from_file_location("localcluster", ROOT / "deploy/localcluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localcluster"] = module  # dataclasses and friends look the module up
-    spec.loader.exec_module(module)
-    return module
-
-
-localcluster = _load_localcluster()
+localcluster = load_localcluster()
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +184,24 @@ def test_a_body_over_the_limit_is_a_413_problem_through_nginx(cluster: Any) -> N
         timeout=10,
     )
     assert at_the_limit.status_code == 400  # read by userhub: not JSON
+
+
+def test_only_the_clusters_own_host_is_served(cluster: Any) -> None:
+    """nginx closes the connection of a request for another host (444, no answer at all); an
+    instance asked directly for one answers 400; the cluster's own host is served by both."""
+    foreign = {"Host": "evil.example"}
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{cluster.url}/static//hello-flask.gif", headers=foreign, timeout=10)
+    direct = requests.get(
+        f"{cluster.userhub_url(1)}/static//hello-flask.gif",
+        headers=foreign,
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert direct.status_code == 400 and "evil.example" not in str(direct.headers) + direct.text
+    own = requests.get(f"{cluster.url}/static//hello-flask.gif", allow_redirects=False, timeout=10)
+    assert own.status_code == 308
+    assert own.headers["Location"] == f"{cluster.url}/static/hello-flask.gif"
 
 
 def test_a_token_from_one_instance_works_at_once_on_the_others(cluster: Any) -> None:

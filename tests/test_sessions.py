@@ -188,6 +188,7 @@ def test_production_cookies_are_also_secure(
 ) -> None:
     monkeypatch.setenv("USERHUB_ENV", "production")
     monkeypatch.setenv("USERHUB_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("USERHUB_ALLOWED_HOSTS", "localhost")  # the test client's host
     app = build_app(database_url)
     for cookie in log_in_cookie_headers(app).values():
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie

@@ -46,8 +46,9 @@ ALLOWED_ENGLISH = {
     ],  # the tutorial's home page
     *["userhub", "OpenAPI", "API", "JSON", "English", "Postman"],
     *["Try", "it", "out"],  # Swagger UI's button, as the reader will see it
-    # names on /problems: RFC 9457, its "type" member, the Idempotency-Key header, CSRF, ASCII
-    *["RFC", "type", "Idempotency", "Key", "CSRF", "ASCII"],
+    # names on /problems: RFC 9457, its "type" member, the Idempotency-Key header, CSRF, ASCII,
+    # the Host and X-Forwarded-Host headers
+    *["RFC", "type", "Idempotency", "Key", "CSRF", "ASCII", "Host", "Forwarded"],
     *[
         "GET",
         "POST",

@@ -10,23 +10,49 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from apiflask import APIFlask
+from flask import Request
+from werkzeug.exceptions import SecurityError
+from werkzeug.routing import MapAdapter
 
 from . import api, database, pages
 from .cli import commands
 from .config import finish_config, load_config, read_environment
 from .config.instance import default_instance_path
 from .services import passwords
-from .web import csrf, errors, i18n, proxies, ratelimits, request_limits, security_headers, sessions
+from .web import (
+    csrf,
+    errors,
+    hosts,
+    i18n,
+    proxies,
+    ratelimits,
+    request_limits,
+    security_headers,
+    sessions,
+)
 from .web.fastjson import OrjsonProvider
 from .web.logs import register_logging
 
 
 class UserhubFlask(APIFlask):
-    """APIFlask, minus a check Flask repeats on every hook and view of every request.
+    """APIFlask, minus a check Flask repeats on every hook and view of every request, and with
+    a URL adapter even for a request whose host it refuses.
 
     Flask asks ``inspect.iscoroutinefunction`` of each function each time it calls it (six
     times for a plain GET); the answer never changes, so it is worked out once per function.
+
+    For a host outside ``TRUSTED_HOSTS`` Flask makes no URL adapter, and every ``url_for``
+    (the error page's links) would then fail with a 500; ``web/hosts.py`` makes one that names
+    no host, and answers the request 400.
     """
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        try:
+            return super().create_url_adapter(request)
+        except SecurityError:
+            if request is None:
+                raise
+            return hosts.bind_refused_host(self, request)
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         cache: dict[Callable[..., Any], Callable[..., Any]] = self.__dict__.setdefault(
@@ -57,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     app.json = OrjsonProvider(app)  # the tutorial's key order, 张三 not \u5f20\u4e09
 
     proxies.init_app(app)  # the client's address and scheme, when behind nginx
+    hosts.init_app(app)  # first of the checks: a request for another site's host is refused
     request_limits.init_app(app)  # before CSRF: nothing may read a cut-off body
     ratelimits.init_app(app)  # before CSRF and the views: every attempt counts
     database.init_app(app)

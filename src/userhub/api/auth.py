@@ -17,7 +17,7 @@ from flask_login import current_user
 from ..extensions import csrf
 from ..models import ApiToken, User
 from ..services import tokens
-from ..web.logs import note_user
+from ..web.private_answers import for_user
 from ..web.problems import problem_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -56,7 +56,7 @@ def _verify(token: str) -> User | None:
         if api_token is None:
             return None
         g.api_token = api_token
-        note_user(api_token.user_id)
+        for_user(api_token.user_id)
         return api_token.user
     if current_user.is_authenticated:
         if request.method not in SAFE_METHODS:

@@ -35,6 +35,7 @@ def unsafe_settings(config: Mapping[str, Any], *, debug: bool) -> list[str]:
             "key comes from a file in the instance folder. Set USERHUB_ENV=production."
         )
     problems += _secret_key_problems(str(config["SECRET_KEY"]))
+    problems += _allowed_host_problems(config["TRUSTED_HOSTS"])
     if str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
         problems.append(
             "The database is the embedded SQLite file: one machine, no replication, no "
@@ -60,6 +61,19 @@ def _secret_key_problems(secret: str) -> list[str]:
             'characters). Generate one: python -c "import secrets; print(secrets.token_hex(32))"'
         ]
     return []
+
+
+def _allowed_host_problems(hosts: list[str] | tuple[str, ...]) -> list[str]:
+    """A leading dot on a single label (``.com``) allows every site under that top-level
+    domain: anyone can point a name of their own at this server and have it believed."""
+    whole_domains = [host for host in hosts if host.startswith(".") and "." not in host[1:]]
+    if not whole_domains:
+        return []
+    return [
+        f"USERHUB_ALLOWED_HOSTS allows every name under {', '.join(whole_domains)}: a host "
+        "anyone can register would be believed. List this site's own names "
+        "(userhub.example.com, or .example.com for it and its subdomains)."
+    ]
 
 
 def _rate_limit_problems(config: Mapping[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ from .instance import default_database_url, default_limit_storage_url, shared_de
 from .values import (
     SERVERS,
     one_of,
+    parse_allowed_hosts,
     parse_bool,
     parse_count,
     parse_limit_storage,
@@ -36,6 +37,7 @@ ARGON2_MIN_PARALLELISM = 1
 MIN_SECRET_KEY_LENGTH = 32
 # Set in app.config when RATELIMIT_STORAGE_URI is the default file, not a deployer's choice.
 LIMIT_STORAGE_BY_DEFAULT = "USERHUB_RATELIMIT_STORAGE_BY_DEFAULT"
+DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class ConfigError(click.ClickException, RuntimeError):
@@ -79,6 +81,16 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Signs sessions and CSRF tokens. Required in production (32+ characters); in "
         "development one is generated once into the instance folder.",
+    ),
+    Setting(
+        "USERHUB_ALLOWED_HOSTS",
+        "TRUSTED_HOSTS",
+        parse_allowed_hosts,
+        None,
+        "Comma-separated host names this site answers to, e.g. `userhub.example.com`; "
+        "`.example.com` allows it and its subdomains; the port is not compared. Any other "
+        "`Host` (or trusted `X-Forwarded-Host`) gets 400. Required in production; in "
+        "development `localhost,127.0.0.1,::1`.",
     ),
     Setting(
         "USERHUB_DATABASE_URL",
@@ -316,6 +328,15 @@ def finish_config(config: dict[str, Any], instance_path: str) -> None:
         raise ConfigError(
             f"USERHUB_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production."
         )
+    if not config.get("TRUSTED_HOSTS"):
+        if production:
+            raise ConfigError(
+                "USERHUB_ALLOWED_HOSTS is required when USERHUB_ENV=production: the host names "
+                "this site is reached by, comma-separated, e.g. "
+                "USERHUB_ALLOWED_HOSTS=userhub.example.com (a leading dot, .example.com, allows "
+                "the subdomains too). Requests for any other host are refused with 400."
+            )
+        config["TRUSTED_HOSTS"] = DEVELOPMENT_HOSTS
     _check_argon2_floor(config)
     if config["MAX_CONTENT_LENGTH"] <= 0:
         raise ConfigError("USERHUB_MAX_CONTENT_LENGTH must be a positive number of bytes.")

@@ -3,6 +3,8 @@ ValueError with words that say what was expected (``load_config`` names the vari
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 from collections.abc import Callable
 
@@ -100,3 +102,38 @@ def parse_origins(raw: str) -> tuple[str, ...]:
                 "https://app.example.com,http://localhost:5173 (no wildcards or paths)"
             )
     return origins
+
+
+# A host name as a Host header carries it once lower-cased: labels of letters, digits and
+# hyphens (an IPv4 address is one too), and a leading dot for "this name and its subdomains".
+HOST_NAME = re.compile(r"\.?[a-z0-9-]+(?:\.[a-z0-9-]+)*", re.ASCII)
+
+
+def parse_allowed_hosts(raw: str) -> tuple[str, ...]:
+    """``USERHUB_ALLOWED_HOSTS``: host names (``example.com``; ``.example.com`` for it and its
+    subdomains), IPv4 addresses and IPv6 addresses (``::1`` or ``[::1]``), comma-separated,
+    lower-cased; a name in Unicode is stored as IDNA (``xn--…``), as browsers send it. No port
+    (the port is never compared), scheme, path or ``*``."""
+    hosts = tuple(allowed_host(entry.strip()) for entry in raw.split(",") if entry.strip())
+    if not hosts:
+        raise ValueError("expected at least one host name, like userhub.example.com")
+    return hosts
+
+
+def allowed_host(entry: str) -> str:
+    """One entry of ``USERHUB_ALLOWED_HOSTS`` in the form it is compared in."""
+    address = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+    if ":" in address and "%" not in address:  # no zone (fe80::1%eth0): a Host never has one
+        with contextlib.suppress(ValueError):  # else a name with a port, say: refused below
+            return str(ipaddress.IPv6Address(address))  # ::1, not [::1] or 0:0:0:0:0:0:0:1
+    dot, name = ("." if entry.startswith(".") else ""), entry.removeprefix(".").lower()
+    if not name.isascii():
+        with contextlib.suppress(UnicodeError):  # else refused below
+            name = name.encode("idna").decode("ascii")
+    if HOST_NAME.fullmatch(dot + name) is None:
+        raise ValueError(
+            f"{entry!r} is not a host name: expected a comma-separated list like "
+            "userhub.example.com,.example.org,127.0.0.1,::1 (a leading dot allows the subdomains "
+            "too; no port, scheme, path or *)"
+        )
+    return dot + name

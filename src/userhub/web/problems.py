@@ -59,6 +59,11 @@ PROBLEM_TYPES = {
             400,
             _l("The Idempotency-Key header is not 1–255 characters of printable ASCII."),
         ),
+        ProblemType(
+            "host-not-allowed",
+            400,
+            _l("The request names a host (Host, X-Forwarded-Host) this server does not serve."),
+        ),
         ProblemType("unauthenticated", 401, _l("No valid token or session came with the request.")),
         ProblemType("bad-credentials", 401, _l("The username or the password is wrong.")),
         ProblemType("forbidden", 403, _l("The caller may not do this.")),

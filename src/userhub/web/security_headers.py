@@ -10,6 +10,9 @@
   the site in a ``Referer``.
 * ``Strict-Transport-Security`` when cookies are Secure (production behind HTTPS).
 
+``Cache-Control: no-store`` is not among them: only answers that carry account data get it,
+marked where that becomes known (``private_answers.py``).
+
 A view that sets one of these headers itself keeps its own value.
 """
 

@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError
 from ..extensions import db, login_manager
 from ..models import User
 from ..services.users import load_session_user
-from .logs import note_user
+from .private_answers import for_user, keep_out_of_caches
 from .problems import wants_problem_json
 
 
@@ -59,6 +59,8 @@ class SessionInterface(SecureCookieSessionInterface):
         if not (session or session.modified or session.accessed):
             return  # nothing to write, nothing to clear, no Vary: Flask would do nothing
         super().save_session(app, session, response)
+        if "Set-Cookie" in response.headers:  # the cookie set or cleared: no cache may keep it
+            keep_out_of_caches(response)
 
 
 def init_app(app: Flask) -> None:
@@ -86,7 +88,7 @@ def _load_user(session_id: str) -> User | None:
         g.session_user_error = exc  # the page goes on as a visitor's, unless it needs the user
         return None
     if user is not None:
-        note_user(user.id)
+        for_user(user.id)
     return user
 
 
