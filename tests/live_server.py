@@ -1,4 +1,4 @@
-"""Run userhub as a real server process for end-to-end tests.
+"""Run userhub as a real server process for end-to-end tests (and the shipped nginx in front).
 
 ``production``: ``userhub serve`` (granian, 2 workers, ``USERHUB_ENV=production``).
 ``development``: Flask's built-in server (``flask run``), which the tutorial uses.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,8 +19,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 
+from tests.helpers import load_localcluster
 from userhub.config import SETTINGS
 
 BIN = Path(sys.executable).parent
@@ -141,3 +144,41 @@ def wait_until_ready(base: str, process: subprocess.Popen[bytes], log_path: Path
                 return
         time.sleep(0.2)
     raise RuntimeError(f"server not ready in {STARTUP_SECONDS}s: {log_path.read_text()}")
+
+
+@contextlib.contextmanager
+def running_nginx(workdir: Path, upstream_port: int) -> Iterator[int]:
+    """deploy/nginx.conf.template as localcluster.py fills it, on a free port, with every
+    instance of its upstream at ``upstream_port``; the port nginx listens on."""
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None:
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    localcluster = load_localcluster()
+    state = workdir / f"nginx-{upstream_port}"
+    for folder in ("nginx", "logs"):
+        (state / folder).mkdir(parents=True)
+    conf = localcluster.render_nginx_config(state)
+    port = free_port()
+    listen = f"127.0.0.1:{localcluster.NGINX_PORT}"
+    assert conf.count(listen) == 2  # the default server and the site's
+    conf = conf.replace(listen, f"127.0.0.1:{port}")
+    for node in localcluster.NODES:
+        instance = f"server 127.0.0.1:{localcluster.userhub_port(node)} "
+        assert conf.count(instance) == 1
+        conf = conf.replace(instance, f"server 127.0.0.1:{upstream_port} ")
+    (state / "nginx.conf").write_text(conf)
+    argv = [nginx, "-c", str(state / "nginx.conf"), "-p", f"{state / 'nginx'}/"]
+    argv += ["-e", str(state / "logs" / "nginx-error.log")]
+    subprocess.run([*argv, "-t", "-q"], check=True, capture_output=True, timeout=30)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

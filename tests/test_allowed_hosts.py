@@ -10,12 +10,8 @@ with a redirect to an absolute URL built on the Host header.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +24,8 @@ from tests.helpers import (
     PASSWORD,
     AppBuilder,
     assert_problem,
-    load_localcluster,
 )
-from tests.live_server import ServerProcess, free_port, running_server
+from tests.live_server import ServerProcess, free_port, running_nginx, running_server
 from userhub.web.security_headers import CONTENT_SECURITY_POLICY
 
 FOREIGN = "evil.example"
@@ -235,44 +230,6 @@ def test_finding_5_replayed_against_userhub_serve(server: ServerProcess, path: s
     status, headers, body = get(port, path, "127.0.0.1", f"X-Forwarded-Host: {FOREIGN}\r\n")
     assert status.startswith("HTTP/1.1 400 ")
     assert "location" not in headers and FOREIGN.encode() not in body
-
-
-@contextlib.contextmanager
-def running_nginx(workdir: Path, upstream_port: int) -> Iterator[int]:
-    """deploy/nginx.conf.template as localcluster.py fills it, on a free port, with every
-    instance of its upstream at ``upstream_port``; the port nginx listens on."""
-    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if nginx is None:
-        pytest.skip("nginx is not installed (apt-get install nginx)")
-    localcluster = load_localcluster()
-    state = workdir / f"nginx-{upstream_port}"
-    for folder in ("nginx", "logs"):
-        (state / folder).mkdir(parents=True)
-    conf = localcluster.render_nginx_config(state)
-    port = free_port()
-    listen = f"127.0.0.1:{localcluster.NGINX_PORT}"
-    assert conf.count(listen) == 2  # the default server and the site's
-    conf = conf.replace(listen, f"127.0.0.1:{port}")
-    for node in localcluster.NODES:
-        instance = f"server 127.0.0.1:{localcluster.userhub_port(node)} "
-        assert conf.count(instance) == 1
-        conf = conf.replace(instance, f"server 127.0.0.1:{upstream_port} ")
-    (state / "nginx.conf").write_text(conf)
-    argv = [nginx, "-c", str(state / "nginx.conf"), "-p", f"{state / 'nginx'}/"]
-    argv += ["-e", str(state / "logs" / "nginx-error.log")]
-    subprocess.run([*argv, "-t", "-q"], check=True, capture_output=True, timeout=30)
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                break
-            assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 NGINX_OWN_HEADERS = {

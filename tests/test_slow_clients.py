@@ -14,11 +14,12 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.live_server import ServerProcess, running_server
+from tests.live_server import ServerProcess, running_nginx, running_server
 from userhub.cli.front import Incoming, environ_for, split_address
 
 RECEIVE_TIMEOUT = 3
@@ -187,6 +188,24 @@ def test_unicode_paths_queries_and_repeated_headers_reach_the_app(server: Server
     assert static.status_code == 200
     assert static.content.startswith(b"GIF8")
     assert int(static.headers["Content-Length"]) == len(static.content)
+
+
+def test_behind_the_shipped_nginx_slow_clients_reach_only_nginx(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """deploy/nginx.conf.template receives each body before it opens a request to userhub
+    (``proxy_request_buffering on``): the same attack holds only nginx's connections."""
+    upstream = int(server.base.rsplit(":", 1)[1])
+    with running_nginx(tmp_path, upstream) as port, ExitStack() as stack:
+        base = f"http://127.0.0.1:{port}"
+        clients = [stack.enter_context(open_body(base)) for _ in range(SLOW_CLIENTS)]
+        latencies = []
+        for _ in range(5):
+            for sock in clients:
+                sock.send(b"x")
+            latencies.append(health_seconds(base))
+            time.sleep(0.2)
+        assert max(latencies) < 1.0, latencies
 
 
 def test_the_environ_follows_pep_3333() -> None:
