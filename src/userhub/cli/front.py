@@ -164,20 +164,30 @@ class Front:
             return b"", True
         return b"".join(parts), False
 
-    async def run(self, environ: dict[str, Any]) -> Answer:
-        """The app's answer to ``environ``, computed in one of the app's threads."""
+    async def run(
+        self, environ: dict[str, Any], send: Callable[[Answer], None] | None = None
+    ) -> Answer:
+        """The app's answer to ``environ``, computed in one of the app's threads; ``send``, if
+        given, sends it from that thread (the loop then only learns that it is done)."""
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
         waiter: asyncio.Future[Answer] = loop.create_future()
-        self.pool.submit(self._call_app, environ, waiter)
+        self.pool.submit(self._call_app, environ, waiter, send)
         return await waiter
 
-    def _call_app(self, environ: dict[str, Any], waiter: asyncio.Future[Answer]) -> None:
+    def _call_app(
+        self,
+        environ: dict[str, Any],
+        waiter: asyncio.Future[Answer],
+        send: Callable[[Answer], None] | None,
+    ) -> None:
         try:
             answer = call_wsgi(self.app, environ)
         except BaseException:  # the app handles its own errors; this is a last resort
             log.exception("request failed outside the app's error handling")
             answer = Answer(500, [("content-type", "text/plain")], b"Internal Server Error")
+        if send is not None:
+            send(answer)
         self._finished.append((waiter, answer))
         with self._lock:
             if self._wake_scheduled:
@@ -259,11 +269,14 @@ class RsgiFront(Front):
                 body, timed_out = await self.receive(next_chunk, declared)
             except Exception:  # the client went away while sending: nobody to answer
                 return
-        answer = await self.run(environ_for(request, body, timed_out=timed_out))
-        headers_out = answer.headers
-        if timed_out:
-            headers_out = [*headers_out, ("connection", "close")]
-        protocol.response_bytes(answer.status, headers_out, answer.body)
+
+        def send(answer: Answer) -> None:  # from the app's thread: granian's call is safe
+            headers = answer.headers
+            if timed_out:
+                headers = [*headers, ("connection", "close")]
+            protocol.response_bytes(answer.status, headers, answer.body)
+
+        await self.run(environ_for(request, body, timed_out=timed_out), send)
 
 
 class AsgiFront(Front):
