@@ -41,10 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from run import BENCH, BIN, RESULTS, ROOT, free_port, running, wait_until_up
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "performance.md"
 MARKERS = ("<!-- slow-clients:start -->", "<!-- slow-clients:end -->")
 HEADERS = (
@@ -67,40 +65,6 @@ class Result:
     @property
     def survived(self) -> bool:
         return self.failed == 0 and self.max_ms < 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{base}: the server exited")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(base + "/api/v1/health", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{base}: not up in 60 s")
-
-
-@contextlib.contextmanager
-def started(
-    command: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)  # noqa: S603
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def app_env(folder: Path) -> dict[str, str]:
@@ -151,15 +115,15 @@ def behind_nginx(folder: Path, env: dict[str, str], workers: int) -> Iterator[st
     conf = state / "nginx.conf"
     conf.write_text(cluster.render_nginx_config(state))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    app_port = cluster.userhub_port(1)
+    nginx_argv = [nginx, "-c", str(conf), "-p", str(state / "nginx")]
     with (
-        started(
-            userhub_serve(cluster.userhub_port(1), workers), env, folder / "userhub.log"
-        ) as app,
-        started([nginx, "-c", str(conf), "-p", str(state / "nginx")], env, folder / "nginx.log"),
+        running(userhub_serve(app_port, workers), env, folder / "userhub.log", BENCH) as app,
+        running(nginx_argv, env, folder / "nginx.log", BENCH) as proxy,
     ):
-        base = f"http://127.0.0.1:{cluster.NGINX_PORT}"
-        wait_until_up(base, app)
-        yield base
+        wait_until_up(app_port, "/api/v1/health", app, folder / "userhub.log")
+        wait_until_up(cluster.NGINX_PORT, "/api/v1/health", proxy, folder / "nginx.log")
+        yield f"http://127.0.0.1:{cluster.NGINX_PORT}"
 
 
 class SlowClients:
@@ -274,9 +238,10 @@ def main() -> None:
         }
         for label, command in targets.items():
             port = free_port()
-            with started(command(port, args.workers), env, folder / f"{port}.log") as server:
+            log = folder / f"{port}.log"
+            with running(command(port, args.workers), env, log, BENCH) as server:
+                wait_until_up(port, "/api/v1/health", server, log)
                 base = f"http://127.0.0.1:{port}"
-                wait_until_up(base, server)
                 for count in counts:
                     results.append(attack(label, base, count, args.seconds))
                     print(asdict(results[-1]), flush=True)
