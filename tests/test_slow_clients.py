@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.live_server import ServerProcess, running_nginx, running_server
-from userhub.cli.front import Incoming, environ_for, split_address
+from userhub.cli.front import environ_for
 
 RECEIVE_TIMEOUT = 3
 SLOW_CLIENTS = 200  # the goal of issue 16: as many as slow headers were survived before
@@ -210,27 +210,30 @@ def test_behind_the_shipped_nginx_slow_clients_reach_only_nginx(
 
 def test_the_environ_follows_pep_3333() -> None:
     """What the front hands the app, for what the live tests cannot easily show."""
-    request = Incoming(
-        method="POST",
-        path="/test_get/张三",
-        query_string="user_name=%E5%BC%A0",
-        headers=[
-            ("cookie", "a=1"),
-            ("cookie", "b=2"),
-            ("accept", "text/html"),
-            ("accept", "application/json"),
-            ("transfer-encoding", "chunked"),
-            ("content-type", "application/json"),
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/test_get/张三",
+        "raw_path": b"/test_get/%E5%BC%A0%FF",
+        "query_string": b"user_name=%E5%BC%A0",
+        "headers": [
+            (b"cookie", b"a=1"),
+            (b"cookie", "b=张三".encode()),  # raw UTF-8, as a page's script may set it
+            (b"accept", b"text/html"),
+            (b"accept", b"application/json"),
+            (b"transfer-encoding", b"chunked"),
+            (b"content-type", b"application/json"),
         ],
-        scheme="https",
-        http_version="1.1",
-        client=split_address("[::1]:50123"),
-        server=split_address("127.0.0.1:5000"),
-    )
-    environ = environ_for(request, b'{"a": 1}')
-    assert environ["PATH_INFO"] == "/test_get/张三".encode().decode("latin-1")
+        "scheme": "https",
+        "http_version": "1.1",
+        "client": ("::1", 50123),
+        "server": ("127.0.0.1", 5000),
+    }
+    environ = environ_for(scope, b'{"a": 1}')
+    # Percent-decoded bytes as latin-1, an invalid UTF-8 byte included, as a WSGI server has it.
+    assert environ["PATH_INFO"].encode("latin-1") == "/test_get/张".encode() + b"\xff"
     assert environ["QUERY_STRING"] == "user_name=%E5%BC%A0"
-    assert environ["HTTP_COOKIE"] == "a=1; b=2"
+    assert environ["HTTP_COOKIE"].encode("latin-1") == "a=1; b=张三".encode()
     assert environ["HTTP_ACCEPT"] == "text/html, application/json"
     assert environ["CONTENT_TYPE"] == "application/json"
     assert environ["CONTENT_LENGTH"] == "8"  # the chunks, joined
@@ -238,3 +241,20 @@ def test_the_environ_follows_pep_3333() -> None:
     assert (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("::1", "50123")
     assert environ["wsgi.url_scheme"] == "https"
     assert environ["wsgi.input"].read() == b'{"a": 1}'
+
+
+def test_a_header_that_is_not_ascii_reaches_the_app(server: ServerProcess) -> None:
+    """A malformed Idempotency-Key (bytes outside ASCII) is refused by the app, as under any
+    WSGI server; it must not vanish on the way and let the request through unkeyed."""
+    host, port = server.base.removeprefix("http://").split(":")
+    body = b'{"username": "nobody-here", "password": "a-long-password"}'
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/v1/tokens HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nIdempotency-Key: key-\xe5\xbc\xa0\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        answer = read_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"/problems/idempotency-key-malformed" in answer

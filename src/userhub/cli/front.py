@@ -3,21 +3,25 @@
 A WSGI server hands a request to one of its few threads as soon as the headers are in, and the
 app reads the body from that thread. A client that sends its headers and then the body one byte
 every few seconds holds the thread all that time: eight such clients stopped a 2-worker,
-4-thread server (issue 16). Here the body is received on the worker's event loop, where a
-waiting client costs a few kilobytes and no thread, within ``USERHUB_RECEIVE_TIMEOUT`` seconds;
-only a complete request goes to the app's threads (``USERHUB_THREADS`` per worker). A body not
-received in time is answered 408 by the app itself (``web/request_limits.py``), in the route's
-format, and the connection is closed. Slow *headers* are bounded by the server (granian's
-header read timeout, set to the same number of seconds).
+4-thread server. Here the body is received on the worker's event loop, where a waiting client
+costs a few kilobytes and no thread, within ``USERHUB_RECEIVE_TIMEOUT`` seconds; only a complete
+request goes to the app's threads (``USERHUB_THREADS`` per worker). A body not received in time
+is answered 408 by the app itself (``web/request_limits.py``), in the route's format, and the
+connection is closed. Slow *headers* are the server's to bound (granian's header read timeout
+is set to the same number of seconds).
 
-Two protocols, one path: ``RsgiFront`` for granian (its native RSGI interface, the default
-server) and ``AsgiFront`` for gunicorn's ``asgi`` worker or any ASGI server. Both build the same
-WSGI environ (PEP 3333) and run the Flask app unchanged; the app never knows.
+The front speaks ASGI, so both servers of ``userhub serve`` run it the same way: granian's ASGI
+interface and gunicorn's ``asgi`` worker (any ASGI server would do). It builds the WSGI environ
+(PEP 3333) from the raw request, so the Flask app runs unchanged and sees exactly what a WSGI
+server would show it. (granian's own RSGI interface was measured at the same cost, but it leaves
+out every header value that is not visible ASCII, where WSGI passes it on as latin-1: a cookie
+set by another site on ``localhost`` with a UTF-8 value would have taken the session cookie
+with it.)
 
-What it costs (docs/performance.md): the hop from the event loop to a thread and back, measured
-at about 40 µs of CPU a request on the lightest tutorial route. Responses are collected whole in
-the thread before they are sent (userhub's answers are small; a streamed response would need a
-streaming path here).
+What it costs (docs/performance.md): about 60 µs of CPU a request on the lightest tutorial
+route, measured against the same app under granian's WSGI threads. Responses are collected
+whole in the thread before they are sent (userhub's answers are small; a streamed response
+would need a streaming path here).
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import io
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from ..web.request_limits import RECEIVE_TIMED_OUT  # the app answers 408 when it sees it
 
@@ -39,6 +44,9 @@ log = logging.getLogger("userhub")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Headers = list[tuple[str, str]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -50,49 +58,35 @@ class Answer:
     body: bytes
 
 
-@dataclass
-class Incoming:
-    """A request as the server described it, before it becomes a WSGI environ."""
-
-    method: str
-    path: str  # percent-decoded, as both RSGI and ASGI give it
-    query_string: str
-    headers: Iterable[tuple[str, str]]  # lower-case names, repeated names repeated
-    scheme: str
-    http_version: str
-    client: tuple[str, str]
-    server: tuple[str, str]
-
-
-def split_address(address: str) -> tuple[str, str]:
-    """``"[::1]:5000"`` or ``"127.0.0.1:5000"`` → (host, port)."""
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), port
-
-
-def environ_for(request: Incoming, body: bytes, *, timed_out: bool = False) -> dict[str, Any]:
-    """The PEP 3333 environ of a request whose body has been received (``body``)."""
+def environ_for(scope: Scope, body: bytes, *, timed_out: bool = False) -> dict[str, Any]:
+    """The PEP 3333 environ of an ASGI ``http`` request whose body has been received."""
+    server = scope.get("server") or ("", 0)
+    client = scope.get("client") or ("", 0)
+    raw_path = scope.get("raw_path")
     environ: dict[str, Any] = {
-        "REQUEST_METHOD": request.method,
+        "REQUEST_METHOD": scope["method"],
         "SCRIPT_NAME": "",
-        # WSGI strings are latin-1 code points of the raw bytes.
-        "PATH_INFO": request.path.encode("utf-8").decode("latin-1"),
-        "QUERY_STRING": request.query_string,
-        "SERVER_NAME": request.server[0],
-        "SERVER_PORT": request.server[1],
-        "SERVER_PROTOCOL": "HTTP/" + request.http_version,
-        "REMOTE_ADDR": request.client[0],
-        "REMOTE_PORT": request.client[1],
+        # WSGI strings are the latin-1 code points of the raw bytes, percent-decoded.
+        "PATH_INFO": (
+            unquote_to_bytes(raw_path.partition(b"?")[0]) if raw_path else scope["path"].encode()
+        ).decode("latin-1"),
+        "QUERY_STRING": scope["query_string"].decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
+        "REMOTE_ADDR": str(client[0]),
+        "REMOTE_PORT": str(client[1]),
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": request.scheme,
+        "wsgi.url_scheme": scope.get("scheme", "http"),
         "wsgi.input": io.BytesIO(body),
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
-    for name, value in request.headers:
-        key = name.upper().replace("-", "_")
+    for raw_name, raw_value in scope["headers"]:
+        key = raw_name.decode("latin-1").upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
         if key in environ:  # a repeated header: one value, as RFC 9110 5.3 joins them
@@ -108,22 +102,20 @@ def environ_for(request: Incoming, body: bytes, *, timed_out: bool = False) -> d
     return environ
 
 
-def body_expected(headers: Iterable[tuple[str, str]]) -> tuple[bool, int | None]:
+def body_expected(scope: Scope) -> tuple[bool, int | None]:
     """Whether a body follows the headers, and its declared length (None when chunked)."""
     length = None
-    chunked = False
-    for name, value in headers:
-        if name == "content-length":
+    for name, value in scope["headers"]:
+        name = name.lower()
+        if name == b"transfer-encoding":
+            return True, None
+        if name == b"content-length":
             length = int(value) if value.strip().isdigit() else None
-        elif name == "transfer-encoding":
-            chunked = True
-    if chunked:
-        return True, None
     return bool(length), length
 
 
-class Front:
-    """The protocol-independent half: receive with a deadline, then run the app in a thread."""
+class AsgiFront:
+    """The ASGI app ``userhub serve`` runs: receive with a deadline, then a thread runs Flask."""
 
     def __init__(self, app: Any, *, threads: int, receive_timeout: float) -> None:
         self.app: WsgiApp = app
@@ -139,12 +131,29 @@ class Front:
         self._lock = threading.Lock()
         self._wake_scheduled = False
 
-    async def receive(
-        self, chunks: Callable[[], Awaitable[bytes | None]], declared: int | None
-    ) -> tuple[bytes, bool]:
-        """The body, read with ``chunks()`` (None at the end) within the deadline; and whether
-        the deadline passed. A body over the limit is not read past it: the app refuses it
-        (413) by its length."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no WebSockets here
+        body, timed_out = b"", False
+        has_body, declared = body_expected(scope)
+        if has_body:
+            try:
+                body, timed_out = await self.receive(receive, declared)
+            except ConnectionError:
+                return  # the client went away while sending: nobody to answer
+        answer = await self.run(environ_for(scope, body, timed_out=timed_out))
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+        if timed_out:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def receive(self, receive: Receive, declared: int | None) -> tuple[bytes, bool]:
+        """The body, within the deadline; and whether the deadline passed. A body over the
+        limit is not read past it: the app refuses it (413) by its length."""
         if declared is not None and declared > self.body_limit:
             return b"", False  # the declared length alone is refused by the app
         parts: list[bytes] = []
@@ -152,11 +161,15 @@ class Front:
 
         async def read_all() -> None:
             nonlocal size
-            while (chunk := await chunks()) is not None:
+            more = True
+            while more and size <= self.body_limit:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ConnectionError("client disconnected")
+                more = message.get("more_body", False)
+                chunk = bytes(message.get("body", b""))
                 parts.append(chunk)
                 size += len(chunk)
-                if size > self.body_limit:
-                    return
 
         try:
             await asyncio.wait_for(read_all(), self.receive_timeout)
@@ -164,30 +177,19 @@ class Front:
             return b"", True
         return b"".join(parts), False
 
-    async def run(
-        self, environ: dict[str, Any], send: Callable[[Answer], None] | None = None
-    ) -> Answer:
-        """The app's answer to ``environ``, computed in one of the app's threads; ``send``, if
-        given, sends it from that thread (the loop then only learns that it is done)."""
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
+    async def run(self, environ: dict[str, Any]) -> Answer:
+        """The app's answer to ``environ``, computed in one of the app's threads."""
+        loop = self._loop = self._loop or asyncio.get_running_loop()
         waiter: asyncio.Future[Answer] = loop.create_future()
-        self.pool.submit(self._call_app, environ, waiter, send)
+        self.pool.submit(self._call_app, environ, waiter)
         return await waiter
 
-    def _call_app(
-        self,
-        environ: dict[str, Any],
-        waiter: asyncio.Future[Answer],
-        send: Callable[[Answer], None] | None,
-    ) -> None:
+    def _call_app(self, environ: dict[str, Any], waiter: asyncio.Future[Answer]) -> None:
         try:
             answer = call_wsgi(self.app, environ)
         except BaseException:  # the app handles its own errors; this is a last resort
             log.exception("request failed outside the app's error handling")
             answer = Answer(500, [("content-type", "text/plain")], b"Internal Server Error")
-        if send is not None:
-            send(answer)
         self._finished.append((waiter, answer))
         with self._lock:
             if self._wake_scheduled:
@@ -205,9 +207,16 @@ class Front:
             if not waiter.done():
                 waiter.set_result(answer)
 
-    def close(self) -> None:
-        """Let the requests in the threads finish (the server drains connections first)."""
-        self.pool.shutdown(wait=True)
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                # Requests in the threads finish first (the server has drained connections).
+                await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> Answer:
@@ -228,131 +237,14 @@ def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> Answer:
     return Answer(int(status[:3]), headers, body)
 
 
-class RsgiFront(Front):
-    """granian's RSGI interface (``userhub serve``'s default)."""
-
-    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-
-    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.close()
-
-    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
-        if scope.proto != "http":
-            protocol.close(1008)  # no WebSockets here
-            return
-        # (granian leaves out a header whose value is not visible ASCII, as HTTP asks.)
-        headers = scope.headers.items()
-        request = Incoming(
-            method=scope.method,
-            path=scope.path,
-            query_string=scope.query_string,
-            headers=headers,
-            scheme=scope.scheme,
-            http_version=scope.http_version,
-            client=split_address(scope.client),
-            server=split_address(scope.server),
-        )
-        body, timed_out = b"", False
-        has_body, declared = body_expected(headers)
-        if has_body:
-            stream = protocol.__aiter__()
-
-            async def next_chunk() -> bytes | None:
-                # (not anext(stream, None): CPython 3.11 crashes on granian's iterator with it)
-                try:
-                    return bytes(await stream.__anext__())
-                except StopAsyncIteration:
-                    return None
-
-            try:
-                body, timed_out = await self.receive(next_chunk, declared)
-            except Exception:  # the client went away while sending: nobody to answer
-                return
-
-        def send(answer: Answer) -> None:  # from the app's thread: granian's call is safe
-            headers = answer.headers
-            if timed_out:
-                headers = [*headers, ("connection", "close")]
-            protocol.response_bytes(answer.status, headers, answer.body)
-
-        await self.run(environ_for(request, body, timed_out=timed_out), send)
-
-
-class AsgiFront(Front):
-    """The ASGI interface: gunicorn's ``asgi`` worker (``userhub serve --server gunicorn``)."""
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
-        server = scope.get("server") or ("", 0)
-        client = scope.get("client") or ("", 0)
-        request = Incoming(
-            method=scope["method"],
-            path=scope["path"],
-            query_string=scope["query_string"].decode("latin-1"),
-            headers=headers,
-            scheme=scope.get("scheme", "http"),
-            http_version=scope.get("http_version", "1.1"),
-            client=(str(client[0]), str(client[1])),
-            server=(str(server[0]), str(server[1])),
-        )
-        body, timed_out = b"", False
-        has_body, declared = body_expected(headers)
-        if has_body:
-            more = True
-
-            async def next_chunk() -> bytes | None:
-                nonlocal more
-                while more:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise ConnectionError("client disconnected")
-                    more = message.get("more_body", False)
-                    if chunk := message.get("body", b""):
-                        return bytes(chunk)
-                return None
-
-            try:
-                body, timed_out = await self.receive(next_chunk, declared)
-            except ConnectionError:
-                return
-        answer = await self.run(environ_for(request, body, timed_out=timed_out))
-        headers_out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
-        if timed_out:
-            headers_out.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers_out})
-        await send({"type": "http.response.body", "body": answer.body})
-
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await asyncio.get_running_loop().run_in_executor(None, self.close)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
-def _settings() -> tuple[Any, int, float]:
+def asgi_app() -> AsgiFront:
+    """The factory both servers call (``userhub.cli.front:asgi_app``): one front and one Flask
+    app per worker, built after the fork."""
     from .. import create_app
 
     app = create_app()
-    return app, app.config["USERHUB_THREADS"], app.config["USERHUB_RECEIVE_TIMEOUT"]
-
-
-def rsgi_app() -> RsgiFront:
-    """granian's factory (``userhub.cli.front:rsgi_app``): one per worker, after the fork."""
-    app, threads, timeout = _settings()
-    return RsgiFront(app, threads=threads, receive_timeout=timeout)
-
-
-def asgi_app() -> AsgiFront:
-    """The ASGI factory, for gunicorn's ``asgi`` worker and other ASGI servers."""
-    app, threads, timeout = _settings()
-    return AsgiFront(app, threads=threads, receive_timeout=timeout)
+    return AsgiFront(
+        app,
+        threads=app.config["USERHUB_THREADS"],
+        receive_timeout=app.config["USERHUB_RECEIVE_TIMEOUT"],
+    )

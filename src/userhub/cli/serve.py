@@ -9,8 +9,9 @@ gunicorn``), configured the same way.
 
 Either way:
 - the server's event loop receives each request, and only a complete one goes to one of the
-  app's ``USERHUB_THREADS`` threads (``front.py``): a client that sends slowly holds no thread,
-  and has ``USERHUB_RECEIVE_TIMEOUT`` seconds for its headers and again for its body;
+  app's ``USERHUB_THREADS`` threads (``front.py``, an ASGI app both servers run): a client that
+  sends slowly holds no thread, and has ``USERHUB_RECEIVE_TIMEOUT`` seconds for its headers and
+  again for its body;
 - each worker builds its own app (``create_app``) after the fork, so no database connection
   or pool is shared between processes;
 - SIGTERM (or Ctrl+C) stops accepting connections and lets requests in flight finish, for up
@@ -62,9 +63,9 @@ def serve_granian(
     from granian.http import HTTP1Settings
 
     Granian(
-        "userhub.cli.front:rsgi_app",  # the front receives bodies; its threads run the app
+        "userhub.cli.front:asgi_app",  # the front receives requests; its threads run the app
         factory=True,  # every worker builds its app itself: pools are made after the fork
-        interface=Interfaces.RSGI,
+        interface=Interfaces.ASGI,
         address=address,
         port=port,
         workers=workers,
