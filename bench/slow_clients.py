@@ -222,7 +222,7 @@ def plot(results: list[Result], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", default="8,200,500,1000", type=lambda v: v.split(","))
+    parser.add_argument("--clients", default="8,200,1000,2000", type=lambda v: v.split(","))
     parser.add_argument("--seconds", type=float, default=15, help="length of each attack")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-nginx", dest="nginx", action="store_false")

@@ -33,6 +33,7 @@ from ..config import ConfigError, available_cores, load_config, read_environment
 from ..config.values import SERVERS
 
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number
+CONNECTIONS = 4096  # connections the server queues, and requests one granian worker holds
 
 
 def use_one_malloc_arena() -> None:
@@ -70,6 +71,11 @@ def serve_granian(
         port=port,
         workers=workers,
         http1_settings=HTTP1Settings(header_read_timeout=receive_timeout * 1000),
+        # Requests a worker holds at once, most of them still arriving (no thread each): granian's
+        # default, 1024 / workers, left ~500 a worker, and with 1,000 slow clients a normal
+        # request waited for a place (bench/slow_clients.py); waiting costs a few kB each.
+        backlog=CONNECTIONS,
+        backpressure=CONNECTIONS,
         respawn_failed_workers=True,
         workers_kill_timeout=timeout,
         log_access=False,
