@@ -351,7 +351,9 @@ def test_a_forged_tampered_or_other_accounts_device_cookie_counts_as_a_stranger(
     assert stranger_guesses(app, 3) == [401] * 3
 
     payload, _, signature = genuine.value.rpartition(".")
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    # The first character: all six of its bits count (the last one's low bits are padding, and
+    # changing only those leaves the signature as it was).
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     forged = URLSafeTimedSerializer("not the app's secret key at all", salt=devices.SALT)
     presented = {
         "tampered signature": f"{payload}.{flipped}",
