@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.live_server import ServerProcess, running_nginx, running_server
-from userhub.cli.front import environ_for
+from userhub.cli.front import environ_for, with_body
 
 RECEIVE_TIMEOUT = 3
 SLOW_CLIENTS = 200  # the goal of issue 16: as many as slow headers were survived before
@@ -229,7 +229,7 @@ def test_the_environ_follows_pep_3333() -> None:
         "client": ("::1", 50123),
         "server": ("127.0.0.1", 5000),
     }
-    environ = environ_for(scope, b'{"a": 1}')
+    environ = with_body(environ_for(scope), b'{"a": 1}')
     # Percent-decoded bytes as latin-1, an invalid UTF-8 byte included, as a WSGI server has it.
     assert environ["PATH_INFO"].encode("latin-1") == "/test_get/张".encode() + b"\xff"
     assert environ["QUERY_STRING"] == "user_name=%E5%BC%A0"

@@ -58,8 +58,8 @@ class Answer:
     body: bytes
 
 
-def environ_for(scope: Scope, body: bytes, *, timed_out: bool = False) -> dict[str, Any]:
-    """The PEP 3333 environ of an ASGI ``http`` request whose body has been received."""
+def environ_for(scope: Scope) -> dict[str, Any]:
+    """The PEP 3333 environ of an ASGI ``http`` request, before its body (``with_body``)."""
     server = scope.get("server") or ("", 0)
     client = scope.get("client") or ("", 0)
     raw_path = scope.get("raw_path")
@@ -78,7 +78,6 @@ def environ_for(scope: Scope, body: bytes, *, timed_out: bool = False) -> dict[s
         "REMOTE_PORT": str(client[1]),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.get("scheme", "http"),
-        "wsgi.input": io.BytesIO(body),
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
@@ -93,6 +92,21 @@ def environ_for(scope: Scope, body: bytes, *, timed_out: bool = False) -> dict[s
             environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
         else:
             environ[key] = value
+    return environ
+
+
+def body_expected(environ: dict[str, Any]) -> tuple[bool, int | None]:
+    """Whether a body follows the headers, and its declared length (None when chunked)."""
+    if "HTTP_TRANSFER_ENCODING" in environ:
+        return True, None
+    length = environ.get("CONTENT_LENGTH", "").strip()
+    declared = int(length) if length.isdigit() else None
+    return bool(declared), declared
+
+
+def with_body(environ: dict[str, Any], body: bytes, *, timed_out: bool = False) -> dict[str, Any]:
+    """``environ`` with the body received for it (or the mark that it came too late)."""
+    environ["wsgi.input"] = io.BytesIO(body)
     if "HTTP_TRANSFER_ENCODING" in environ:
         # The chunks are already joined: the app sees a body of known length.
         del environ["HTTP_TRANSFER_ENCODING"]
@@ -100,18 +114,6 @@ def environ_for(scope: Scope, body: bytes, *, timed_out: bool = False) -> dict[s
     if timed_out:
         environ[RECEIVE_TIMED_OUT] = True
     return environ
-
-
-def body_expected(scope: Scope) -> tuple[bool, int | None]:
-    """Whether a body follows the headers, and its declared length (None when chunked)."""
-    length = None
-    for name, value in scope["headers"]:
-        name = name.lower()
-        if name == b"transfer-encoding":
-            return True, None
-        if name == b"content-length":
-            length = int(value) if value.strip().isdigit() else None
-    return bool(length), length
 
 
 class AsgiFront:
@@ -137,14 +139,15 @@ class AsgiFront:
             return
         if scope["type"] != "http":
             return  # no WebSockets here
+        environ = environ_for(scope)
         body, timed_out = b"", False
-        has_body, declared = body_expected(scope)
+        has_body, declared = body_expected(environ)
         if has_body:
             try:
                 body, timed_out = await self.receive(receive, declared)
             except ConnectionError:
                 return  # the client went away while sending: nobody to answer
-        answer = await self.run(environ_for(scope, body, timed_out=timed_out))
+        answer = await self.run(with_body(environ, body, timed_out=timed_out))
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
         if timed_out:
             headers.append((b"connection", b"close"))

@@ -85,6 +85,8 @@ def serve_granian(
 def serve_gunicorn(
     address: str, port: int, workers: int, timeout: int, receive_timeout: int
 ) -> None:
+    """``receive_timeout`` bounds the body in the front; gunicorn has no setting for late
+    headers (docs/production.md), so it is not passed on here."""
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):  # type: ignore[misc]

@@ -244,9 +244,9 @@ SETTINGS: tuple[Setting, ...] = (
         "10 per 6 minutes",
         "Wrong passwords per account (log-ins, and the current password for a new one), in any "
         "window of that length; each device that logged in to the account before has a budget "
-        "of its own, all other clients share one (a right password empties "
-        "the bucket it was tried in). The default allows "
-        "at most 100 an hour from clients the account has never seen (OWASP ASVS 2.2.1).",
+        "of its own, all other clients share one (a right password empties the bucket it was "
+        "tried in). The default allows at most 100 an hour from clients the account has never "
+        "seen (OWASP ASVS 2.2.1).",
     ),
     Setting(
         "USERHUB_TRUSTED_PROXIES",
