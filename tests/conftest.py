@@ -31,6 +31,7 @@ from xdist.workermanage import WorkerController
 
 from tests.helpers import (
     BACKENDS,
+    CREATED_DATABASES,
     GIVEN_MYSQL_URL,
     GIVEN_REDIS_URL,
     MYSQL_URL,
@@ -40,6 +41,7 @@ from tests.helpers import (
     AppBuilder,
     AuthActions,
     dispose,
+    drop_mysql_database,
     make_app,
     recreate_mysql_database,
     redis_database,
@@ -113,6 +115,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for url in list(CREATED_DATABASES):  # a test run leaves no database behind
+        drop_mysql_database(url)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return

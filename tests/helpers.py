@@ -112,6 +112,10 @@ def mysql_url(suffix: str = "") -> str:
     return url.set(database=f"{url.database}{suffix}").render_as_string(hide_password=False)
 
 
+# Every MySQL database this test process created, to drop when the session ends (conftest).
+CREATED_DATABASES: set[str] = set()
+
+
 def recreate_mysql_database(url: str) -> None:
     """Drop and create the database an URL names (only ever a test database)."""
     parsed = make_url(url)
@@ -122,6 +126,22 @@ def recreate_mysql_database(url: str) -> None:
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     server.dispose()
+    CREATED_DATABASES.add(url)
+
+
+def drop_mysql_database(url: str) -> None:
+    """Drop the test database an URL names; the one the environment names is kept (it was
+    there before the tests, and its user may have no right to create it again)."""
+    parsed = make_url(url)
+    name = parsed.database or ""
+    assert re.fullmatch(r"\w+", name) and name != "test"
+    if GIVEN_MYSQL_URL and name == make_url(GIVEN_MYSQL_URL).database:
+        return
+    server = sa.create_engine(parsed.set(database=""))
+    with server.begin() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    server.dispose()
+    CREATED_DATABASES.discard(url)
 
 
 def own_database(backend: str, workdir: Path, name: str) -> str:

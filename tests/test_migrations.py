@@ -23,9 +23,14 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from click.testing import Result
 from flask import Flask
-from sqlalchemy.engine import make_url
 
-from tests.helpers import AppBuilder, AuthActions, mysql_url, recreate_mysql_database
+from tests.helpers import (
+    AppBuilder,
+    AuthActions,
+    drop_mysql_database,
+    mysql_url,
+    recreate_mysql_database,
+)
 
 # The upgrade hashes the tutorial's plaintext passwords with the app's hasher: the real one.
 pytestmark = pytest.mark.real_hashing
@@ -79,16 +84,6 @@ AN_HOUR = datetime(2026, 1, 1, 12)
 
 
 # --- databases ------------------------------------------------------------------------------
-
-
-def drop_mysql_database(url: str) -> None:
-    parsed = make_url(url)
-    name = parsed.database or ""
-    assert re.fullmatch(r"\w+_upgrade\w*", name), name
-    server = sa.create_engine(parsed.set(database=""))
-    with server.begin() as connection:
-        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-    server.dispose()
 
 
 @pytest.fixture

@@ -39,12 +39,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask, g, has_request_context
 from pymysql.constants import SERVER_STATUS
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError
 
+from .config.language import gettext
+from .config.values import shown
+from .database_errors import DatabaseUnreachable, explained
 from .extensions import db, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -161,13 +166,63 @@ def _end_session(_exc: BaseException | None) -> None:
         db.session.registry.clear()
 
 
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnreachable(
+            gettext(
+                "USERHUB_DATABASE_URL: cannot create the folder %(folder)s for the SQLite file "
+                "(%(reason)s). Make it writable by this user, or name another file in the URL.",
+                folder=str(folder),
+                reason=exc.strerror or str(exc),
+            )
+        ) from None
+
+
+def ready_to_serve(app: Flask) -> None:
+    """Connect once, and compare the schema with the one this code needs, before a server
+    starts: one that cannot reach its database, or whose tables are missing or older than the
+    code, stops with what to do (``DatabaseUnreachable``) rather than answering every request
+    503 or 500. A schema newer than the code (a rollback) is let through: migrations add.
+
+    The connection is closed before the server forks its workers; each opens its own."""
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    with app.app_context():
+        url = db.engine.url
+        try:
+            with explained(url), db.engine.connect() as connection:
+                current = set(MigrationContext.configure(connection).get_current_heads())
+        finally:
+            db.engine.dispose()
+    needed = set(scripts.get_heads())
+    known = {revision.revision for revision in scripts.walk_revisions()}
+    if current == needed or (current and not current <= known):
+        return
+    if not current:
+        raise DatabaseUnreachable(
+            gettext(
+                "The database %(url)s has no userhub tables yet. Create them: "
+                "flask --app userhub db upgrade",
+                url=shown(url),
+            )
+        )
+    raise DatabaseUnreachable(
+        gettext(
+            "The database %(url)s has an older schema than this userhub needs. Upgrade it: "
+            "flask --app userhub db upgrade",
+            url=shown(url),
+        )
+    )
+
+
 def init_app(app: Flask) -> None:
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     pool_size = app.config["USERHUB_DB_POOL_SIZE"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url, pool_size)
     sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
     if sqlite_file and sqlite_file != ":memory:":
-        Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(Path(sqlite_file).parent)
     db.init_app(app)
     app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own (reverse order)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy import text
 
 from ..config import available_cores
+from ..database_errors import explained
+from ..extensions import db
 from ..services import bulk_export, bulk_import, import_file, users
 from ..services.errors import UserError
 from . import checks
+
+
+def database_command(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``with_appcontext``, then one query before the command starts: a database out of reach
+    (a wrong password, a database not created, a server not started) stops it with one
+    sentence that says what to fix (``database_errors.py``), before any work is done."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with explained(db.engine.url):
+            db.session.execute(text("SELECT 1"))
+            return command(*args, **kwargs)
+
+    return with_appcontext(run)
 
 
 @click.command("create-admin")
@@ -22,7 +42,7 @@ from . import checks
     is_flag=True,
     help="Read the password from standard input instead of prompting (for scripts).",
 )
-@with_appcontext
+@database_command
 def create_admin(username: str, password_stdin: bool) -> None:
     """Create an administrator account. The password is asked for, never given as an argument
     (arguments end up in shell history and process lists)."""
@@ -52,7 +72,7 @@ def create_admin(username: str, password_stdin: bool) -> None:
     show_default=True,
     help="Rows inserted per transaction.",
 )
-@with_appcontext
+@database_command
 def import_users(file: Path, workers: int | None, batch_size: int) -> None:
     """Create accounts from a UTF-8 CSV FILE whose header is username,password and optionally
     is_admin, display_name, email (in any order).
@@ -108,7 +128,7 @@ def import_users(file: Path, workers: int | None, batch_size: int) -> None:
     help="Write to this file (replaced once complete) instead of standard output.",
 )
 @click.option("--with-hashes", is_flag=True, help="Add each account's password_hash column.")
-@with_appcontext
+@database_command
 def export_users(fmt: str, output: Path | None, with_hashes: bool) -> None:
     """Write every account in id order: id, username, display_name, email, is_admin,
     created_at (UTC, ISO 8601), never a password hash unless --with-hashes.

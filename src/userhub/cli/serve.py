@@ -24,12 +24,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import errno
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import click
+
 from ..config import ConfigError, available_cores, load_config, read_environment
+from ..config.language import gettext
 from ..config.values import SERVERS
 
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number
@@ -50,6 +55,58 @@ def use_one_malloc_arena() -> None:
         return
     with contextlib.suppress(OSError, AttributeError):  # not glibc: leave malloc alone
         ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1)
+
+
+def claim_port(address: str, port: int) -> None:
+    """Refuse to start on a port another server already listens on.
+
+    Both servers listen with ``SO_REUSEPORT``, so that their worker processes share one port;
+    the kernel lets any other process of the same user do the same, and a second ``userhub
+    serve`` (a learner switching to MySQL without stopping the first) would start without a
+    word and take every other connection: random answers from two databases. A plain bind,
+    without that option, fails while anything listens there; it is closed again at once.
+    (A server started in the same instant could still slip through; nobody types that fast.)
+    """
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(
+            address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigError(
+            gettext(
+                "cannot listen on %(address)s: not an address of this machine (%(reason)s). "
+                "Set USERHUB_HOST (or --host) to 127.0.0.1, or 0.0.0.0 for every address.",
+                address=address,
+                reason=exc.strerror,
+            )
+        ) from None
+    probe = socket.socket(family, kind, proto)
+    try:
+        if os.name != "nt":  # Windows' SO_REUSEADDR would let the probe share the port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed one is free
+        probe.bind(where)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                gettext(
+                    "port %(port)s on %(address)s is already in use, perhaps by another userhub "
+                    "server (make run, userhub serve). Stop it first (Ctrl+C in its window), or "
+                    "choose another port: --port or USERHUB_PORT.",
+                    port=port,
+                    address=address,
+                )
+            ) from None
+        raise ConfigError(
+            gettext(
+                "cannot listen on %(address)s port %(port)s (%(reason)s). Choose another "
+                "address or port (USERHUB_HOST, USERHUB_PORT); ports below 1024 need root.",
+                address=address,
+                port=port,
+                reason=exc.strerror or str(exc),
+            )
+        ) from None
+    finally:
+        probe.close()
 
 
 def worker_count(configured: int) -> int:
@@ -130,14 +187,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         settings = load_config(read_environment())
-        # Build the app once before forking: a bad setting stops here with one clear message,
-        # and the development secret exists before any worker looks for it. This app opens no
-        # database connection, and the workers build their own.
-        from .. import create_app
+        address = args.host or settings["USERHUB_HOST"]
+        port = args.port or settings["USERHUB_PORT"]
+        claim_port(address, port)
+        # Build the app once before forking: a bad setting, or a database that cannot be
+        # reached or is not upgraded, stops here with one clear message, and the development
+        # secret exists before any worker looks for it. The workers build their own apps and
+        # connections.
+        from .. import create_app, database
 
-        create_app()
-    except ConfigError as exc:
-        parser.exit(2, f"userhub: {exc}\n")
+        database.ready_to_serve(create_app())
+    except click.ClickException as exc:  # ConfigError, DatabaseUnreachable
+        parser.exit(2, f"userhub: {exc.format_message()}\n")
 
     workers = worker_count(
         args.workers if args.workers is not None else settings["USERHUB_WORKERS"]
@@ -155,8 +216,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         else serve_granian
     )
     run(
-        address=args.host or settings["USERHUB_HOST"],
-        port=args.port or settings["USERHUB_PORT"],
+        address=address,
+        port=port,
         workers=workers,
         timeout=settings["USERHUB_SHUTDOWN_TIMEOUT"],
         receive_timeout=settings["USERHUB_RECEIVE_TIMEOUT"],

@@ -19,10 +19,12 @@ from dotenv import dotenv_values
 from .instance import default_database_url, default_limit_storage_url, shared_development_secret
 from .values import (
     SERVERS,
+    WholeMessage,
     one_of,
     parse_allowed_hosts,
     parse_bool,
     parse_count,
+    parse_database_url,
     parse_limit_storage,
     parse_origins,
     parse_rate_limit,
@@ -95,7 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "USERHUB_DATABASE_URL",
         "SQLALCHEMY_DATABASE_URI",
-        str,
+        parse_database_url,
         None,
         "SQLAlchemy URL. Default: SQLite file `userhub.sqlite3` in the instance folder. "
         "MySQL: `mysql+pymysql://user:pass@127.0.0.1:3306/db?charset=utf8mb4`.",
@@ -301,6 +303,8 @@ def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         try:
             config[setting.key] = setting.parse(raw)
+        except WholeMessage as exc:
+            raise ConfigError(str(exc)) from None
         except ValueError as exc:
             raise ConfigError(f"{setting.env}={raw!r} is invalid: {exc}.") from exc
     return config

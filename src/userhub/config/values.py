@@ -8,6 +8,11 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from .language import gettext
+
 
 def parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
@@ -58,6 +63,68 @@ def parse_rate_limit(raw: str) -> str:
     if len(parse_many(value)) != 1:
         raise ValueError("expected one limit, like 10 per 6 minutes")
     return value
+
+
+MYSQL_BACKENDS = ("mysql", "mariadb")
+MYSQL_EXAMPLE = "mysql+pymysql://USER:PASSWORD@127.0.0.1:3306/DATABASE?charset=utf8mb4"
+
+
+class WholeMessage(ValueError):
+    """A ValueError whose words name the setting already, and must not be followed by the
+    value itself (``load_config`` quotes other values): a database URL may hold a password."""
+
+
+def parse_database_url(raw: str) -> str:
+    """A URL userhub can run on: SQLite (any file) or MySQL/MariaDB through PyMySQL, with a
+    database named. Checked here so that ``mysql://`` (SQLAlchemy's default driver, MySQLdb,
+    is not installed) or a typo stops start-up with what to write instead, not a traceback."""
+    value = raw.strip()
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise WholeMessage(
+            gettext(
+                "USERHUB_DATABASE_URL is not a database URL. Write %(example)s, or leave it "
+                "empty for the embedded SQLite file.",
+                example=MYSQL_EXAMPLE,
+            )
+        ) from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite":
+        return value
+    if backend not in MYSQL_BACKENDS:
+        raise WholeMessage(
+            gettext(
+                "USERHUB_DATABASE_URL names a %(backend)s database; userhub runs on MySQL or "
+                "MariaDB (%(example)s), or on the embedded SQLite file when it is empty.",
+                backend=backend,
+                example=MYSQL_EXAMPLE,
+            )
+        )
+    if driver != "pymysql":
+        raise WholeMessage(
+            gettext(
+                "USERHUB_DATABASE_URL=%(url)s does not say to use PyMySQL, the MySQL driver "
+                "userhub installs. Write it as %(fixed)s",
+                url=shown(url),
+                fixed=shown(url.set(drivername=backend + "+pymysql")),
+            )
+        )
+    if not url.database:
+        raise WholeMessage(
+            gettext(
+                "USERHUB_DATABASE_URL=%(url)s names no database: add its name after the "
+                "port, as in %(example)s",
+                url=shown(url),
+                example=MYSQL_EXAMPLE,
+            )
+        )
+    return value
+
+
+def shown(url: URL) -> str:
+    """A database URL as it may be printed or logged: the password as ``***``."""
+    return url.render_as_string(hide_password=True)
 
 
 RATE_LIMIT_STORAGES = ("memory://", "redis://", "rediss://", "redis+unix://", "redis+sentinel://")

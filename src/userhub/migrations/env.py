@@ -6,6 +6,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from userhub.database_errors import explained
+
 config = context.config
 # Keep the app's own loggers; configure console output only when nobody else has (the CLI).
 if config.config_file_name and not logging.getLogger().handlers:
@@ -29,7 +31,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     conf_args = current_app.extensions["migrate"].configure_args
-    with target_db.engine.connect() as connection:
+    with explained(target_db.engine.url), target_db.engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
         with context.begin_transaction():
             context.run_migrations()

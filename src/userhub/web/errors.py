@@ -22,7 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .. import transactions
+from .. import database_errors, transactions
 from ..services.errors import (
     Conflict,
     IdempotencyError,
@@ -222,7 +222,7 @@ def handle_database_unavailable(error: DBAPIError | PoolTimeout) -> Response | t
     if isinstance(error, DBAPIError) and transactions.is_retryable(error):
         log.warning("write transaction gave up after %d attempts", transactions.MAX_ATTEMPTS)
         return error_response(503, str(WRITE_CLASHES), {"Retry-After": "1"}, kind="write-clashes")
-    log.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
+    log.error("database unavailable: %s", database_errors.cause(error))
     return error_response(503, status_detail(503), {"Retry-After": "5"})
 
 
