@@ -246,15 +246,10 @@ def run_newman(base_url: str, workdir: Path, *options: str) -> NewmanRun:
     )
 
 
-def requests_outside(collection: dict[str, Any], folder: str) -> list[str]:
+def requests_in(collection: dict[str, Any], folders: list[str]) -> list[str]:
+    """The names of the requests of these top-level folders, in run order."""
     return [
-        item["name"] for top in collection["item"] if top["name"] != folder for item in walk([top])
-    ]
-
-
-def folder_requests(collection: dict[str, Any], folder: str) -> list[str]:
-    return [
-        item["name"] for top in collection["item"] if top["name"] == folder for item in walk([top])
+        item["name"] for top in collection["item"] if top["name"] in folders for item in walk([top])
     ]
 
 
@@ -301,7 +296,8 @@ def test_without_admin_password_the_run_stops_at_the_administrator_folder(
     assert run.returncode == 1
     assert run.failed_tests == [message]
     assert message in run.output
-    assert run.sent == requests_outside(collection, ADMIN_FOLDER)
+    others = [folder["name"] for folder in collection["item"] if folder["name"] != ADMIN_FOLDER]
+    assert run.sent == requests_in(collection, others)
 
 
 @pytest.mark.newman
@@ -356,7 +352,7 @@ def test_the_tutorial_folders_pass_without_an_administrator(
     )
     assert run.returncode == 0, run.output
     assert run.failed_tests == []
-    assert run.sent == [name for folder in folders for name in folder_requests(collection, folder)]
+    assert run.sent == requests_in(collection, folders)
 
 
 @pytest.mark.newman
@@ -397,5 +393,5 @@ def test_a_rate_limit_is_one_failure_that_says_how_long_to_wait(
     assert found[1] == headers["retry-after"]
     assert 1 <= int(found[1]) <= 61  # the rest of a minute's window, rounded up
     assert first in run.output
-    assert run.sent == folder_requests(collection, folder)[:2]
+    assert run.sent == requests_in(collection, [folder])[:2]
     assert run.sent[1] == limited
