@@ -10,9 +10,11 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 TRANSLATIONS := src/userhub/translations
 CATALOGUES   := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
-# axe-core, which the browser tests run in every page, from tests/browser/package-lock.json:
+# axe-core, which the browser tests run in every page, from tests/browser/package-lock.json,
+# and newman, which tests/test_postman_collection.py runs, from postman/package-lock.json:
 # installed when missing or when the lock changes (npm ci writes node_modules/.package-lock.json).
-AXE := tests/browser/node_modules/.package-lock.json
+AXE    := tests/browser/node_modules/.package-lock.json
+NEWMAN := postman/node_modules/.package-lock.json
 
 ## make run: install from the lock, upgrade the schema, serve on http://127.0.0.1:5000
 run: $(VENV)/.installed-prod $(CATALOGUES)
@@ -22,15 +24,15 @@ run: $(VENV)/.installed-prod $(CATALOGUES)
 ## make test: install the test tools from the lock and run the whole suite, in parallel
 ## (pytest-xdist, TEST_WORKERS processes; each its own MySQL database, <name>_gw0, _gw1...,
 ## and Redis database, the one named then downwards: /15, /14...). Serially: TEST_WORKERS=0
-test: $(VENV)/.installed-dev $(CATALOGUES) $(AXE)
+test: $(VENV)/.installed-dev $(CATALOGUES) $(AXE) $(NEWMAN)
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
-## make test-quick: the inner loop: SQLite only (no MySQL, Redis, browser or contract fuzzing),
-## in parallel
+## make test-quick: the inner loop: SQLite only (no MySQL, Redis, browser, contract fuzzing or
+## newman), in parallel
 test-quick: $(VENV)/.installed-dev $(CATALOGUES)
 	env -u USERHUB_TEST_DATABASE_URL -u USERHUB_TEST_REDIS_URL -u USERHUB_FORBID_SKIPS \
-		$(BIN)/python -m pytest $(XDIST) -m "not scaleout and not browser and not contract" \
-		$(PYTEST_ARGS)
+		$(BIN)/python -m pytest $(XDIST) \
+		-m "not scaleout and not browser and not contract and not newman" $(PYTEST_ARGS)
 
 # Measured on this project's 2-core machines: 2 workers (see the commit). --dist loadfile: a
 # module's tests run in one worker, so a module's live servers, proxy and browser start once and
@@ -63,7 +65,7 @@ lint: $(VENV)/.installed-dev
 check: lint test
 
 ## make newman: the Postman collection, run twice by newman against `userhub serve` on MariaDB
-newman: $(VENV)/.installed-dev
+newman: $(VENV)/.installed-dev $(NEWMAN)
 	bash scripts/newman.sh
 
 ## make bench: the load benchmark and the 10,000-user import (MariaDB up; installs wrk if missing)
@@ -90,6 +92,9 @@ translations: $(VENV)/.installed-dev
 
 $(AXE): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
+$(NEWMAN): postman/package-lock.json
+	npm ci --prefix postman --no-audit --no-fund --loglevel=error
 
 %.mo: %.po | $(VENV)/.installed-prod
 	$(BIN)/pybabel -q compile -i $< -o $@

@@ -73,6 +73,23 @@ def upgrade_schema(env: dict[str, str], cwd: Path) -> None:
     )
 
 
+def create_admin(database_url: str, workdir: Path, username: str, password: str) -> None:
+    """An administrator in a live server's database, made as a deployer makes one: through
+    ``flask --app userhub create-admin``."""
+    env = server_environment(database_url, workdir / "instance", "production")
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "userhub", "create-admin", "--username", username]
+        + ["--password-stdin"],
+        input=password + "\n",
+        text=True,
+        env=env,
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
 @dataclass
 class ServerProcess:
     """A running server: its base URL, process and log file."""

@@ -20,7 +20,6 @@ A failure report ends with the run's seed; ``USERHUB_CONTRACT_SEED=<seed>`` repl
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 import uuid
@@ -40,7 +39,7 @@ from schemathesis import Case
 from schemathesis.cli import schemathesis as schemathesis_cli
 
 from tests.helpers import AppBuilder, own_database
-from tests.live_server import BIN, running_server, server_environment
+from tests.live_server import create_admin, running_server
 from userhub.services import users
 
 pytestmark = pytest.mark.contract
@@ -67,18 +66,7 @@ class Accounts:
     def create(self, database_url: str, workdir: Path) -> None:
         """The administrator through the CLI (as a deployer makes one), the member through
         the API (as anyone registers)."""
-        env = server_environment(database_url, workdir / "instance", "production")
-        subprocess.run(
-            [str(BIN / "flask"), "--app", "userhub", "create-admin", "--username", ADMIN]
-            + ["--password-stdin"],
-            input=PASSWORD + "\n",
-            text=True,
-            env=env,
-            cwd=workdir,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        create_admin(database_url, workdir, ADMIN, PASSWORD)
         member = {"username": MEMBER, "password": PASSWORD}
         response = requests.post(f"{self.base}/api/v1/users", json=member, timeout=10)
         assert response.status_code == 201, response.text
