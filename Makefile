@@ -21,6 +21,14 @@ run: $(VENV)/.installed-prod $(CATALOGUES)
 	$(BIN)/flask --app userhub db upgrade
 	$(BIN)/userhub serve
 
+## make install: install userhub and its pinned dependencies (requirements/prod.txt) into .venv
+## and compile the translations, without touching a database or starting a server: what a
+## deployment runs before `flask --app userhub db upgrade` and `userhub serve`
+install: $(VENV)/.installed-prod $(CATALOGUES)
+
+## make install-dev: the same with the test, lint and bench tools (requirements/dev.txt)
+install-dev: $(VENV)/.installed-dev $(CATALOGUES)
+
 ## make test: install the test tools from the lock and run the whole suite, in parallel
 ## (pytest-xdist, TEST_WORKERS processes; each its own MySQL database, <name>_gw0, _gw1...,
 ## and Redis database, the one named then downwards: /15, /14...). Serially: TEST_WORKERS=0
