@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -60,6 +62,19 @@ def test_register_explains_what_to_fix(
     assert message in response.get_data(as_text=True)
     with app.app_context():
         assert find_user(username) is None
+
+
+def focused_fields(html: str) -> list[str]:
+    return re.findall(r'<input[^>]* autofocus[ =>][^>]*name="([^"]+)"', html)
+
+
+def test_the_login_form_focuses_one_field(client: FlaskClient, auth: AuthActions) -> None:
+    """The username on a fresh form, never two fields at once (``autofocus="None"`` made the
+    password field focused too)."""
+    assert focused_fields(client.get("/login").get_data(as_text=True)) == ["username"]
+    auth.register()
+    again = auth.login(password="wrong password").get_data(as_text=True)
+    assert len(focused_fields(again)) <= 1 and 'autofocus="None"' not in again
 
 
 def test_wrong_password_never_logs_in(client: FlaskClient, auth: AuthActions) -> None:
