@@ -232,11 +232,11 @@ def test_the_command_line_reads_the_language_of_the_locale(
 # --- the schema: a server refuses to start on tables it cannot use ----------------------------
 
 
-def test_serve_before_db_upgrade_says_to_run_it(tmp_path: Path) -> None:
+def test_serve_and_the_commands_before_db_upgrade_say_to_run_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
-    assert_one_clear_line(
-        serve(url, tmp_path), "no userhub tables", "flask --app userhub db upgrade"
-    )
+    export = command(["flask", "--app", "userhub", "export-users"], url, tmp_path)
+    for result in (serve(url, tmp_path), export):
+        assert_one_clear_line(result, "no userhub tables", "flask --app userhub db upgrade")
 
 
 def test_serve_on_an_older_schema_says_to_upgrade(tmp_path: Path) -> None:

@@ -181,20 +181,24 @@ def _make_folder(folder: Path) -> None:
 
 
 def ready_to_serve(app: Flask) -> None:
-    """Connect once, and compare the schema with the one this code needs, before a server
-    starts: one that cannot reach its database, or whose tables are missing or older than the
-    code, stops with what to do (``DatabaseUnreachable``) rather than answering every request
-    503 or 500. A schema newer than the code (a rollback) is let through: migrations add.
-
-    The connection is closed before the server forks its workers; each opens its own."""
-    scripts = ScriptDirectory(str(MIGRATIONS))
+    """``check_ready`` before a server starts, rather than answering every request 503 or
+    500. The connection is closed before the server forks its workers; each opens its own."""
     with app.app_context():
-        url = db.engine.url
         try:
-            with explained(url), db.engine.connect() as connection:
-                current = set(MigrationContext.configure(connection).get_current_heads())
+            check_ready()
         finally:
             db.engine.dispose()
+
+
+def check_ready() -> None:
+    """Connect once, and compare the schema with the one this code needs (in an app context):
+    a database out of reach, or tables missing or older than the code, raise
+    ``DatabaseUnreachable`` with what to do. A schema newer than the code (the code rolled
+    back) is let through: whether the old code can use it is the operator's call."""
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    url = db.engine.url
+    with explained(url), db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
     needed = set(scripts.get_heads())
     known = {revision.revision for revision in scripts.walk_revisions()}
     if current == needed or (current and not current <= known):

@@ -11,9 +11,9 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import text
 
 from ..config import available_cores
+from ..database import check_ready
 from ..database_errors import explained
 from ..extensions import db
 from ..services import bulk_export, bulk_import, import_file, users
@@ -22,14 +22,15 @@ from . import checks
 
 
 def database_command(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``with_appcontext``, then one query before the command starts: a database out of reach
-    (a wrong password, a database not created, a server not started) stops it with one
-    sentence that says what to fix (``database_errors.py``), before any work is done."""
+    """``with_appcontext``, then the database checked before the command starts: one out of
+    reach (a wrong password, a database not created, a server not started) or not upgraded
+    stops it with one sentence that says what to fix, before any work is done; a failure to
+    reach it later is said the same way (``database_errors.py``)."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
+        check_ready()
         with explained(db.engine.url):
-            db.session.execute(text("SELECT 1"))
             return command(*args, **kwargs)
 
     return with_appcontext(run)
