@@ -159,6 +159,15 @@ def update_user(
     return _committed(apply)
 
 
+def make_admin(user: User) -> bool:
+    """Make ``user`` an administrator (the command line's ``create-admin --promote``); False
+    if they were one already. Raises NoSuchUser if the account was deleted meanwhile."""
+    if user.is_admin:
+        return False
+    _committed(lambda: setattr(user, "is_admin", True))
+    return True
+
+
 def end_sessions_and_tokens(user: User, *, keep_token: ApiToken | None = None) -> None:
     """End every browser session of ``user`` (a new session version) and revoke its tokens
     except ``keep_token``. The caller commits."""
