@@ -26,7 +26,14 @@ from sqlalchemy.exc import OperationalError
 from tests.helpers import PASSWORD, ApiActions
 from userhub.extensions import db
 from userhub.models import User
-from userhub.services import account_rules, bulk_export, bulk_import, import_file, import_rows, users
+from userhub.services import (
+    account_rules,
+    bulk_export,
+    bulk_import,
+    import_file,
+    import_rows,
+    users,
+)
 from userhub.services.passwords import passwords
 
 
