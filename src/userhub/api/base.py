@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 
 from apiflask import APIBlueprint
 from flask import Response, current_app, request
-from flask_babel import LazyString, ngettext
+from flask_babel import LazyString
 from flask_babel import gettext as _
 from pydantic import BaseModel
 
@@ -66,10 +66,8 @@ def known_query(schema: type[BaseModel], hint: LazyString) -> Callable[[F], F]:
         def checked(*args: Any, **kwargs: Any) -> Any:
             if unknown := [name for name in request.args if name not in accepted]:
                 names = ", ".join(f'"{name[:30]}"' for name in unknown)
-                detail = ngettext(
-                    "Unknown query parameter %(names)s: this address takes only %(accepted)s.",
-                    "Unknown query parameters %(names)s: this address takes only %(accepted)s.",
-                    len(unknown),
+                detail = _(
+                    "Not a query parameter of this address: %(names)s. It takes only %(accepted)s.",
                     names=names,
                     accepted=", ".join(accepted),
                 )
