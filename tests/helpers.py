@@ -144,17 +144,6 @@ def drop_mysql_database(url: str) -> None:
     CREATED_DATABASES.discard(url)
 
 
-def drop_mysql_database(url: str) -> None:
-    """Drop the database an URL names (only ever a test database)."""
-    parsed = make_url(url)
-    name = parsed.database or ""
-    assert re.fullmatch(r"\w+", name) and name != "test"
-    server = sa.create_engine(parsed.set(database=""))
-    with server.begin() as connection:
-        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-    server.dispose()
-
-
 def own_database(backend: str, workdir: Path, name: str) -> str:
     """An empty database for a live server: a SQLite file in ``workdir``, or the sibling MySQL
     database ``userhub_test_<name>``, dropped and created."""
