@@ -438,6 +438,141 @@ def test_list_refuses_bad_page_parameters_with_422(
     assert error_fields(problem) == {field}
 
 
+# --- GET /api/v1/users?q= (search) ---------------------------------------------------------------
+
+SEARCHABLE = {  # username: e-mail address
+    "Alice": "alice@example.com",
+    "张三": "zhangsan@example.cn",
+    "bob": "Robert@Mail.Example.org",
+    "a_b": None,
+    "a%b": None,
+    "a\\b": None,
+    "axb": "AXB@example.com",
+    "<b>bold</b>": None,
+    "'; DROP TABLE user--": None,
+}
+
+
+@pytest.fixture
+def searchable(api: ApiActions, admin: Account) -> dict[str, int]:
+    """The admin and the accounts of ``SEARCHABLE``: their ids by username."""
+    with api.app.app_context():
+        ids = {
+            name: users.register_user(name, PASSWORD, email=email).id
+            for name, email in SEARCHABLE.items()
+        }
+    return {"admin": admin.id, **ids}
+
+
+def search(client: FlaskClient, admin: Account, q: str, **params: Any) -> dict[str, Any]:
+    response = client.get("/api/v1/users", query_string={"q": q, **params}, headers=admin.headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    page: dict[str, Any] = response.get_json()
+    assert page["total"] == len(page["items"]) or page["per_page"] < page["total"]
+    return page
+
+
+def found(client: FlaskClient, admin: Account, q: str) -> list[str]:
+    return [user["username"] for user in search(client, admin, q)["items"]]
+
+
+@pytest.mark.parametrize(
+    ("q", "usernames"),
+    [
+        ("ali", ["Alice"]),  # a substring of the username, whatever its case
+        ("ALICE", ["Alice"]),
+        ("ａｌｉｃｅ", ["Alice"]),  # compared as usernames are: full-width is the same name
+        ("张", ["张三"]),
+        ("example.cn", ["张三"]),  # or of the e-mail address
+        ("robert@mail", ["bob"]),  # stored in lower case, found in any case
+        ("ROBERT@MAIL", ["bob"]),
+        ("axb", ["axb"]),
+        ("_", ["a_b"]),  # LIKE's wildcards match themselves
+        ("%", ["a%b"]),
+        ("\\", ["a\\b"]),
+        ("a_", ["a_b"]),
+        ("<b>", ["<b>bold</b>"]),  # HTML and SQL are text
+        ("drop table", ["'; DROP TABLE user--"]),
+        ("' OR '1'='1", []),
+        ("nobody", []),
+        ("\0", []),
+    ],
+)
+def test_search_finds_usernames_and_addresses_containing_q(
+    client: FlaskClient, admin: Account, searchable: dict[str, int], q: str, usernames: list[str]
+) -> None:
+    assert found(client, admin, q) == usernames
+
+
+def test_search_pages_count_the_matches_and_keep_q_in_the_links(
+    client: FlaskClient, admin: Account, searchable: dict[str, int]
+) -> None:
+    page = search(client, admin, "example", per_page=2, page=2)  # 4 addresses match
+    assert [user["username"] for user in page["items"]] == ["bob", "axb"]
+    assert (page["total"], page["pages"]) == (4, 2)
+    link = "/api/v1/users?page={}&per_page=2&q=example".format
+    assert page["links"] == {
+        "self": link(2),
+        "first": link(1),
+        "last": link(2),
+        "prev": link(1),
+        "next": None,
+    }
+    unicode_links = search(client, admin, "张三")["links"]
+    assert unicode_links["self"] == "/api/v1/users?page=1&per_page=20&q=%E5%BC%A0%E4%B8%89"
+    assert client.get(unicode_links["self"], headers=admin.headers).get_json()["total"] == 1
+
+
+def test_an_empty_q_lists_everyone(
+    client: FlaskClient, admin: Account, searchable: dict[str, int]
+) -> None:
+    page = search(client, admin, "")
+    assert [user["id"] for user in page["items"]] == sorted(searchable.values())
+    assert page["links"]["self"] == "/api/v1/users?page=1&per_page=20"
+
+
+def test_a_q_too_long_for_any_address_is_a_422(client: FlaskClient, admin: Account) -> None:
+    response = client.get("/api/v1/users", query_string={"q": "x" * 255}, headers=admin.headers)
+    assert error_fields(assert_problem(response, 422)) == {"q"}
+
+
+@pytest.mark.parametrize(
+    ("query", "unknown"),
+    [
+        ("username=alice", ["username"]),
+        ("email=alice%40example.com&page=1", ["email"]),
+        ("search=张三&sort=id", ["search", "sort"]),
+        ("Q=alice", ["Q"]),
+    ],
+)
+def test_an_unknown_query_parameter_is_a_400_that_says_to_use_q(
+    client: FlaskClient, admin: Account, searchable: dict[str, int], query: str, unknown: list[str]
+) -> None:
+    response = client.get(f"/api/v1/users?{query}", headers=admin.headers)
+    problem = assert_problem(response, 400)
+    assert problem["type"] == "/problems/unknown-parameter"
+    assert all(f'"{name}"' in problem["detail"] for name in unknown)
+    assert "page, per_page, q" in problem["detail"]
+    assert "use q, e.g. ?q=zhang" in problem["detail"]
+    assert error_fields(problem) == set(unknown)
+
+
+def test_an_unknown_parameter_is_explained_in_chinese(client: FlaskClient, admin: Account) -> None:
+    response = client.get(
+        "/api/v1/users?username=x", headers={**admin.headers, "Accept-Language": "zh-CN"}
+    )
+    detail = assert_problem(response, 400)["detail"]
+    assert detail.startswith('这个地址没有查询参数 "username"，它只接受 page, per_page, q。')
+    assert "?q=zhang" in detail
+
+
+def test_who_may_list_is_answered_before_the_parameters(
+    client: FlaskClient, member: Account
+) -> None:
+    assert_problem(client.get("/api/v1/users?username=x"), 401)
+    assert_problem(client.get("/api/v1/users?username=x", headers=member.headers), 403)
+
+
 def test_list_is_for_admins_only(client: FlaskClient, member: Account) -> None:
     assert_problem(client.get("/api/v1/users", headers=member.headers), 403)
 

@@ -26,7 +26,14 @@ from sqlalchemy.exc import OperationalError
 from tests.helpers import PASSWORD, ApiActions
 from userhub.extensions import db
 from userhub.models import User
-from userhub.services import account_rules, bulk_export, bulk_import, import_file, users
+from userhub.services import (
+    account_rules,
+    bulk_export,
+    bulk_import,
+    import_file,
+    import_rows,
+    users,
+)
 from userhub.services.passwords import passwords
 
 
@@ -232,7 +239,7 @@ def test_every_problem_of_a_row_is_reported(runner: FlaskCliRunner, tmp_path: Pa
     ],
 )
 def test_is_admin_words(value: str, expected: bool | None) -> None:
-    assert import_file.parse_is_admin(value) is expected
+    assert import_rows.parse_is_admin(value) is expected
 
 
 def test_text_is_stored_verbatim(

@@ -44,6 +44,9 @@ The user-account API of userhub, and the JSON routes of the Flask tutorial it gr
   names the kind of error, `/problems/<kind>`: the `Problem` schema lists them all.
 * **Pagination:** `GET /api/v1/users?page=2&per_page=20` answers `items`, `total`, `pages` and
   `links` to the first, last, previous and next pages.
+* **Search:** `GET /api/v1/users?q=zhang` lists only the accounts whose username or e-mail
+  address contains `q`, ignoring case. A query parameter an operation does not take is refused
+  (400, `/problems/unknown-parameter`), never ignored.
 """
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

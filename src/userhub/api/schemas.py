@@ -171,6 +171,16 @@ class PageQuery(BaseModel):
     per_page: int = Field(default=20, ge=1, le=100, description="At most 100.")
 
 
+class UserListQuery(PageQuery):
+    q: str | None = Field(
+        default=None,
+        max_length=EMAIL_MAX_LENGTH,
+        description="Only the accounts whose username or e-mail address contains this text, "
+        "ignoring case (`%`, `_` and `\\` match themselves). Empty: every account.",
+        examples=["zhang"],
+    )
+
+
 class PageLinks(BaseModel):
     self: str
     first: str
@@ -181,7 +191,7 @@ class PageLinks(BaseModel):
 
 class UserPage(BaseModel):
     items: list[UserOut]
-    total: int = Field(description="Accounts in all pages.")
+    total: int = Field(description="Accounts in all pages (those that match `q`, if given).")
     page: int
     per_page: int
     pages: int

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_user
 
 from ..models import User
@@ -16,9 +17,9 @@ from ..web import devices
 from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, count_password_check, register_limit
 from .auth import ADMIN, caller, caller_token, token_auth
-from .base import api_blueprint, no_content, shaped
+from .base import api_blueprint, known_query, no_content, shaped
 from .idempotent import idempotent, replayable
-from .schemas import AdminUpdate, NewUser, PageQuery, ProfileUpdate, UserOut, UserPage
+from .schemas import AdminUpdate, NewUser, ProfileUpdate, UserListQuery, UserOut, UserPage
 
 bp = api_blueprint(
     "api_users",
@@ -121,19 +122,28 @@ def update_me(json_data: ProfileUpdate) -> User:
     return user
 
 
+SEARCH_HINT = _l("To find accounts by username or e-mail address, use q, e.g. ?q=zhang.")
+
+
 @bp.get("/users")
 @bp.auth_required(token_auth, roles=[ADMIN])
-@bp.input(PageQuery, location="query")
+@known_query(UserListQuery, hint=SEARCH_HINT)
+@bp.input(UserListQuery, location="query")
 @bp.output(UserPage)
-@bp.doc(summary="List users (admin)")
-def list_users(query_data: PageQuery) -> dict[str, Any]:
-    """One page of accounts in id order, the total, and links to the neighbouring pages."""
-    page, per_page = query_data.page, query_data.per_page
-    items, total = users.list_users(page, per_page)
+@bp.doc(
+    summary="List or search users (admin)",
+    responses={400: "A query parameter this operation does not take (search with `q`)"},
+)
+def list_users(query_data: UserListQuery) -> dict[str, Any]:
+    """One page of accounts in id order, the total, and links to the neighbouring pages. With
+    `q`, only the accounts whose username or e-mail address contains it (ignoring case); the
+    links keep it."""
+    page, per_page, search = query_data.page, query_data.per_page, query_data.q or None
+    items, total = users.list_users(page, per_page, search=search)
     pages = max(1, math.ceil(total / per_page))
 
     def link(number: int) -> str:
-        return url_for(".list_users", page=number, per_page=per_page)
+        return url_for(".list_users", page=number, per_page=per_page, q=search)
 
     return {
         "items": items,

@@ -17,7 +17,7 @@ from ..database import check_ready
 from ..database_errors import explained
 from ..extensions import db
 from ..services import bulk_export, bulk_import, import_file, users
-from ..services.errors import UserError
+from ..services.errors import NoSuchUser, UserError
 from . import checks
 
 
@@ -37,16 +37,32 @@ def database_command(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command("create-admin")
-@click.option("--username", required=True, help="The new administrator's username.")
+@click.option("--username", help="The new administrator's username.")
 @click.option(
     "--password-stdin",
     is_flag=True,
     help="Read the password from standard input instead of prompting (for scripts).",
 )
+@click.option(
+    "--promote",
+    metavar="NAME",
+    help="Make the existing account NAME an administrator instead (no password asked).",
+)
 @database_command
-def create_admin(username: str, password_stdin: bool) -> None:
-    """Create an administrator account. The password is asked for, never given as an argument
-    (arguments end up in shell history and process lists)."""
+def create_admin(username: str | None, password_stdin: bool, promote: str | None) -> None:
+    """Create an administrator account (--username), or make an existing account one
+    (--promote). The password is asked for, never given as an argument (arguments end up in
+    shell history and process lists)."""
+    if promote is not None:
+        if username is not None or password_stdin:
+            raise click.UsageError("--promote takes no --username and no password.")
+        promote_admin(promote)
+        return
+    if username is None:
+        raise click.UsageError(
+            "give --username NAME to create an administrator, or --promote NAME to make an "
+            "existing account one."
+        )
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -56,6 +72,23 @@ def create_admin(username: str, password_stdin: bool) -> None:
     except UserError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"Created administrator {user.username!r} (id {user.id}).")
+
+
+def promote_admin(name: str) -> None:
+    """``create-admin --promote``: the way to the first administrator when the accounts exist
+    already (the tutorial's table upgraded in place, or an import)."""
+    missing = click.ClickException(f"no account named {name!r}")
+    user = users.find_user(name)
+    if user is None:
+        raise missing
+    try:
+        promoted = users.make_admin(user)
+    except NoSuchUser:  # deleted meanwhile
+        raise missing from None
+    if promoted:
+        click.echo(f"{user.username!r} (id {user.id}) is an administrator now.")
+    else:
+        click.echo(f"{user.username!r} (id {user.id}) is an administrator already.")
 
 
 @click.command("import-users")
@@ -73,21 +106,32 @@ def create_admin(username: str, password_stdin: bool) -> None:
     show_default=True,
     help="Rows inserted per transaction.",
 )
+@click.option(
+    "--new-ids",
+    is_flag=True,
+    help="Ignore the file's ids: every account gets a new one (to add accounts to a database "
+    "that has its own).",
+)
 @database_command
-def import_users(file: Path, workers: int | None, batch_size: int) -> None:
-    """Create accounts from a UTF-8 CSV FILE whose header is username,password and optionally
-    is_admin, display_name, email (in any order).
+def import_users(file: Path, workers: int | None, batch_size: int, new_ids: bool) -> None:
+    """Create accounts from a UTF-8 CSV FILE whose header is username and password (or
+    password_hash) and optionally is_admin, display_name, email, id, created_at (in any
+    order), or from the JSON array of export-users --format json (a FILE named *.json, or
+    starting with [). What export-users --with-hashes writes imports as it is.
 
-    Every row follows registration's rules. A username that already exists is skipped, so
-    running the same file again creates nothing new. Each bad row is reported with its line
-    number and reason; the good rows are still imported. Passwords are hashed on every core.
+    Every row follows registration's rules. A password is hashed (on every core); an argon2id
+    password_hash is kept, and replaced with the configured parameters at its owner's next
+    log-in. Ids and creation times are kept; an id another account has is a bad row unless
+    --new-ids. A username that already exists is skipped, so running the same file again
+    creates nothing new. Each bad row is reported with its line number and reason; the good
+    rows are still imported.
 
     Exit status: 0 if every row was imported or skipped, 1 if some rows were bad (or the
     database failed part-way; committed rows stay, run again to continue), 2 if the file
     cannot be imported at all (missing, not UTF-8, wrong header) -- then nothing is written.
     """
     try:
-        plan = import_file.read_import_file(file)
+        plan = import_file.read_import_file(file, new_ids=new_ids)
     except import_file.ImportFileError as exc:
         raise click.BadParameter(str(exc), param_hint="FILE") from exc
     with click.progressbar(

@@ -142,20 +142,22 @@ class AccountValues:
 
 def check_new_account(
     username: str,
-    password: str,
+    password: str | None,
     *,
     display_name: str | None = None,
     email: str | None = None,
 ) -> AccountValues:
     """Apply the rules for a new account (registration, bulk import); the values to store.
 
-    Raises InvalidUserInput naming every field that breaks a rule. Uniqueness is not checked
-    here: the database's UNIQUE indexes decide it when the row is written."""
+    ``password`` None: the account comes with a hash already (an imported one, checked by
+    ``passwords.hash_problem``), so there is no password to check. Raises InvalidUserInput
+    naming every field that breaks a rule. Uniqueness is not checked here: the database's
+    UNIQUE indexes decide it when the row is written."""
     errors = {
         field: problems
         for field, problems in (
             ("username", username_problems(username)),
-            ("password", password_problems(password)),
+            ("password", [] if password is None else password_problems(password)),
         )
         if problems
     }

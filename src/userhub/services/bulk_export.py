@@ -6,7 +6,8 @@ unless asked for. CSV cells are made safe to open in a spreadsheet: a text cell 
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (which Excel, LibreOffice and WPS would
 run as a formula) gets a leading apostrophe, and so does one that already begins with an
 apostrophe, so the rule is exactly reversible: strip one leading apostrophe
-(``restore_csv_cell``). JSON is exact, for programs.
+(``restore_csv_cell``, which ``import-users`` applies to the text columns, so an export imports
+back exactly). JSON is exact, for programs.
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ def neutralise_csv_cell(value: str) -> str:
 
 
 def restore_csv_cell(value: str) -> str:
-    """The value ``neutralise_csv_cell`` was given."""
-    return value[1:] if value.startswith("'") else value
+    """The value ``neutralise_csv_cell`` was given: one leading apostrophe comes off where the
+    guard put it, before one of ``FORMULA_STARTS``. Any other cell is left as it is, so a
+    hand-made file's ``'; DROP TABLE`` stays whole (the export cannot have written it)."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
 
 
 def _csv_cell(value: Any) -> str:

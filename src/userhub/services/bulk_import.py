@@ -1,13 +1,19 @@
 """Bulk import of accounts (behind ``import-users``): writing the rows ``import_file`` checked.
 
-``import_users`` writes the good rows of an ``ImportPlan`` (``import_file`` reads and checks
-them): batch by batch, one ``SELECT ... IN`` finds the usernames that already exist (skipped and
-counted, so a re-run is idempotent) and the e-mail addresses already taken; only the remaining
-rows are hashed, and each batch is inserted in one transaction, through the user service
-(``users.insert_accounts``). Should a concurrent registration take a name or an address between
-that check and the commit, the batch is rolled back and inserted row by row, so every row ends
-up in the database or reported, never half-written. Progress is reported through a callback;
-nothing here knows of click or HTTP.
+``import_users`` writes the good rows of an ``ImportPlan`` (``import_file`` reads them,
+``import_rows`` checks them): batch by batch, one ``SELECT ... IN`` finds the usernames that
+already exist (skipped and counted, so a re-run is idempotent), the e-mail addresses already
+taken and the ids other accounts have (bad rows); only the remaining rows with a password are
+hashed (a row may bring its argon2id hash instead, stored as it is), and each batch is inserted
+in one transaction, through the user service (``users.insert_accounts``). Should a concurrent
+registration take a name or an address between that check and the commit, the batch is rolled
+back and inserted row by row, so every row ends up in the database or reported, never
+half-written. Progress is reported through a callback; nothing here knows of click or HTTP.
+
+**Ids.** A row's id (an export's) is kept, so ``/api/v1/users/<id>`` still names the same
+account once a database has moved. Both backends carry on after the highest id inserted:
+SQLite's AUTOINCREMENT records it in ``sqlite_sequence``, InnoDB raises its AUTO_INCREMENT
+counter past it; a later registration never collides.
 
 **Hashing in parallel: threads, by measurement.** argon2-cffi calls the C library through cffi,
 which releases the GIL for the whole call, so threads hash on every core at once. Measured on
@@ -41,10 +47,14 @@ from ..extensions import db
 from ..models import User
 from . import users
 from .errors import EmailTaken
-from .import_file import BadRow, ImportPlan, ImportRow
+from .import_rows import BadRow, ImportPlan, ImportRow
 from .passwords import passwords
 
 EMAIL_TAKEN = EmailTaken().message
+ID_TAKEN = (
+    "id {id} belongs to another account. Import with --new-ids to give the file's accounts new "
+    "ids (to add them to a database that has accounts of its own)."
+)
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 5000  # 2 bound values per row in the pre-check; SQLite allows 32766
 
@@ -93,7 +103,7 @@ def import_users(
     try:
         for start in range(0, len(plan.rows), batch_size):
             batch = _new_rows(plan.rows[start : start + batch_size], result, progress)
-            queued.append((batch, [pool.submit(hash_password, row.password) for row in batch]))
+            queued.append((batch, [_hash(pool, hash_password, row) for row in batch]))
             if len(queued) > 1:  # the pool already hashes the next batch while this one goes in
                 _write_batch(*queued.popleft(), result, progress)
         while queued:
@@ -104,24 +114,43 @@ def import_users(
     return result
 
 
+def _hash(
+    pool: ThreadPoolExecutor, hash_password: Callable[[str], str], row: ImportRow
+) -> Future[str]:
+    """The row's hash: its password hashed by the pool, or the hash it brought."""
+    if row.password is not None:
+        return pool.submit(hash_password, row.password)
+    done: Future[str] = Future()
+    done.set_result(row.password_hash or "")  # the row checker gave it one or the other
+    return done
+
+
 def _new_rows(batch: list[ImportRow], result: ImportResult, progress: Progress) -> list[ImportRow]:
-    """The rows of ``batch`` to insert: one query finds usernames that exist (skipped) and
-    e-mail addresses other accounts use (bad)."""
+    """The rows of ``batch`` to insert: one query finds usernames that exist (skipped), and
+    e-mail addresses and ids other accounts have (bad)."""
     keys = [row.account.username_key for row in batch]
     emails = [row.account.email for row in batch if row.account.email is not None]
+    ids = [row.id for row in batch if row.id is not None]
     condition: ColumnElement[bool] = User.username_key.in_(keys)
     if emails:
         condition = or_(condition, User.email.in_(emails))
+    if ids:
+        condition = or_(condition, User.id.in_(ids))
     with _database_errors(batch[0].line, result):
-        found = db.session.execute(select(User.username_key, User.email).where(condition)).all()
-    existing = {key for key, _ in found}
-    taken = {email for _, email in found if email is not None}
+        found = db.session.execute(
+            select(User.id, User.username_key, User.email).where(condition)
+        ).all()
+    existing = {key for _, key, _ in found}
+    taken = {email for _, _, email in found if email is not None}
+    taken_ids = {user_id for user_id, _, _ in found}
     fresh = []
     for row in batch:
         if row.account.username_key in existing:
             result.skipped += 1
         elif row.account.email in taken:
             result.bad.append(BadRow(row.line, EMAIL_TAKEN))
+        elif row.id in taken_ids:
+            result.bad.append(BadRow(row.line, ID_TAKEN.format(id=row.id)))
         else:
             fresh.append(row)
     progress(len(batch) - len(fresh))
@@ -134,7 +163,7 @@ def _write_batch(
     """Insert a batch in one transaction; if a concurrent write got in first, row by row."""
     values = []
     for row, future in zip(batch, hashes, strict=True):
-        values.append(row.account.row(future.result(), is_admin=row.is_admin))
+        values.append(row.values(future.result()))
         progress(1)
     if not values:
         return
@@ -159,6 +188,8 @@ def _write_row(row: ImportRow, values: dict[str, Any], result: ImportResult) -> 
                 result.skipped += 1
             elif row.account.email is not None and _exists(User.email == row.account.email):
                 result.bad.append(BadRow(row.line, EMAIL_TAKEN))
+            elif row.id is not None and _exists(User.id == row.id):
+                result.bad.append(BadRow(row.line, ID_TAKEN.format(id=row.id)))
             else:
                 raise
         else:

@@ -1,37 +1,54 @@
-"""Reading and checking an import file (``import-users``), before anything is written.
+"""Reading an import file (``import-users``), before anything is written.
 
-The import reads a UTF-8 CSV file (``username,password`` and optionally ``is_admin``,
-``display_name``, ``email``) in two steps; this is the first. ``read_import_file`` decodes and
-checks the whole file without touching the database: a file that cannot be imported at all
-(not UTF-8, a missing or unknown column) raises ``ImportFileError`` before anything is written;
-every row is checked with the same rules and messages as registration
-(``account_rules.check_new_account``), and so is every repeat of a username or an address
-within the file. The result, an ``ImportPlan``, is what ``bulk_import.import_users`` writes.
+The import reads a UTF-8 file in two steps; this is the first. ``read_import_file`` decodes the
+whole file and hands each row to ``import_rows.RowChecker`` without touching the database: a
+file that cannot be imported at all (not UTF-8, a missing or unknown column, not CSV or not a
+JSON array) raises ``ImportFileError`` before anything is written. The result, an
+``ImportPlan``, is what ``bulk_import.import_users`` writes.
+
+The file is what ``export-users`` writes, so that accounts move between databases: CSV with a
+header (``username``, and ``password`` or ``password_hash``, and optionally ``is_admin``,
+``display_name``, ``email``, ``id``, ``created_at``), or the JSON array of ``--format json``
+(an object per account, with the same names). A file is read as JSON when its name ends in
+``.json`` or its first character (after spaces) is ``[``, which no CSV header starts with. In
+CSV, the export's spreadsheet guard is undone on the text columns (``restore_csv_cell``); JSON
+values become the cells that say the same, so both are checked alike.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .account_rules import (
-    AccountValues,
-    check_new_account,
-    normalise_email,
-    username_key,
-    username_problems,
+from .bulk_export import restore_csv_cell
+from .import_rows import (
+    ID_PROBLEM,
+    IMPORT_COLUMNS,
+    OPTIONAL_COLUMNS,
+    PASSWORD_COLUMNS,
+    ImportPlan,
+    RowChecker,
 )
-from .errors import InvalidUserInput
 
-REQUIRED_COLUMNS = ("username", "password")
-OPTIONAL_COLUMNS = ("is_admin", "display_name", "email")
-IMPORT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-TRUE_WORDS = frozenset({"true", "1", "yes"})
-FALSE_WORDS = frozenset({"false", "0", "no", ""})
-IS_ADMIN_PROBLEM = "is_admin must be true/false, 1/0, yes/no or empty."
+TEXT_COLUMNS = ("username", "display_name", "email")  # the export guards these from formulas
+NO_HASH_OR_PLAIN_COLUMN = (
+    'missing column "password" or "password_hash" (export-users writes password_hash with '
+    "--with-hashes)"
+)
+_HEADER = f"username,password|password_hash[,{','.join(OPTIONAL_COLUMNS)}]"
+JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+}
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as the json module skips it
 
 
 class ImportFileError(Exception):
@@ -39,39 +56,9 @@ class ImportFileError(Exception):
     written."""
 
 
-@dataclass(frozen=True)
-class BadRow:
-    """A row that was not imported: its physical line in the file (header = line 1), and why."""
-
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class ImportRow:
-    """A row that meets every rule, waiting to be written."""
-
-    line: int
-    account: AccountValues
-    is_admin: bool
-    password: str = field(repr=False)  # kept out of repr(), so out of logs and debug output
-
-
-@dataclass
-class ImportPlan:
-    """The checked file: rows to write, rows already known to be bad, and how many data rows
-    the file has (``total``, for a progress bar)."""
-
-    rows: list[ImportRow]
-    bad: list[BadRow]
-    total: int
-
-
-def read_import_file(path: Path) -> ImportPlan:
-    """Decode (UTF-8, with or without a BOM) and check a whole import file."""
+def read_import_file(path: Path, *, new_ids: bool = False) -> ImportPlan:
+    """Decode (UTF-8, with or without a BOM) and check a whole import file, CSV or JSON.
+    ``new_ids``: ignore the file's ids, so the database gives every account a new one."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -84,35 +71,93 @@ def read_import_file(path: Path) -> ImportPlan:
             f"the file is not UTF-8 (line {line} has bytes that are not UTF-8); save it as "
             "UTF-8, e.g. as 'CSV UTF-8' in Excel"
         ) from None
-    return parse_import_csv(text)
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
+        return parse_import_json(text, new_ids=new_ids)
+    return parse_import_csv(text, new_ids=new_ids)
 
 
-def parse_import_csv(text: str) -> ImportPlan:
+def parse_import_csv(text: str, *, new_ids: bool = False) -> ImportPlan:
     """Check the header and every row; raises ImportFileError for a wrong header.
 
     Line numbers are those an editor shows: a record is reported at the line it starts on (a
     quoted field may span lines). Blank lines are ignored."""
     reader = csv.reader(io.StringIO(text, newline=""))
     columns: list[str] | None = None
-    checker = _RowChecker()
+    checker: RowChecker | None = None
     lines_read = 0
     try:
         for record in reader:
             line, lines_read = lines_read + 1, reader.line_num
             if not record:
                 continue
-            if columns is None:
+            if columns is None or checker is None:
                 columns = _check_header(record, line)
+                checker = RowChecker(new_ids=new_ids, hash_column="password_hash" in columns)
+            elif len(record) != len(columns):
+                checker.bad_row(line, f"expected {len(columns)} fields, found {len(record)}")
             else:
-                checker.check(line, columns, record)
+                fields = dict(zip(columns, record, strict=True))
+                for name in TEXT_COLUMNS:
+                    if name in fields:
+                        fields[name] = restore_csv_cell(fields[name])
+                checker.check(line, fields)
     except csv.Error as exc:
         raise ImportFileError(f"line {reader.line_num}: not valid CSV ({exc})") from None
-    if columns is None:
+    if checker is None:
         raise ImportFileError(f"the file is empty; its first line must be the header {_HEADER}")
-    return ImportPlan(rows=checker.rows, bad=checker.bad, total=checker.total)
+    return checker.plan()
 
 
-_HEADER = f"{','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}]"
+def parse_import_json(text: str, *, new_ids: bool = False) -> ImportPlan:
+    """Check a JSON array of accounts, each reported at the line its object starts on (as
+    ``export-users --format json`` writes it, one per line); raises ImportFileError for what
+    is not such an array, or for a field no account has."""
+    decoder = json.JSONDecoder()
+    checker = RowChecker(new_ids=new_ids, hash_column=True)
+    position = _skip_space(text, 0)
+    if not text.startswith("[", position):
+        raise ImportFileError(
+            "the file is not a JSON array of accounts (it must start with [, as export-users "
+            "--format json writes it)"
+        )
+    position = _skip_space(text, position + 1)
+    line, counted = 1, 0  # the line at ``counted``, counted as the reading goes on
+    if text.startswith("]", position):
+        position += 1
+    else:
+        while True:
+            line, counted = line + text.count("\n", counted, position), position
+            try:
+                value, position = decoder.raw_decode(text, position)
+            except json.JSONDecodeError as exc:
+                raise ImportFileError(f"line {exc.lineno}: not valid JSON ({exc.msg})") from None
+            _check_object(checker, line, value)
+            position = _skip_space(text, position)
+            if text.startswith(",", position):
+                position = _skip_space(text, position + 1)
+            elif text.startswith("]", position):
+                position += 1
+                break
+            else:
+                raise ImportFileError(
+                    f"line {_line_at(text, position)}: not valid JSON (expected , or ] after "
+                    f"the account of line {line})"
+                )
+    if text[position:].strip(" \t\n\r"):
+        raise ImportFileError(
+            f"line {_line_at(text, position)}: not valid JSON (something follows the array)"
+        )
+    return checker.plan()
+
+
+def _skip_space(text: str, position: int) -> int:
+    """The position of the first character at or after ``position`` that is not JSON's space."""
+    match = _JSON_SPACE.match(text, position)
+    return match.end() if match else position
+
+
+def _line_at(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
 
 
 def _check_header(record: Sequence[str], line: int) -> list[str]:
@@ -126,8 +171,10 @@ def _check_header(record: Sequence[str], line: int) -> list[str]:
     problems = []
     if unknown := [name for name in columns if name not in IMPORT_COLUMNS]:
         problems.append(f"unknown {_columns(unknown)}")
-    if missing := [name for name in REQUIRED_COLUMNS if name not in columns]:
-        problems.append(f"missing {_columns(missing)}")
+    if "username" not in columns:
+        problems.append(f"missing {_columns(['username'])}")
+    if not set(PASSWORD_COLUMNS) & set(columns):
+        problems.append(NO_HASH_OR_PLAIN_COLUMN)
     if repeated := sorted({name for name in columns if columns.count(name) > 1}):
         problems.append(f"{_columns(repeated)} given more than once")
     if problems:
@@ -138,93 +185,46 @@ def _check_header(record: Sequence[str], line: int) -> list[str]:
     return columns
 
 
-def _columns(names: Sequence[str]) -> str:
+def _columns(names: Sequence[str], word: str = "column") -> str:
     """``column "a"`` or ``columns "a", "b"`` (each cut to 30 characters)."""
     quoted = ", ".join(f'"{name[:30]}"' for name in names)
-    return f"column {quoted}" if len(names) == 1 else f"columns {quoted}"
+    return f"{word} {quoted}" if len(names) == 1 else f"{word}s {quoted}"
 
 
-def parse_is_admin(value: str) -> bool | None:
-    """true/false, 1/0, yes/no in any case, or empty (false); None for anything else."""
-    word = value.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    return None
-
-
-class _RowChecker:
-    """Checks data rows in file order, remembering which line first used each username (by its
-    key) and e-mail address, so that a repeat is reported as such."""
-
-    def __init__(self) -> None:
-        self.rows: list[ImportRow] = []
-        self.bad: list[BadRow] = []
-        self.total = 0
-        self.username_lines: dict[str, int] = {}
-        self.email_lines: dict[str, int] = {}
-
-    def check(self, line: int, columns: list[str], record: list[str]) -> None:
-        self.total += 1
-        if len(record) != len(columns):
-            self.bad.append(BadRow(line, f"expected {len(columns)} fields, found {len(record)}"))
-            return
-        fields = dict(zip(columns, record, strict=True))
-        username, password = fields["username"], fields["password"]
-        problems: list[str] = []
-        account: AccountValues | None = None
-        try:
-            account = check_new_account(
-                username,
-                password,
-                display_name=_blank_is_none(fields.get("display_name", "")),
-                email=_blank_is_none(fields.get("email", "")),
-            )
-        except InvalidUserInput as exc:
-            problems = [message for messages in exc.errors.values() for message in messages]
-        is_admin = parse_is_admin(fields.get("is_admin", ""))
-        if is_admin is None:
-            problems.append(IS_ADMIN_PROBLEM)
-        problems[:0] = self._repeats(line, username, fields.get("email", ""), account)
-        if problems:
-            self.bad.append(BadRow(line, _sentences(problems)))
-        elif account is not None and is_admin is not None:
-            self.rows.append(ImportRow(line, account, is_admin, password))
-
-    def _repeats(
-        self, line: int, username: str, email: str, account: AccountValues | None
-    ) -> list[str]:
-        """Whether an earlier line has this username or e-mail address. A value claims its
-        line as soon as it is valid itself, even if the row is bad for another reason."""
-        problems = []
-        key: str | None = None
-        address: str | None = None
-        if account is not None:
-            key, address = account.username_key, account.email
+def _json_cells(account: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """A JSON account's values as the CSV cells that say the same, and what has a wrong type."""
+    cells: dict[str, str] = {}
+    problems = []
+    for name, value in account.items():
+        if value is None:
+            cells[name] = ""
+        elif name == "is_admin":
+            if isinstance(value, bool):
+                cells[name] = "true" if value else "false"
+            else:
+                problems.append("is_admin must be true or false.")
+        elif name == "id":
+            if isinstance(value, int) and not isinstance(value, bool):
+                cells[name] = str(value)
+            else:
+                problems.append(ID_PROBLEM)
+        elif isinstance(value, str):
+            cells[name] = value
         else:
-            if not username_problems(username):
-                key = username_key(username)
-            if _blank_is_none(email) is not None:
-                address = normalise_email(email)[0]
-        if key is not None:
-            first = self.username_lines.setdefault(key, line)
-            if first != line:
-                problems.append(f"duplicate of line {first}")
-        if address is not None:
-            first = self.email_lines.setdefault(address, line)
-            if first != line:
-                problems.append(f"This e-mail address is already used by line {first}.")
-        return problems
+            problems.append(f"{name} must be a string.")
+    return cells, problems
 
 
-def _sentences(problems: list[str]) -> str:
-    """One problem as it is; several as sentences one after the other."""
-    if len(problems) == 1:
-        return problems[0]
-    return " ".join(problem if problem.endswith(".") else f"{problem}." for problem in problems)
-
-
-def _blank_is_none(value: str) -> str | None:
-    """An empty (or all-space) cell means "none" for the optional profile fields."""
-    return value if value.strip() else None
+def _check_object(checker: RowChecker, line: int, value: Any) -> None:
+    """One element of a JSON array."""
+    if not isinstance(value, dict):
+        kind = JSON_KINDS.get(type(value), "something else")
+        checker.bad_row(line, f"expected an account (a JSON object), found {kind}")
+        return
+    if unknown := [name for name in value if name not in IMPORT_COLUMNS]:
+        raise ImportFileError(
+            f"line {line}: unknown {_columns(unknown, 'field')}. An account's fields are "
+            f"{', '.join(IMPORT_COLUMNS)}."
+        )
+    cells, problems = _json_cells(value)
+    checker.check(line, cells, problems)

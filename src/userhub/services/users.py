@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import ColumnElement, delete, false, func, insert, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from .. import transactions
@@ -159,6 +159,15 @@ def update_user(
     return _committed(apply)
 
 
+def make_admin(user: User) -> bool:
+    """Make ``user`` an administrator (the command line's ``create-admin --promote``); False
+    if they were one already. Raises NoSuchUser if the account was deleted meanwhile."""
+    if user.is_admin:
+        return False
+    _committed(lambda: setattr(user, "is_admin", True))
+    return True
+
+
 def end_sessions_and_tokens(user: User, *, keep_token: ApiToken | None = None) -> None:
     """End every browser session of ``user`` (a new session version) and revoke its tokens
     except ``keep_token``. The caller commits."""
@@ -192,11 +201,29 @@ def get_user(user_id: int) -> User | None:
     return db.session.get(User, user_id)
 
 
-def list_users(page: int, per_page: int) -> tuple[list[User], int]:
-    """One page of accounts in id order, and how many accounts there are."""
-    total = db.session.scalar(select(func.count()).select_from(User)) or 0
+def list_users(page: int, per_page: int, *, search: str | None = None) -> tuple[list[User], int]:
+    """One page of accounts in id order, and how many there are; with ``search``, only those
+    whose username or e-mail address contains it, ignoring case.
+
+    The username is compared by its key (NFKC, case-folded: ``ZHANG`` finds ``zhang``, and
+    ``Ａ`` finds ``a``), the address in lower case, as it is stored. ``%``, ``_`` and the
+    escape character match themselves (LIKE with ``autoescape``). A substring cannot use an
+    index: each search reads the whole table, which is fine for an administrator's look-up."""
+    condition: ColumnElement[bool] = true()
+    if search and "\0" in search:
+        condition = false()  # in no name or address; SQLite would end the pattern there
+    elif search:
+        condition = or_(
+            User.username_key.contains(username_key(search), autoescape=True),
+            User.email.contains(search.lower(), autoescape=True),
+        )
+    total = db.session.scalar(select(func.count()).select_from(User).where(condition)) or 0
     rows = db.session.scalars(
-        select(User).order_by(User.id).offset((page - 1) * per_page).limit(per_page)
+        select(User)
+        .where(condition)
+        .order_by(User.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
     )
     return list(rows), total
 

@@ -60,6 +60,11 @@ PROBLEM_TYPES = {
             _l("The Idempotency-Key header is not 1–255 characters of printable ASCII."),
         ),
         ProblemType(
+            "unknown-parameter",
+            400,
+            _l("The query string has a parameter this address does not take."),
+        ),
+        ProblemType(
             "host-not-allowed",
             400,
             _l("The request names a host (Host, X-Forwarded-Host) this server does not serve."),
