@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the Postman collection with newman, twice in a row, against userhub's production server
 # (`userhub serve`, 2 workers) on MariaDB/MySQL: database `userhub_newman` on 127.0.0.1:3306 as
-# root without a password, dropped and created afresh at the start. The second run proves the
-# collection passes again against the same database. Fails if either run fails.
+# root without a password, dropped and created afresh at the start, and dropped at the end when
+# both runs passed. The second run proves the collection passes again against the same database.
+# Fails if either run fails.
 #
 #   bash scripts/newman.sh        (or: make newman)
 #   USERHUB_NEWMAN_DATABASE=userhub_newman_mine make newman    (another database)
@@ -28,6 +29,23 @@ if [[ ! -x postman/node_modules/.bin/newman ]]; then
     npm ci --prefix postman --no-audit --no-fund --loglevel=error
 fi
 
+# database recreate|drop: the run's own database, made empty at the start; dropped at the end
+# when both runs passed, kept to look into when one failed.
+database() {
+    "$BIN/python" - "$1" "$DATABASE" <<'PY'
+import sys
+import pymysql
+action, name = sys.argv[1:]
+assert name not in {"test", "userhub_test"}
+connection = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+with connection.cursor() as cursor:
+    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    if action == "recreate":
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+connection.close()
+PY
+}
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/userhub-newman.XXXXXX")
 server_pid=""
 cleanup() {
@@ -41,6 +59,11 @@ cleanup() {
     if [[ $status -ne 0 && -s "$work/server.log" ]]; then
         echo "--- server log ($work/server.log) ---" >&2
         tail -n 50 "$work/server.log" >&2
+    fi
+    if [[ $status -eq 0 ]]; then
+        database drop
+    else
+        echo "newman.sh: database $DATABASE kept, to look into" >&2
     fi
     rm -rf "$work"
     exit "$status"
@@ -75,17 +98,7 @@ export USERHUB_LOG_LEVEL=WARNING
 BASE_URL="http://127.0.0.1:$PORT"
 
 echo "newman.sh: database $DATABASE (dropped and created), admin $ADMIN_USERNAME, $BASE_URL"
-"$BIN/python" - "$DATABASE" <<'PY'
-import sys
-import pymysql
-name = sys.argv[1]
-assert name not in {"test", "userhub_test"}
-connection = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
-with connection.cursor() as cursor:
-    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-connection.close()
-PY
+database recreate
 "$BIN/flask" --app userhub db upgrade >"$work/upgrade.log" 2>&1 || { cat "$work/upgrade.log" >&2; exit 1; }
 printf '%s\n' "$ADMIN_PASSWORD" |
     "$BIN/flask" --app userhub create-admin --username "$ADMIN_USERNAME" --password-stdin
