@@ -15,42 +15,37 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from babel.core import Locale, UnknownLocaleError
 from babel.support import NullTranslations, Translations
 
 TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
 ENGLISH = "en"
 CHINESE = "zh_Hans_CN"
 LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
-TRADITIONAL_SCRIPT = "Hant"
+TRADITIONAL = {"hant", "tw", "hk", "mo"}  # the subtags of Chinese in Traditional characters
+
+
+def catalogue_for(tag: str) -> str | None:
+    """Which of our catalogues serves a reader of ``tag`` (a browser's ``zh-CN`` or a locale's
+    ``zh_CN``): English for any English; Chinese unless it asks for Traditional characters
+    (``zh-TW``, ``zh-HK``, ``zh-MO``, ``zh-Hant``), which we have no catalogue for; None for
+    any other language. The pages (``web/i18n.py``) and the command line both ask here."""
+    subtags = tag.lower().replace("_", "-").split("-")
+    if subtags[0] == "en":
+        return ENGLISH
+    if subtags[0] == "zh" and not TRADITIONAL.intersection(subtags[1:]):
+        return CHINESE
+    return None
 
 
 def reader_locale(environ: Mapping[str, str] | None = None) -> str:
-    """``zh_Hans_CN`` when the first locale set asks for Chinese in simplified characters
-    (``zh_CN``, ``zh_SG``, ``zh``), else ``en`` (``C``, ``POSIX``, anything else)."""
+    """The catalogue for the first locale variable set (``zh_CN.UTF-8``: Chinese); English
+    for ``C``, ``POSIX``, a language we have no catalogue for, or none set."""
     environ = os.environ if environ is None else environ
     for name in LOCALE_VARIABLES:
-        value = environ.get(name, "")
-        if not value:
-            continue
-        first = value.split(":")[0].split(".")[0].split("@")[0]  # zh_CN.UTF-8 -> zh_CN
-        if first in {"C", "POSIX"}:
-            return ENGLISH
-        try:
-            locale = Locale.parse(first)
-        except (ValueError, UnknownLocaleError):
-            return ENGLISH
-        if locale.language == "zh" and _script(locale) != TRADITIONAL_SCRIPT:
-            return CHINESE
-        return ENGLISH
+        if value := environ.get(name, ""):
+            first = value.split(":")[0].split(".")[0].split("@")[0]  # zh_CN.UTF-8 -> zh_CN
+            return catalogue_for(first) or ENGLISH
     return ENGLISH
-
-
-def _script(locale: Locale) -> str | None:
-    """Babel fills in no script for ``zh_TW``; its likely script is Traditional."""
-    if locale.script:
-        return str(locale.script)
-    return TRADITIONAL_SCRIPT if locale.territory in {"TW", "HK", "MO"} else None
 
 
 @cache

@@ -33,6 +33,7 @@ from flask import (
 from flask_babel import Babel, get_locale
 from werkzeug.wrappers import Response
 
+from ..config.language import catalogue_for
 from .redirects import is_safe_redirect
 
 
@@ -50,7 +51,6 @@ LANGUAGES = (
 BY_TAG = {language.tag: language for language in LANGUAGES}
 BY_LOCALE = {language.locale: language for language in LANGUAGES}
 DEFAULT = LANGUAGES[0]
-TRADITIONAL = {"hant", "tw", "hk", "mo"}
 COOKIE = "userhub_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -76,15 +76,10 @@ def select_locale() -> str:
 
 
 def language_for(tag: str) -> Language | None:
-    """Which of our languages serves a reader of ``tag``: any English for English; Chinese
-    unless it asks for Traditional characters (``zh-TW``, ``zh-HK``, ``zh-MO``, ``zh-Hant``),
-    which we have no catalogue for."""
-    subtags = tag.lower().replace("_", "-").split("-")
-    if subtags[0] == "en":
-        return BY_TAG["en"]
-    if subtags[0] == "zh" and not TRADITIONAL.intersection(subtags[1:]):
-        return BY_TAG["zh-CN"]
-    return None
+    """Which of our languages serves a reader of ``tag`` (``config.language.catalogue_for``:
+    any English; Chinese unless in Traditional characters), or None."""
+    locale = catalogue_for(tag)
+    return BY_LOCALE[locale] if locale else None
 
 
 def current_language() -> Language:
