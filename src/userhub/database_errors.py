@@ -100,11 +100,15 @@ def _with_placeholder_password(url: URL) -> str:
     return url.set(password=PLACEHOLDER).render_as_string(hide_password=False)
 
 
-def _account(url: URL, reason: str) -> str:
-    """The account as the server saw it (``'root'@'127.0.0.1'``), for a GRANT to copy."""
+def _account(url: URL, reason: str) -> tuple[str, str]:
+    """The account as the server saw it, user and client host (``root``, ``127.0.0.1``)."""
     match = ACCOUNT.search(reason)
-    user, host = (match["user"], match["host"]) if match else (url.username or "", "%")
-    return f"'{user}'@'{host}'"
+    return (match["user"], match["host"]) if match else (url.username or "", "%")
+
+
+def _quoted(account: tuple[str, str]) -> str:
+    """``'root'@'127.0.0.1'``, as a GRANT or CREATE USER to copy names it."""
+    return "'{}'@'{}'".format(*account)
 
 
 def _access_denied(url: URL, reason: str) -> str:
@@ -126,6 +130,7 @@ def _access_denied(url: URL, reason: str) -> str:
 
 
 def _no_password_log_in(url: URL, reason: str) -> str:
+    account = _account(url, reason)
     return gettext(
         "USERHUB_DATABASE_URL: MySQL at %(server)s refused %(account)s (error 1698): no such "
         "user, or one that may log in only as the system user of that name (root, on Debian "
@@ -133,8 +138,8 @@ def _no_password_log_in(url: URL, reason: str) -> str:
         "BY 'a password'; GRANT ALL ON `%(database)s`.* TO 'userhub'@'%(client)s'; and put "
         "it in the URL.",
         server=_server(url),
-        account=_account(url, reason),
-        client=_account(url, reason).split("@")[1].strip("'"),
+        account=_quoted(account),
+        client=account[1],
         database=url.database or "",
     )
 
@@ -145,7 +150,7 @@ def _database_denied(url: URL, reason: str) -> str:
         "%(server)s (error 1044). As an administrator: GRANT ALL ON `%(database)s`.* TO "
         "%(account)s; or name a database the user may use.",
         server=_server(url),
-        account=_account(url, reason),
+        account=_quoted(_account(url, reason)),
         database=url.database or "",
     )
 
