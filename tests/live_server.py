@@ -112,6 +112,35 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+# Servers as a deployer might run userhub without `userhub serve`, with their own defaults.
+OTHER_SERVERS = {
+    # granian's WSGI default: backpressure // 2 threads a worker, 256 with 2 workers
+    "granian-wsgi": ["granian", "--interface", "wsgi", "--workers", "2", "--factory"],
+    "gunicorn-gthread": ["gunicorn", "--worker-class", "gthread", "--threads", "32", "-w", "2"],
+}
+
+
+def production_command(server: str, port: int) -> list[str]:
+    """``userhub serve`` with ``--server granian|gunicorn``, or one of ``OTHER_SERVERS``."""
+    if server == "granian-wsgi":
+        program, *options = OTHER_SERVERS[server]
+        address = ["--host", "127.0.0.1", "--port", str(port)]
+        return [str(BIN / program), *options, *address, "userhub:create_app"]
+    if server == "gunicorn-gthread":
+        program, *options = OTHER_SERVERS[server]
+        return [str(BIN / program), *options, "-b", f"127.0.0.1:{port}", "userhub:create_app()"]
+    return [
+        str(BIN / "userhub"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--server",
+        server,
+    ]
+
+
 @contextlib.contextmanager
 def running_server(
     kind: str,
@@ -129,8 +158,7 @@ def running_server(
     upgrade_schema(env, workdir)
     port = free_port()
     if kind == "production":
-        command = [str(BIN / "userhub"), "serve", "--port", str(port), "--workers", "2"]
-        command += ["--server", server]
+        command = production_command(server, port)
     else:
         command = [str(BIN / "flask"), "--app", "userhub", "run", "--port", str(port)]
     log_path = workdir / f"{kind}-{server}-server.log"
@@ -156,7 +184,8 @@ def wait_until_ready(base: str, process: subprocess.Popen[bytes], log_path: Path
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')}")
-        with contextlib.suppress(requests.ConnectionError):
+        # Not listening yet, or (gunicorn) listening before its workers have booted.
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
             if requests.get(base + "/response_json", timeout=2).status_code == 200:
                 return
         time.sleep(0.2)

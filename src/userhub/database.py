@@ -4,12 +4,10 @@ The tutorial opened a new PyMySQL connection (and an SSL context) per request; h
 process keeps a small pool, and schema changes are a command (``flask db upgrade``), never a
 side effect of starting the app.
 
-A pooled MySQL connection may have been closed by the server (``wait_timeout``, a restart, an
-outage) while it sat idle. SQLAlchemy's ``pool_pre_ping`` would ask the server before every
-use, one extra round trip per request; here only a connection idle for more than
-``PING_AFTER_IDLE_SECONDS`` is pinged, and a dead one is replaced before the request sees it.
-A connection in steady use is not pinged; if the server dies under it, the query fails (503),
-SQLAlchemy throws away every older connection of the pool, and the next request reconnects.
+Each worker keeps one MySQL connection per request thread, finds a dead one before a request
+does, and waits for a free one only as long as it is worth waiting (``connection_pool.py``).
+Reads run outside a transaction and writes begin one (``begin_on_write.py``): a read costs one
+round trip.
 
 Outages. A server that is down answers at once, but a network that drops packets (or a hung
 server) answers never, and PyMySQL waits forever by default. So a connection opened for a web
@@ -35,30 +33,36 @@ statement; the error is ignored).
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask import Flask, g, has_request_context
-from pymysql.constants import SERVER_STATUS
+from flask import Flask, has_request_context
 from sqlalchemy import event
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError
 
+from . import begin_on_write
 from .config.language import gettext
 from .config.values import shown
+from .connection_pool import (
+    PING_AFTER_IDLE_SECONDS,
+    POOL_WAIT_SECONDS,
+    WaitingPool,
+    gave_up_in_this_request,
+    idle_for,
+    mark_used,
+    note_unreachable,
+    socket_closed,
+)
 from .database_errors import DatabaseUnreachable, explained
 from .extensions import db, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
-PING_AFTER_IDLE_SECONDS = 1.0
-LAST_USED = "userhub.last_used"
 # Seconds a web request's connection waits for MySQL; twice this stays under the 2 s bound.
 REQUEST_TIMEOUTS = {"connect_timeout": 0.7, "read_timeout": 0.7, "write_timeout": 0.7}
-POOL_TIMEOUT_SECONDS = 0.5  # for a free connection: only when threads outnumber connections
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +73,12 @@ def engine_options(url: str, pool_size: int) -> dict[str, Any]:
     if backend == "sqlite":
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
     return {
-        "pool_reset_on_return": None,  # see _end_open_transaction
-        "pool_recycle": 3600,
+        "poolclass": WaitingPool,
         "pool_size": pool_size,
-        "max_overflow": pool_size,
-        "pool_timeout": POOL_TIMEOUT_SECONDS,
+        "pool_timeout": POOL_WAIT_SECONDS,
+        "pool_reset_on_return": None,  # begin_on_write.rollback_if_open, on the reset event
+        "pool_recycle": 3600,
+        "connect_args": {"autocommit": True},  # see begin_on_write
     }
 
 
@@ -85,34 +90,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _unreachable_in_this_request() -> bool:
-    return has_request_context() and g.get("database_unreachable", False)
-
-
-def _note_unreachable(context: ExceptionContext) -> None:
-    """After a connection failed (to open, or under a query), this request stops waiting."""
-    if has_request_context() and (context.connection is None or context.is_disconnect):
-        g.database_unreachable = True
-
-
 def _connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
     """Open a PyMySQL connection, with ``REQUEST_TIMEOUTS`` when it is for a web request."""
     if not has_request_context():
         return None  # a command: SQLAlchemy connects as configured, without limits
-    if _unreachable_in_this_request():
+    if gave_up_in_this_request():
         raise dialect.loaded_dbapi.OperationalError(2003, "not retried within one request")
     return dialect.connect(*cargs, **{**REQUEST_TIMEOUTS, **cparams})
 
 
-def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """On checkout: ping a connection that was idle for a while.
+def _check_alive(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """On checkout: a connection the server closed is not handed out (see connection_pool).
 
-    A failed ping means the server restarted or cannot be reached, so every connection as old
-    is suspect: InvalidatePoolError makes the pool drop them all and reconnect this one,
-    and later checkouts reconnect instead of waiting for a ping each."""
-    if _unreachable_in_this_request():
+    A dead one means the server restarted or cannot be reached, so every connection as old
+    is suspect: InvalidatePoolError makes the pool drop them all and reconnect this one."""
+    if gave_up_in_this_request():
         raise DisconnectionError()  # reconnects, which fails at once (see _connect)
-    if time.monotonic() - record.info.get(LAST_USED, 0.0) > PING_AFTER_IDLE_SECONDS:
+    if socket_closed(dbapi_connection):
+        raise InvalidatePoolError()
+    if idle_for(record) > PING_AFTER_IDLE_SECONDS:
         try:
             dbapi_connection.ping(reconnect=False)
         except Exception as exc:  # any driver error means the connection is unusable
@@ -135,20 +131,10 @@ def _causal_reads(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _mark_used(_dbapi_connection: Any, record: Any) -> None:
-    record.info[LAST_USED] = time.monotonic()
-
-
 def _end_open_transaction(dbapi_connection: Any, _record: Any, _state: Any) -> None:
-    """On return to the pool: roll back only if a transaction is still open.
-
-    The ORM session has already committed or rolled back by then, and SQLAlchemy's default
-    reset would send a second ROLLBACK, a round trip per request for nothing. The server says
-    in every reply whether a transaction is open, so that is what decides.
-    """
-    status = getattr(dbapi_connection, "server_status", None)  # PyMySQL's; others: roll back
-    if status is None or status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
-        dbapi_connection.rollback()
+    """On return to the pool: roll back a transaction left open (never by the ORM session,
+    which has ended its own; by a raw connection, or a connection lost mid-way)."""
+    begin_on_write.rollback_if_open(dbapi_connection)
 
 
 def _end_session(_exc: BaseException | None) -> None:
@@ -222,7 +208,8 @@ def check_ready() -> None:
 
 def init_app(app: Flask) -> None:
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    pool_size = app.config["USERHUB_DB_POOL_SIZE"]
+    # One connection per request thread (connection_pool.py), unless set otherwise.
+    pool_size = app.config["USERHUB_DB_POOL_SIZE"] or app.config["USERHUB_THREADS"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url, pool_size)
     sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
     if sqlite_file and sqlite_file != ":memory:":
@@ -236,9 +223,10 @@ def init_app(app: Flask) -> None:
         else:
             if db.engine.dialect.driver == "pymysql":
                 event.listen(db.engine, "do_connect", _connect)
-            event.listen(db.engine, "handle_error", _note_unreachable)
+            event.listen(db.engine, "handle_error", note_unreachable)
             event.listen(db.engine, "connect", _causal_reads)
-            event.listen(db.engine, "connect", _mark_used)
-            event.listen(db.engine, "checkout", _ping_if_idle)
-            event.listen(db.engine, "checkin", _mark_used)
+            event.listen(db.engine, "connect", mark_used)
+            event.listen(db.engine, "checkout", _check_alive)
+            event.listen(db.engine, "checkin", mark_used)
             event.listen(db.engine, "reset", _end_open_transaction)
+            begin_on_write.install(db.engine)

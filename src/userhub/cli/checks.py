@@ -16,6 +16,7 @@ from .. import limit_storage
 from ..config import LIMIT_STORAGE_BY_DEFAULT, MIN_SECRET_KEY_LENGTH, available_cores
 
 ACCOUNT_FAILURES_PER_HOUR_MAX = 100  # OWASP ASVS 2.2.1
+MYSQL_DEFAULT_MAX_CONNECTIONS = 151
 SECRET_MIN_DISTINCT_CHARACTERS = 12
 # Words of six letters or more: a random key (hex or base64) practically never contains one.
 PLACEHOLDER_SECRETS = ("change", "secret", "example", "default", "password", "placeholder")
@@ -41,6 +42,8 @@ def unsafe_settings(config: Mapping[str, Any], *, debug: bool) -> list[str]:
             "The database is the embedded SQLite file: one machine, no replication, no "
             "backups. Set USERHUB_DATABASE_URL to a MySQL/MariaDB server."
         )
+    else:
+        problems += _pool_problems(config)
     if not config["SESSION_COOKIE_SECURE"]:
         problems.append(
             "Cookies are not Secure: the session cookie would travel over plain http. Serve "
@@ -59,6 +62,29 @@ def _secret_key_problems(secret: str) -> list[str]:
         return [
             "USERHUB_SECRET_KEY looks made up by hand (a placeholder word or few distinct "
             'characters). Generate one: python -c "import secrets; print(secrets.token_hex(32))"'
+        ]
+    return []
+
+
+def _pool_problems(config: Mapping[str, Any]) -> list[str]:
+    """Settings under which requests would wait for database connections, or the server
+    would refuse some (each worker keeps its own pool)."""
+    threads, pool_size = config["USERHUB_THREADS"], config["USERHUB_DB_POOL_SIZE"]
+    if 0 < pool_size < threads:
+        return [
+            f"USERHUB_DB_POOL_SIZE={pool_size} is below USERHUB_THREADS={threads}: requests "
+            "would wait for a database connection while threads stand idle. Unset it (one "
+            "connection per thread)."
+        ]
+    workers = config["USERHUB_WORKERS"] or available_cores()
+    connections = workers * (pool_size or threads)
+    if connections > MYSQL_DEFAULT_MAX_CONNECTIONS - 1:
+        return [
+            f"userhub serve would open up to {connections} database connections "
+            f"({workers} workers x {pool_size or threads}), more than MySQL's and MariaDB's "
+            f"default max_connections ({MYSQL_DEFAULT_MAX_CONNECTIONS}, one kept for an "
+            "administrator): the rest would be refused. Raise max_connections on the server "
+            "(with every host counted), or lower USERHUB_THREADS or USERHUB_WORKERS."
         ]
     return []
 

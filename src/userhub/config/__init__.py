@@ -120,8 +120,9 @@ SETTINGS: tuple[Setting, ...] = (
         "USERHUB_DB_POOL_SIZE",
         "USERHUB_DB_POOL_SIZE",
         int,
-        5,
-        "Connections kept open per worker process (MySQL).",
+        0,
+        "MySQL connections one worker process keeps; 0 means one per request thread "
+        "(`USERHUB_THREADS`). Under another server with more threads, requests take turns.",
     ),
     Setting(
         "USERHUB_ARGON2_TIME_COST", "ARGON2_TIME_COST", int, 2, "argon2id iterations (minimum 2)."
