@@ -19,7 +19,9 @@ after it and at teardown: headers and deductions for the limits it checked); its
 are checked by the decorated view itself. So its hooks are replaced by gated ones
 (``gate_limiter_hooks``): the check before the request runs only while the limiter has limits
 that apply there (default, application, blueprint or meta limits, or an in-memory fallback;
-userhub has none), and the later two only for a request the limiter looked at.
+userhub has none), and the one after it only for a request the limiter looked at. Its teardown
+hook, which only clears the request's state, is dropped: that state lives on the request
+context, which ends with the request.
 
 Over a limit, the client gets 429 with ``Retry-After`` (problem+json on JSON routes, the page
 otherwise). If the storage cannot be reached, limits are not enforced and a warning is logged:
@@ -109,11 +111,14 @@ def limits_before_every_request() -> bool:
 
 
 def gate_limiter_hooks(app: Flask) -> None:
-    """Replace Flask-Limiter's three per-request hooks, in place, with gated ones."""
+    """Replace Flask-Limiter's per-request hooks, in place, with gated ones (it installs none
+    on an app built with the limits off)."""
     check = limiter._check_request_limit  # noqa: SLF001
-    before = app.before_request_funcs[None]
-    after = app.after_request_funcs[None]
-    teardown = app.teardown_request_funcs[None]
+    before = app.before_request_funcs.get(None, [])
+    after = app.after_request_funcs.get(None, [])
+    teardown = app.teardown_request_funcs.get(None, [])
+    if check not in before:
+        return
     [finish] = [f for f in after if getattr(f, "args", None) == (limiter,)]  # its partial
     [release] = [f for f in teardown if getattr(f, "__self__", None) is limiter]
 
@@ -124,13 +129,9 @@ def gate_limiter_hooks(app: Flask) -> None:
     def finish_limits(response: Any) -> Any:
         return finish(response) if hasattr(request_ctx, LIMITER_STATE) else response
 
-    def release_limits(error: BaseException | None = None) -> None:
-        if hasattr(request_ctx, LIMITER_STATE):
-            release(error)
-
     before[before.index(check)] = check_limits
     after[after.index(finish)] = finish_limits
-    teardown[teardown.index(release)] = release_limits
+    teardown.remove(release)
 
 
 def init_app(app: Flask) -> None:
