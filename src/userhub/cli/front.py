@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from ..web.logs import HeldLines
 from ..web.request_limits import RECEIVE_TIMED_OUT  # the app answers 408 when it sees it
 
 log = logging.getLogger("userhub")
@@ -123,7 +124,12 @@ class AsgiFront:
         self.app: WsgiApp = app
         self.body_limit: int = app.config["MAX_CONTENT_LENGTH"]
         self.receive_timeout = receive_timeout
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="userhub-request")
+        # The request lines of the app's threads, written once per batch of answers, before the
+        # batch is handed to the server (web/logs.py).
+        self.lines = HeldLines()
+        self.pool = ThreadPoolExecutor(
+            threads, thread_name_prefix="userhub-request", initializer=self.lines.hold_here
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         # Answers finished in threads, handed to the loop in batches: one wake-up of the loop
         # serves every answer that finished meanwhile (a wake-up per answer cost ~20 µs each).
@@ -205,8 +211,11 @@ class AsgiFront:
         with self._lock:
             self._wake_scheduled = False
         finished = self._finished
-        while finished:
-            waiter, answer = finished.popleft()
+        batch = [finished.popleft() for _ in range(len(finished))]
+        # Each answer's log line was held before the answer was queued: all are written now,
+        # before any of these answers can leave.
+        self.lines.write()
+        for waiter, answer in batch:
             if not waiter.done():
                 waiter.set_result(answer)
 
@@ -218,6 +227,7 @@ class AsgiFront:
             elif message["type"] == "lifespan.shutdown":
                 # Requests in the threads finish first (the server has drained connections).
                 await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown)
+                self.lines.write()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

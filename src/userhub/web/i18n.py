@@ -23,8 +23,8 @@ from apiflask import APIBlueprint
 from flask import (
     Flask,
     abort,
+    after_this_request,
     current_app,
-    g,
     has_request_context,
     redirect,
     request,
@@ -64,7 +64,8 @@ def select_locale() -> str:
     which has no request)."""
     if not has_request_context():
         return DEFAULT.locale
-    g.language_negotiated = True  # Flask-Babel asks once per request, when words are needed
+    # Flask-Babel asks once per request, when words are needed: only such an answer varies.
+    after_this_request(vary_on_language)
     chosen = BY_TAG.get(request.cookies.get(COOKIE, ""))
     if chosen is not None:
         return chosen.locale
@@ -115,10 +116,10 @@ def choose(tag: str) -> Response:
 
 def vary_on_language(response: Response) -> Response:
     """A response whose words were chosen by language depends on these headers: caches must
-    not serve one reader's language to another. (The tutorial's fixed bodies do not vary.)"""
-    if g.get("language_negotiated"):
-        response.vary.add("Accept-Language")
-        response.vary.add("Cookie")
+    not serve one reader's language to another. (The tutorial's fixed bodies do not vary, and
+    do not pay for this: it is added to a request only when its language is chosen.)"""
+    response.vary.add("Accept-Language")
+    response.vary.add("Cookie")
     return response
 
 
@@ -145,5 +146,4 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, default_locale=DEFAULT.locale)
     warn_if_not_compiled(app)
     app.register_blueprint(bp)
-    app.after_request(vary_on_language)
     app.context_processor(template_globals)

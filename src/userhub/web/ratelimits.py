@@ -13,6 +13,16 @@ counts):
 * **per account**, on wrong passwords only: ``services/login_limits.py``, with the device
   cookie of ``web/devices.py``.
 
+Only the routes that carry a limit pay for it. Flask-Limiter's own hooks run on every request
+of the app (before it: resolve the route's limits, which costs a third of a ``/response_json``;
+after it and at teardown: headers and deductions for the limits it checked); its route limits
+are checked by the decorated view itself. So its hooks are replaced by gated ones
+(``gate_limiter_hooks``): the check before the request runs only while the limiter has limits
+that apply there (default, application, blueprint or meta limits, or an in-memory fallback;
+userhub has none), and the one after it only for a request the limiter looked at. Its teardown
+hook, which only clears the request's state, is dropped: that state lives on the request
+context, which ends with the request.
+
 Over a limit, the client gets 429 with ``Retry-After`` (problem+json on JSON routes, the page
 otherwise). If the storage cannot be reached, limits are not enforced and a warning is logged:
 an outage of Redis (or an unwritable limits file) must not lock every user out.
@@ -25,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
+from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_limiter import RateLimitExceeded
 
@@ -82,6 +93,48 @@ def handle_rate_limit(error: RateLimitExceeded) -> Any:
     return handle_http_exception(error)
 
 
+# Where Flask-Limiter keeps a request's state (its ``Limiter.context``), on the request context.
+LIMITER_STATE = "_limiter_request_context"
+
+
+def limits_before_every_request() -> bool:
+    """Whether Flask-Limiter's check before the request has any limit to apply. Route limits
+    (the decorators above) are checked when the view is called, not there."""
+    manager = limiter.limit_manager
+    return bool(
+        manager._application_limits  # noqa: SLF001 (read only: there is no public question)
+        or manager._default_limits  # noqa: SLF001
+        or manager._blueprint_limits  # noqa: SLF001
+        or limiter._meta_limits  # noqa: SLF001
+        or limiter._in_memory_fallback  # noqa: SLF001
+    )
+
+
+def gate_limiter_hooks(app: Flask) -> None:
+    """Replace Flask-Limiter's per-request hooks, in place, with gated ones (it installs none
+    on an app built with the limits off)."""
+    check = limiter._check_request_limit  # noqa: SLF001
+    before = app.before_request_funcs.get(None, [])
+    after = app.after_request_funcs.get(None, [])
+    teardown = app.teardown_request_funcs.get(None, [])
+    if check not in before:
+        return
+    [finish] = [f for f in after if getattr(f, "args", None) == (limiter,)]  # its partial
+    [release] = [f for f in teardown if getattr(f, "__self__", None) is limiter]
+
+    def check_limits() -> None:
+        if limits_before_every_request():
+            check()
+
+    def finish_limits(response: Any) -> Any:
+        return finish(response) if hasattr(request_ctx, LIMITER_STATE) else response
+
+    before[before.index(check)] = check_limits
+    after[after.index(finish)] = finish_limits
+    teardown.remove(release)
+
+
 def init_app(app: Flask) -> None:
     limiter.init_app(app)
+    gate_limiter_hooks(app)
     app.register_error_handler(RateLimitExceeded, handle_rate_limit)
