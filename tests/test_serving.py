@@ -136,3 +136,46 @@ def test_no_request_line_is_lost_when_a_worker_is_killed_or_the_server_stops(
     assert len(mine) == len(set(mine))  # none twice
     assert set(answered) <= set(mine), sorted(set(answered) - set(mine))[:10]
     assert len(answered) > 500  # the killed worker's place was taken: the rest were answered
+
+
+def test_a_request_after_the_workers_threads_stopped_is_answered_503_not_raised() -> None:
+    """A client that keeps its connection open can send a request after the worker's lifespan
+    shutdown stopped its threads: it gets 503 and ``Connection: close``; nothing raises into the
+    server, which would log "Application callable raised an exception"."""
+    import asyncio
+
+    from flask import Flask
+
+    from userhub.cli.front import AsgiFront
+
+    app = Flask(__name__)
+    app.add_url_rule("/", "index", lambda: "hello")
+    front = AsgiFront(app, threads=1, receive_timeout=5)
+    sent: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        lifespan = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+        async def lifespan_receive() -> dict[str, Any]:
+            return next(lifespan)
+
+        async def ignore(message: Any) -> None:
+            pass
+
+        await front({"type": "lifespan"}, lifespan_receive, ignore)
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def no_body() -> dict[str, Any]:
+            raise AssertionError("a GET has no body to read")
+
+        scope = {
+            "type": "http", "method": "GET", "path": "/", "raw_path": b"/",
+            "query_string": b"", "headers": [(b"host", b"localhost")],
+        }  # fmt: skip
+        await front(scope, no_body, send)
+
+    asyncio.run(scenario())
+    assert sent[0]["status"] == 503
+    assert (b"connection", b"close") in sent[0]["headers"]

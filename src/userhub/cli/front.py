@@ -59,6 +59,13 @@ class Answer:
     body: bytes
 
 
+STOPPING = Answer(
+    503,
+    [("content-type", "text/plain; charset=utf-8"), ("retry-after", "1"), ("connection", "close")],
+    b"The server is restarting; try again.",
+)
+
+
 def environ_for(scope: Scope) -> dict[str, Any]:
     """The PEP 3333 environ of an ASGI ``http`` request, before its body (``with_body``)."""
     server = scope.get("server") or ("", 0)
@@ -190,7 +197,12 @@ class AsgiFront:
         """The app's answer to ``environ``, computed in one of the app's threads."""
         loop = self._loop = self._loop or asyncio.get_running_loop()
         waiter: asyncio.Future[Answer] = loop.create_future()
-        self.pool.submit(self._call_app, environ, waiter)
+        try:
+            self.pool.submit(self._call_app, environ, waiter)
+        except RuntimeError:  # the threads are shut down: the worker is stopping
+            # A request that came in after the server's shutdown began (a client that kept its
+            # connection open): it gets an answer, not an exception the server logs.
+            return STOPPING
         return await waiter
 
     def _call_app(self, environ: dict[str, Any], waiter: asyncio.Future[Answer]) -> None:
