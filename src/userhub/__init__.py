@@ -47,6 +47,8 @@ class UserhubFlask(APIFlask):
     """
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        if request is not None and (known := hosts.bind_known_host(self, request)) is not None:
+            return known
         try:
             return super().create_url_adapter(request)
         except SecurityError:
