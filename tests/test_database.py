@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from tests.helpers import PASSWORD, ApiActions, AppBuilder, bearer, needs_mysql
 from userhub import database, transactions
@@ -77,7 +78,7 @@ def test_work_left_uncommitted_is_rolled_back_when_the_connection_returns_to_the
     with app.app_context():
         raw = db.engine.raw_connection()  # bypasses the ORM session and its own rollback
         if backend == "mysql":
-            raw.begin()  # type: ignore[attr-defined]  # PyMySQL's; its connections autocommit
+            raw.begin()  # PyMySQL's: its connections autocommit (begin_on_write)
         raw.cursor().execute(INSERT_USER)
         raw.close()  # back to the pool with the transaction still open
         with db.engine.connect() as connection:
@@ -160,7 +161,10 @@ def test_a_read_costs_one_statement_and_a_write_one_transaction(
     app = build_app(database_url, USERHUB_DB_POOL_SIZE=1)  # every request on one connection
     api = ApiActions(app, app.test_client())
     account = api.account("reader")
-    me = lambda: api.client.get("/api/v1/users/me", headers=bearer(account.token))  # noqa: E731
+
+    def me() -> TestResponse:
+        return api.client.get("/api/v1/users/me", headers=bearer(account.token))
+
     assert me().status_code == 200
     assert sent_by(app, me) == {"questions": 1, "com_begin": 0, "com_commit": 0, "com_rollback": 0}
 
