@@ -76,12 +76,21 @@ check: lint test
 newman: $(VENV)/.installed-dev $(NEWMAN)
 	bash scripts/newman.sh
 
-## make bench: the load benchmark and the 10,000-user import (MariaDB up; installs wrk if missing)
-bench: $(VENV)/.installed-dev
+## make bench: the load benchmark, with userhub before issue 18 and the reference apps in the
+## same run, and the 10,000-user import (MariaDB up; installs wrk if missing)
+bench: $(VENV)/.installed-dev $(CATALOGUES) $(FASTAPI_USERS)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/import_users.py --users 10000
 	$(BIN)/python bench/import_users.py --users 10000 --database-url "$(BENCH_MYSQL_URL)"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The fastapi-users reference app's own venv, inside .venv: fastapi-users-db-sqlalchemy needs
+# SQLAlchemy < 2.1, userhub 2.1 (bench/peers/fastapi_users_app.py).
+FASTAPI_USERS := $(VENV)/fastapi-users/.installed
+$(FASTAPI_USERS): requirements/bench-fastapi-users.txt | $(VENV)/bin/python
+	$(PYTHON) -m venv $(VENV)/fastapi-users
+	$(VENV)/fastapi-users/bin/python -m pip --disable-pip-version-check -q install -r $<
+	touch $@
 
 BENCH_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1:3306/userhub_bench?charset=utf8mb4
 
@@ -125,6 +134,8 @@ lock:
 	uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements/prod.txt
 	uv pip compile pyproject.toml --group pyproject.toml:test --group pyproject.toml:lint \
 		--group pyproject.toml:bench --universal --python-version 3.11 -o requirements/dev.txt
+	uv pip compile --group pyproject.toml:bench-fastapi-users --universal --python-version 3.11 \
+		-o requirements/bench-fastapi-users.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
