@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-quick test-scaleout dev lint check install install-dev clean newman bench soak translations
+.PHONY: run test test-quick test-scaleout dev lint check install install-dev clean newman bench soak under-load translations
 
 # Translation catalogues: each messages.po is compiled to the messages.mo Flask-Babel reads.
 TRANSLATIONS := src/userhub/translations
@@ -94,10 +94,18 @@ $(FASTAPI_USERS): requirements/bench-fastapi-users.txt | $(VENV)/bin/python
 
 BENCH_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1:3306/userhub_bench?charset=utf8mb4
 
-## make soak: 60 s, 64 connections, mixed reads and writes on MariaDB; fails on any 5xx or socket error
-soak: $(VENV)/.installed-dev
+## make soak: 60 s, 256 connections, mixed reads and writes on MariaDB; fails on any 5xx or
+## socket error (the earlier 64: make soak SOAK_ARGS="--connections 64")
+soak: $(VENV)/.installed-dev $(CATALOGUES)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+## make under-load: userhub on MariaDB under userhub serve, granian WSGI and gunicorn gthread
+## (4, 32, 128 threads), 8 to 256 connections, every status counted; fails on any 5xx or socket
+## error (bench/under_load.py)
+under-load: $(VENV)/.installed-dev $(CATALOGUES)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/under_load.py $(UNDER_LOAD_ARGS)
 
 ## make translations: collect the strings to translate into each messages.po (new ones empty)
 translations: $(VENV)/.installed-dev

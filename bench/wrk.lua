@@ -57,18 +57,25 @@ if os.getenv("BENCH_COUNT_STATUSES") then
   end
   init = function(args)
     statuses = {}  -- "<status>" -> responses; flat, so thread:get() can copy it
+    first_5xx = ""  -- the start of the first 5xx answer's body: what the server said
   end
   response = function(status, headers, body)
     local key = tostring(status)
     statuses[key] = (statuses[key] or 0) + 1
+    if status >= 500 and first_5xx == "" then
+      first_5xx = key .. " " .. string.sub(body or "", 1, 160)
+    end
   end
 end
 
 done = function(summary, latency, requests)
-  local totals, parts = {}, {}
+  local totals, parts, sample = {}, {}, ""
   for _, thread in ipairs(threads) do
     for key, count in pairs(thread:get("statuses")) do
       totals[key] = (totals[key] or 0) + count
+    end
+    if sample == "" then
+      sample = thread:get("first_5xx")
     end
   end
   for key, count in pairs(totals) do
@@ -78,8 +85,8 @@ done = function(summary, latency, requests)
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,' ..
     '"write_errors":%d,"non_2xx":%d,"timeouts":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
-    '"max_us":%d,"mean_us":%.1f,"statuses":{%s}}\n',
+    '"max_us":%d,"mean_us":%.1f,"statuses":{%s},"first_5xx":"%s"}\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    latency.mean, table.concat(parts, ",")))
+    latency.mean, table.concat(parts, ","), (string.gsub(sample, '[%c"\\]', ""))))
 end
