@@ -175,6 +175,19 @@ def server_side(log: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
     return table, problems
 
 
+def log_excerpts(log: str, limit: int = 3, lines: int = 25) -> list[str]:
+    """The first ``limit`` problems of the server's log that are not JSON lines (the server's
+    own errors, tracebacks), each with the lines after it."""
+    all_lines = log.splitlines()
+    found = []
+    for i, line in enumerate(all_lines):
+        if not line.startswith("{") and ("[ERROR]" in line or "[CRITICAL]" in line):
+            found.append("\n".join(all_lines[i : i + lines]))
+            if len(found) == limit:
+                break
+    return found
+
+
 def by_kind(counts: dict[str, int]) -> dict[str, dict[str, int]]:
     """``{"register 2xx": 5}`` (what soak.lua can hand back) as ``{"register": {"2xx": 5}}``."""
     table: dict[str, dict[str, int]] = {}
@@ -296,6 +309,7 @@ def main() -> None:
             "rss_mb_after": rss_after,
         },
         "server_log_lines_above_info": len(log_problems),
+        "server_log_problems": log_excerpts(log),  # the first ones, for a diagnosis
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
