@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-quick test-scaleout dev lint check install install-dev clean newman bench soak translations
+.PHONY: run test test-quick test-scaleout dev lint check install install-dev clean newman bench soak under-load translations
 
 # Translation catalogues: each messages.po is compiled to the messages.mo Flask-Babel reads.
 TRANSLATIONS := src/userhub/translations
@@ -76,19 +76,36 @@ check: lint test
 newman: $(VENV)/.installed-dev $(NEWMAN)
 	bash scripts/newman.sh
 
-## make bench: the load benchmark and the 10,000-user import (MariaDB up; installs wrk if missing)
-bench: $(VENV)/.installed-dev
+## make bench: the load benchmark, with userhub before issue 18 and the reference apps in the
+## same run, and the 10,000-user import (MariaDB up; installs wrk if missing)
+bench: $(VENV)/.installed-dev $(CATALOGUES) $(FASTAPI_USERS)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/import_users.py --users 10000
 	$(BIN)/python bench/import_users.py --users 10000 --database-url "$(BENCH_MYSQL_URL)"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# The fastapi-users reference app's own venv, inside .venv: fastapi-users-db-sqlalchemy needs
+# SQLAlchemy < 2.1, userhub 2.1 (bench/peers/fastapi_users_app.py).
+FASTAPI_USERS := $(VENV)/fastapi-users/.installed
+$(FASTAPI_USERS): requirements/bench-fastapi-users.txt | $(VENV)/bin/python
+	$(PYTHON) -m venv $(VENV)/fastapi-users
+	$(VENV)/fastapi-users/bin/python -m pip --disable-pip-version-check -q install -r $<
+	touch $@
+
 BENCH_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1:3306/userhub_bench?charset=utf8mb4
 
-## make soak: 60 s, 64 connections, mixed reads and writes on MariaDB; fails on any 5xx or socket error
-soak: $(VENV)/.installed-dev
+## make soak: 60 s, 256 connections, mixed reads and writes on MariaDB; fails on any 5xx or
+## socket error (the earlier 64: make soak SOAK_ARGS="--connections 64")
+soak: $(VENV)/.installed-dev $(CATALOGUES)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+## make under-load: userhub on MariaDB under userhub serve, granian WSGI and gunicorn gthread
+## (4, 32, 128 threads), 8 to 256 connections, every status counted; fails on any 5xx or socket
+## error (bench/under_load.py)
+under-load: $(VENV)/.installed-dev $(CATALOGUES)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/under_load.py $(UNDER_LOAD_ARGS)
 
 ## make translations: collect the strings to translate into each messages.po (new ones empty)
 translations: $(VENV)/.installed-dev
@@ -125,6 +142,8 @@ lock:
 	uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements/prod.txt
 	uv pip compile pyproject.toml --group pyproject.toml:test --group pyproject.toml:lint \
 		--group pyproject.toml:bench --universal --python-version 3.11 -o requirements/dev.txt
+	uv pip compile --group pyproject.toml:bench-fastapi-users --universal --python-version 3.11 \
+		-o requirements/bench-fastapi-users.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

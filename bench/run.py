@@ -5,7 +5,8 @@ connections, and writes:
 
 - ``bench/results/bench.json``: every run (throughput, p50/p90/p99 latency, errors, worker RSS),
   the medians over the rounds, the machine, and each target met or missed;
-- ``bench/results/bench.png``: throughput and p99 latency per scenario;
+- ``bench/results/bench.png``: throughput and p99 latency per scenario, and userhub on
+  MariaDB divided by each reference (plain Flask, raw WSGI, userhub before, the two peers);
 - the table between the ``bench:start``/``bench:end`` markers in docs/performance.md.
 
 What runs (all with the same worker and thread count, one worker per core by default):
@@ -16,7 +17,16 @@ What runs (all with the same worker and thread count, one worker per core by def
   the two tutorial GET routes, under granian like userhub;
 - for two GET scenarios: userhub under gunicorn (``userhub serve --server gunicorn``), the
   measurement behind ``userhub serve``'s choice of granian, and userhub under granian's WSGI
-  interface without ``userhub serve``'s front (``cli/front.py``), what the front costs.
+  interface without ``userhub serve``'s front (``cli/front.py``), what the front costs;
+- userhub as it was before (``--baseline REF``, default ``BASELINE``: main before issue 18),
+  from a temporary ``git worktree`` of REF served by this venv (``PYTHONPATH`` at its ``src``)
+  on its own MariaDB database, for the tutorial GETs and ``GET /api/v1/users/me``;
+- two reference apps that do what userhub's API does, each built as its own docs show
+  (``bench/peers/``): fastapi-users (database access-token strategy, uvicorn, 2 workers,
+  aiomysql) and Flask-Security-Too (token authentication, granian WSGI, 2 workers x 4 threads,
+  PyMySQL), both on MariaDB, for the current-user read and the log-in (one password check and
+  one token issued). fastapi-users runs from a venv of its own, ``.venv/fastapi-users``
+  (``make bench`` builds it; see ``bench/peers/fastapi_users_app.py`` for why).
 
 The hashing-bound scenarios run on a server started with ``USERHUB_RATELIMIT_ENABLED=false``
 (with the limits on, wrk would measure 429s after the 30th log-in or registration a minute);
@@ -40,8 +50,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +71,11 @@ PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
 DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/userhub_bench_load?charset=utf8mb4"
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-1"
+PEER_EMAIL = "bench@example.com"  # the peers identify users by e-mail address
+BASELINE = "62ac53b"  # main before issue 18: what users/me must beat by 1.3x
+PEERS = BENCH / "peers"
+FASTAPI_USERS_VENV = BIN.parent / "fastapi-users"  # inside the venv: `make clean` removes it
+ME, LOGIN = "GET /api/v1/users/me", "POST /api/v1/tokens"
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,19 @@ SCENARIOS = (
     Scenario("POST /api/v1/tokens", "/api/v1/tokens", "POST", "credentials", hashing=True),
 )
 SERVER_COMPARISON = ("GET /response_json", "GET /api/v1/users/me")
+BASELINE_SCENARIOS = ("GET /response_json", "GET /test_get", ME)
+
+
+@dataclass(frozen=True)
+class Request:
+    """How a reference app is asked for a scenario, where it differs from userhub's API."""
+
+    path: str
+    method: str = "GET"
+    body: str | None = None  # a fixed body: the credentials of a log-in
+    content_type: str = "application/json"
+    token_header: str = "Authorization"  # noqa: S105 (a header's name, not a secret)
+    token_prefix: str = "Bearer "  # noqa: S105
 
 
 @dataclass
@@ -101,6 +130,8 @@ class Target:
     token: str | None = None
     pid: int | None = None
     log: Path | None = None
+    requests: dict[str, Request] = field(default_factory=dict)  # the peers' own routes
+    password_hash: str | None = None  # the bench user's stored hash: what the app really uses
 
 
 @dataclass
@@ -118,6 +149,7 @@ class Run:
     requests: int
     errors: int
     non_2xx: int
+    cpu_ms_per_request: float | None = None  # the server's processes, user + system
     rss_mb: list[float] = field(default_factory=list)
 
 
@@ -160,6 +192,33 @@ def worker_pids(parent: int) -> list[int]:
     return found
 
 
+def cpu_seconds(parent: int) -> float:
+    """User + system CPU time of ``parent`` and its descendants alive now, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in (parent, *worker_pids(parent)):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def settle(pid: int, timeout: float = 30) -> float:
+    """Wait until the server's processes are idle (less than 5% of a core for 0.2 s), then
+    their CPU seconds: a run starts and ends with no request of another still being worked on."""
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = cpu_seconds(pid)
+        if now - last < 0.01:
+            return now
+        last = now
+    return last
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -190,8 +249,14 @@ def running(
             process.wait()
 
 
-def userhub_env(database_url: str, instance: Path, limits: bool) -> dict[str, str]:
+def userhub_env(
+    database_url: str, instance: Path, limits: bool, source: Path | None = None
+) -> dict[str, str]:
+    """The environment of a userhub server; ``source``: another checkout's ``src`` to run
+    (the baseline) instead of the installed userhub."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("USERHUB_")}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     env.update(
         USERHUB_ENV="production",
         USERHUB_SECRET_KEY=secrets.token_hex(32),
@@ -203,25 +268,34 @@ def userhub_env(database_url: str, instance: Path, limits: bool) -> dict[str, st
     return env
 
 
-def prepare_database(backend: str, mysql_url: str, folder: Path) -> str:
-    """A fresh, migrated database with the bench user in it; its URL."""
+def recreate_mysql_database(url: str, name: str | None = None) -> str:
+    """Drop and create the database of ``url`` (or ``name`` on its server): its URL, with
+    PyMySQL as the driver."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url).set(drivername="mysql+pymysql")
+    if name is not None:
+        parsed = parsed.set(database=name)
+    name = parsed.database or ""
+    if not name.isidentifier() or name in {"test", "mysql", "userhub_test"}:
+        sys.exit(f"refusing to recreate database {name!r}: give the bench its own")
+    server = sa.create_engine(parsed.set(database=""))
+    with server.begin() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    server.dispose()
+    return parsed.render_as_string(hide_password=False)
+
+
+def prepare_database(backend: str, mysql_url: str, folder: Path, source: Path | None = None) -> str:
+    """A fresh, migrated database with the bench user in it; its URL. ``source``: migrate
+    with another checkout's userhub (the baseline)."""
     if backend == "sqlite":
         url = f"sqlite:///{folder / 'bench.sqlite3'}"
     else:
-        import sqlalchemy as sa
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(mysql_url)
-        name = parsed.database or ""
-        if not name.isidentifier() or name in {"test", "mysql"}:
-            sys.exit(f"refusing to recreate database {name!r}: give the bench its own")
-        server = sa.create_engine(parsed.set(database=""))
-        with server.begin() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-            connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        server.dispose()
-        url = mysql_url
-    env = userhub_env(url, folder / f"instance-{backend}", limits=True)
+        url = recreate_mysql_database(mysql_url)
+    env = userhub_env(url, folder / f"instance-{backend}", limits=True, source=source)
     flask = [str(BIN / "flask"), "--app", "userhub"]
     subprocess.run([*flask, "db", "upgrade"], env=env, check=True, capture_output=True)  # noqa: S603
     subprocess.run(  # noqa: S603
@@ -247,12 +321,27 @@ def issue_token(port: int) -> str:
         return token
 
 
-def wrk(target: Target, scenario: Scenario, seconds: float, connections: int) -> dict[str, Any]:
-    env = dict(os.environ, BENCH_METHOD=scenario.method, BENCH_PREFIX=secrets.token_hex(3))
-    if scenario.body:
+def wrk(
+    target: Target,
+    scenario: Scenario,
+    seconds: float,
+    connections: int,
+    count_statuses: bool = False,
+) -> dict[str, Any]:
+    """One wrk run of ``scenario`` against ``target`` (``bench/wrk.lua``), its JSON summary."""
+    own = target.requests.get(scenario.name)
+    method, path = (own.method, own.path) if own else (scenario.method, scenario.path)
+    env = dict(os.environ, BENCH_METHOD=method, BENCH_PREFIX=secrets.token_hex(3))
+    if own and own.body:
+        env.update(BENCH_STATIC_BODY=own.body, BENCH_CONTENT_TYPE=own.content_type)
+    elif scenario.body:
         env.update(BENCH_BODY=scenario.body, BENCH_USER=BENCH_USER, BENCH_PASSWORD=BENCH_PASSWORD)
     if scenario.token and target.token:
         env["BENCH_TOKEN"] = target.token
+        if own:
+            env.update(BENCH_TOKEN_HEADER=own.token_header, BENCH_TOKEN_PREFIX=own.token_prefix)
+    if count_statuses:
+        env["BENCH_COUNT_STATUSES"] = "1"
     command = [
         "wrk",
         "-t1",
@@ -262,7 +351,7 @@ def wrk(target: Target, scenario: Scenario, seconds: float, connections: int) ->
         "10s",
         "-s",
         str(BENCH / "wrk.lua"),
-        f"http://127.0.0.1:{target.port}{scenario.path}",
+        f"http://127.0.0.1:{target.port}{path}",
     ]
     output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout  # noqa: S603
     line = next(x for x in output.splitlines() if x.startswith("BENCH_JSON "))
@@ -274,7 +363,12 @@ def measure(
     target: Target, scenario: Scenario, round_: int, seconds: float, connections: int
 ) -> Run:
     wrk(target, scenario, 1, connections)  # warm-up: pools, caches, lazy imports
+    cpu_before = settle(target.pid or 0)  # the warm-up's last requests done
     raw = wrk(target, scenario, seconds, connections)
+    # wrk leaves one request in flight per connection, which the server still answers: its CPU
+    # time until idle is spent on the completed requests and those.
+    cpu = settle(target.pid or 0) - cpu_before
+    answered = raw["requests"] + connections
     rss = [m for pid in worker_pids(target.pid or 0) if (m := rss_mb(pid)) is not None]
     errors = raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
     return Run(
@@ -291,6 +385,7 @@ def measure(
         requests=raw["requests"],
         errors=errors,
         non_2xx=raw["non_2xx"],
+        cpu_ms_per_request=round(cpu * 1000 / answered, 2) if raw["requests"] else None,
         rss_mb=[round(m, 1) for m in rss],
     )
 
@@ -304,13 +399,54 @@ def hash_cpu_ms() -> float:
     hasher = Passwords(
         config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_KIB"], config["ARGON2_PARALLELISM"]
     )
-    hasher.hash("warm-up")
-    samples = []
-    for _ in range(15):
+    return median_cpu_ms(hasher.hash, 15)
+
+
+def default_hash_cpu_ms() -> float:
+    """CPU time (all threads) of one hash at argon2-cffi's defaults, the peers' (median of 5)."""
+    from argon2 import PasswordHasher
+
+    return median_cpu_ms(PasswordHasher().hash, 5)
+
+
+def median_cpu_ms(hash_password: Callable[[str], object], samples: int) -> float:
+    hash_password("warm-up")
+    times = []
+    for _ in range(samples):
         start = time.process_time()
-        hasher.hash(BENCH_PASSWORD)
-        samples.append(time.process_time() - start)
-    return statistics.median(samples) * 1000
+        hash_password(BENCH_PASSWORD)
+        times.append(time.process_time() - start)
+    return statistics.median(times) * 1000
+
+
+def launch(
+    stack: ExitStack,
+    folder: Path,
+    target: Target,
+    command: list[str],
+    env: dict[str, str],
+    probe: str,
+    cwd: Path = BENCH,
+) -> Target:
+    """Start ``target``'s server for the rest of the run and wait until it answers ``probe``."""
+    target.log = folder / f"{target.label.translate(str.maketrans(' /()', '____'))}.log"
+    process = stack.enter_context(running(command, env, target.log, cwd))
+    target.pid = process.pid
+    wait_until_up(target.port, probe, process, target.log)
+    return target
+
+
+def stored_hash(url: str, query: str) -> str | None:
+    """The bench user's password hash as an app stored it (its parameters are in it)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            value = connection.exec_driver_sql(query).scalar()
+    finally:
+        engine.dispose()
+    return None if value is None else str(value)
 
 
 def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> list[Target]:
@@ -319,13 +455,10 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> l
     targets: list[Target] = []
     common = ["--workers", str(args.workers), "--threads", str(args.threads)]
     tutorial = tuple(s.name for s in SCENARIOS if s.tutorial_get)
+    user_hash = f"SELECT password_hash FROM `user` WHERE username = '{BENCH_USER}'"  # noqa: S608
 
     def start(target: Target, command: list[str], env: dict[str, str], probe: str) -> Target:
-        target.log = folder / f"{target.label.replace(' ', '_').replace('/', '_')}.log"
-        process = stack.enter_context(running(command, env, target.log, BENCH))
-        target.pid = process.pid
-        wait_until_up(target.port, probe, process, target.log)
-        return target
+        return launch(stack, folder, target, command, env, probe)
 
     for backend in args.backends:
         url = prepare_database(backend, args.mysql_url, folder)
@@ -339,6 +472,7 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> l
             command = [str(BIN / "userhub"), "serve", "--port", str(port), *common]
             start(target, command, env, "/api/v1/health")
             target.token = issue_token(port)
+            target.password_hash = stored_hash(url, user_hash)
             targets.append(target)
         if backend == "sqlite" and args.compare_servers:
             comparisons = {
@@ -363,6 +497,10 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> l
                 )
                 target.token = issue_token(port)
                 targets.append(target)
+    if "mysql" in args.backends and args.baseline != "none":
+        targets.append(start_baseline(stack, args, folder, common))
+    if "mysql" in args.backends and args.peers:
+        targets += start_peers(stack, args, folder)
     for module, app in (("plain_flask", "plain Flask"), ("raw_wsgi", "raw WSGI")):
         port = free_port()
         command = [
@@ -374,6 +512,135 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> l
         start(target, command, dict(os.environ), "/response_json")
         targets.append(target)
     return targets
+
+
+def baseline_label(ref: str) -> str:
+    return f"userhub before ({ref})"
+
+
+def checkout(stack: ExitStack, ref: str, folder: Path) -> Path:
+    """A temporary ``git worktree`` of ``ref`` with its translations compiled, removed (with
+    its administrative files) when the run ends."""
+    worktree = folder / "baseline"
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(worktree), ref], check=True)  # noqa: S603
+    stack.callback(
+        subprocess.run, [*git, "worktree", "remove", "--force", str(worktree)], check=False
+    )
+    subprocess.run(  # noqa: S603
+        [str(BIN / "pybabel"), "-q", "compile", "-d", str(worktree / "src/userhub/translations")],
+        check=True,
+    )
+    return worktree
+
+
+def start_baseline(
+    stack: ExitStack, args: argparse.Namespace, folder: Path, common: list[str]
+) -> Target:
+    """userhub as it was at ``--baseline`` (this venv, that checkout's code), on a fresh MariaDB
+    database of its own, rate limits on like "userhub mysql"."""
+    source = checkout(stack, args.baseline, folder) / "src"
+    instance = folder / "instance-baseline"
+    url = prepare_database("mysql", args.baseline_mysql_url, instance, source=source)
+    port = free_port()
+    target = Target(
+        baseline_label(args.baseline), "userhub", "granian", "mysql", port, BASELINE_SCENARIOS
+    )
+    command = [str(BIN / "userhub"), "serve", "--port", str(port), *common]
+    env = userhub_env(url, instance / "instance-mysql", True, source=source)
+    launch(stack, folder, target, command, env, "/api/v1/health")
+    target.token = issue_token(port)
+    return target
+
+
+def post(port: int, path: str, body: bytes, content_type: str) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        headers={"Content-Type": content_type},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        answer: dict[str, Any] = json.load(response)
+        return answer
+
+
+def start_peers(stack: ExitStack, args: argparse.Namespace, folder: Path) -> list[Target]:
+    """fastapi-users and Flask-Security-Too (``bench/peers/``), each on a fresh MariaDB
+    database with the bench user made by its own code, and a token issued by its own log-in."""
+    python = FASTAPI_USERS_VENV / "bin" / "python"
+    if not python.exists():
+        sys.exit(f"{FASTAPI_USERS_VENV} is missing: `make bench` builds it (or pass --no-peers)")
+    secret = secrets.token_hex(32)
+    peers = []
+
+    # fastapi-users: uvicorn, 2 workers, aiomysql; log-in is an OAuth2 password form.
+    url = recreate_mysql_database(args.mysql_url, "peer_bench_fastapi_users")
+    aio_url = url.replace("mysql+pymysql://", "mysql+aiomysql://", 1)
+    env = dict(os.environ, PEER_DATABASE_URL=aio_url, PEER_SECRET=secret)
+    subprocess.run(  # noqa: S603
+        [str(python), "fastapi_users_app.py", "setup", PEER_EMAIL],
+        input=BENCH_PASSWORD + "\n",
+        text=True,
+        env=env,
+        cwd=PEERS,
+        check=True,
+    )
+    form = urllib.parse.urlencode({"username": PEER_EMAIL, "password": BENCH_PASSWORD})
+    port = free_port()
+    target = Target("fastapi-users", "fastapi-users", "uvicorn", "mysql", port, (ME, LOGIN))
+    target.requests = {
+        ME: Request("/users/me"),
+        LOGIN: Request("/auth/login", "POST", form, "application/x-www-form-urlencoded"),
+    }
+    uvicorn = [str(python), "-m", "uvicorn", "fastapi_users_app:app", "--workers", "2"]
+    launch(stack, folder, target, [*uvicorn, "--port", str(port)], env, "/health", PEERS)
+    target.token = post(port, "/auth/login", form.encode(), target.requests[LOGIN].content_type)[
+        "access_token"
+    ]
+    target.password_hash = stored_hash(url, "SELECT hashed_password FROM `user`")
+    peers.append(target)
+
+    # Flask-Security-Too: granian WSGI, 2 workers x 4 threads, PyMySQL; JSON log-in.
+    url = recreate_mysql_database(args.mysql_url, "peer_bench_flask_security")
+    env = dict(os.environ, PEER_DATABASE_URL=url, PEER_SECRET=secret)
+    subprocess.run(  # noqa: S603
+        [str(BIN / "python"), "flask_security_app.py", "setup", PEER_EMAIL],
+        input=BENCH_PASSWORD + "\n",
+        text=True,
+        env=env,
+        cwd=PEERS,
+        check=True,
+    )
+    credentials = json.dumps({"email": PEER_EMAIL, "password": BENCH_PASSWORD})
+    port = free_port()
+    target = Target(
+        "Flask-Security-Too", "Flask-Security-Too", "granian", "mysql", port, (ME, LOGIN)
+    )
+    target.requests = {
+        ME: Request("/api/me", token_header="Authentication-Token", token_prefix=""),  # noqa: S106
+        LOGIN: Request("/login?include_auth_token", "POST", credentials),
+    }
+    granian = [
+        *(str(BIN / "granian"), "--interface", "wsgi", "--workers", "2"),
+        *("--blocking-threads", "4", "--port", str(port), "flask_security_app:app"),
+    ]
+    launch(stack, folder, target, granian, env, "/health", PEERS)
+    login = post(port, "/login?include_auth_token", credentials.encode(), "application/json")
+    target.token = login["response"]["user"]["authentication_token"]
+    target.password_hash = stored_hash(url, "SELECT password FROM `user`")
+    peers.append(target)
+    return peers
+
+
+def rounded_rps(value: float) -> float:
+    """Whole requests a second, but tenths below 100 (a peer's log-in runs at 3 to 10)."""
+    return round(value) if value >= 100 else round(value, 1)
+
+
+def median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 2) if known else None
 
 
 def median_table(runs: list[Run]) -> list[dict[str, Any]]:
@@ -388,9 +655,10 @@ def median_table(runs: list[Run]) -> list[dict[str, Any]]:
                 "target": target,
                 "app": mine[0].app,
                 "server": mine[0].server,
-                "rps": round(statistics.median(r.rps for r in mine)),
+                "rps": rounded_rps(statistics.median(r.rps for r in mine)),
                 "p50_ms": round(statistics.median(r.p50_ms for r in mine), 2),
                 "p99_ms": round(statistics.median(r.p99_ms for r in mine), 2),
+                "cpu_ms_per_request": median_or_none([r.cpu_ms_per_request for r in mine]),
                 "errors": sum(r.errors for r in mine),
                 "non_2xx": sum(r.non_2xx for r in mine),
                 "rss_mb_max": max((max(r.rss_mb, default=0) for r in mine), default=0),
@@ -401,7 +669,10 @@ def median_table(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def evaluate_targets(
-    rows: list[dict[str, Any]], hashing_bound: float, import_result: dict[str, Any] | None
+    rows: list[dict[str, Any]],
+    hashing_bound: float,
+    import_result: dict[str, Any] | None,
+    baseline: str | None = None,
 ) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it was met."""
 
@@ -419,7 +690,11 @@ def evaluate_targets(
         met = value >= goal if higher else value <= goal
         checks.append({"target": name, "value": round(value, 3), "goal": goal, "met": met})
 
-    userhub = [r for r in rows if r["app"] == "userhub" and r["server"] == "granian"]
+    userhub = [
+        r
+        for r in rows
+        if r["app"] == "userhub" and r["server"] == "granian" and r["target"] != baseline
+    ]
     for row in userhub:
         plain = rps(row["scenario"], "plain Flask")
         if plain:
@@ -427,6 +702,9 @@ def evaluate_targets(
     check(
         "GET /api/v1/users/me on MariaDB, req/s", rps("GET /api/v1/users/me", "userhub mysql"), 3000
     )
+    now, before = rps(ME, "userhub mysql"), rps(ME, baseline or "")
+    if now and before:
+        check(f"{ME} on MariaDB / {baseline}, same run", now / before, 1.3)
     check(
         "PATCH /api/v1/users/me on MariaDB, req/s",
         rps("PATCH /api/v1/users/me", "userhub mysql"),
@@ -447,40 +725,160 @@ def evaluate_targets(
     return checks
 
 
-def draw_chart(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+REFERENCES = ("plain Flask", "raw WSGI", "fastapi-users", "Flask-Security-Too")
+
+
+def reference_ratios(rows: list[dict[str, Any]], baseline: str | None) -> list[dict[str, Any]]:
+    """userhub on MariaDB divided by each reference, per scenario the reference answers: the
+    tutorial apps and the baseline against "userhub mysql", the peers' log-in against "userhub
+    mysql (limits off)" (the peers have no rate limits either)."""
+    by_key = {(r["scenario"], r["target"]): r for r in rows}
+    ratios = []
+    for (scenario, target), reference in by_key.items():
+        if target not in (*REFERENCES, baseline):
+            continue
+        hashing = any(s.hashing for s in SCENARIOS if s.name == scenario)
+        label = "userhub mysql" + (" (limits off)" if hashing else "")
+        mine = by_key.get((scenario, label))
+        if mine and reference["rps"]:
+            ratios.append(
+                {
+                    "scenario": scenario,
+                    "userhub": label,
+                    "reference": target,
+                    "userhub_rps": mine["rps"],
+                    "reference_rps": reference["rps"],
+                    "ratio": round(mine["rps"] / reference["rps"], 3),
+                    "userhub_p99_ms": mine["p99_ms"],
+                    "reference_p99_ms": reference["p99_ms"],
+                }
+            )
+    return ratios
+
+
+def argon2_parameters(encoded: str | None) -> str:
+    """``$argon2id$v=19$m=65536,t=3,p=4$...`` as ``argon2id m=64 MiB, t=3, p=4``."""
+    if not encoded or not encoded.startswith("$argon2"):
+        return "unknown" if not encoded else encoded.split("$")[1]
+    parts = encoded.split("$")
+    params = dict(item.split("=") for item in parts[3].split(","))
+    memory = int(params["m"]) / 1024
+    return f"{parts[1]} m={memory:g} MiB, t={params['t']}, p={params['p']}"
+
+
+def login_rows(rows: list[dict[str, Any]], targets: list[Target]) -> list[dict[str, Any]]:
+    """The log-in scenario on MariaDB, each app with the hashing parameters it really stored."""
+    hashes = {t.label: t.password_hash for t in targets}
+    found = []
+    for row in rows:
+        if row["scenario"] != LOGIN or row["target"] not in (
+            "userhub mysql (limits off)",
+            *REFERENCES,
+        ):
+            continue
+        found.append(
+            {
+                "target": row["target"],
+                "argon2": argon2_parameters(hashes.get(row["target"])),
+                "logins_per_second": row["rps"],
+                "cpu_ms_per_login": row["cpu_ms_per_request"],
+                "p50_ms": row["p50_ms"],
+                "p99_ms": row["p99_ms"],
+                "errors": row["errors"],
+                "non_2xx": row["non_2xx"],
+            }
+        )
+    return found
+
+
+ARGON2_CFFI_DEFAULT = "argon2id m=64 MiB, t=3, p=4"
+
+
+def login_preamble(logins: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """What the log-in table compares, with the hashing cost each app really pays."""
+    peers = [r for r in logins if r["target"] in REFERENCES]
+    text = (
+        "Log-in on MariaDB (one password check and one token issued per request), same run. "
+        "The argon2 parameters are read from each app's stored hash of the bench user"
+    )
+    if peers and all(r["argon2"] == ARGON2_CFFI_DEFAULT for r in peers):
+        text += (
+            ": both peers hash with argon2-cffi's default parameters (m=64 MiB, t=3, p=4; "
+            "fastapi-users through pwdlib, Flask-Security-Too through passlib's successor "
+            "libpass, neither changes them), userhub with OWASP's minimum (m=19 MiB, t=2, p=1)"
+        )
+    default_ms, userhub_ms = meta.get("argon2_default_hash_cpu_ms"), meta["hash_cpu_ms"]
+    if default_ms:
+        text += (
+            f". One hash at argon2-cffi's defaults takes {default_ms:.0f} ms of CPU (all its "
+            f"threads) on this machine against {userhub_ms:.1f} ms at userhub's: "
+            f"{default_ms / userhub_ms:.1f}x the work (m x t alone: 192 against 38 MiB-passes, 5x)"
+        )
+    return text + (
+        ". CPU per log-in: the server processes' user + system time over the run divided by "
+        "the log-ins answered."
+    )
+
+
+def draw_chart(
+    rows: list[dict[str, Any]], ratios: list[dict[str, Any]], path: Path, title: str
+) -> None:
+    """Throughput and p99 per scenario and target (top), and userhub on MariaDB divided by each
+    reference (bottom: above 1, userhub is faster). A target keeps its colour in all three."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     targets = list(dict.fromkeys(r["target"] for r in rows))
-    fig, (ax_rps, ax_p99) = plt.subplots(1, 2, figsize=(15, 7), sharey=True)
-    height = 0.8 / len(targets)
-    colors = plt.get_cmap("tab10")
-    for t, target in enumerate(targets):
-        ys, rps, p99 = [], [], []
-        for s, scenario in enumerate(scenarios):
-            row = next(
-                (r for r in rows if r["scenario"] == scenario and r["target"] == target), None
-            )
-            if row:
-                ys.append(s + t * height - 0.4 + height / 2)
-                rps.append(row["rps"])
-                p99.append(row["p99_ms"])
-        ax_rps.barh(ys, rps, height=height, label=target, color=colors(t))
-        ax_p99.barh(ys, p99, height=height, color=colors(t))
+    palette = plt.get_cmap("tab20")
+    color = {target: palette(i % 20) for i, target in enumerate(targets)}
+    fig = plt.figure(figsize=(15, 13))
+    grid = fig.add_gridspec(2, 2, height_ratios=(3, 2))
+    ax_rps = fig.add_subplot(grid[0, 0])
+    ax_p99 = fig.add_subplot(grid[0, 1], sharey=ax_rps)
+    ax_ratio = fig.add_subplot(grid[1, :])
+    for s, scenario in enumerate(scenarios):
+        mine = [r for r in rows if r["scenario"] == scenario]
+        height = 0.8 / len(mine)
+        for i, row in enumerate(mine):
+            y = s - 0.4 + (i + 0.5) * height
+            ax_rps.barh(y, row["rps"], height=height, color=color[row["target"]])
+            ax_p99.barh(y, row["p99_ms"], height=height, color=color[row["target"]])
     ax_rps.set_yticks(range(len(scenarios)), scenarios)
     ax_rps.invert_yaxis()
     ax_rps.set_xscale("log")
     ax_rps.set_xlabel("requests per second (log scale, higher is better)")
     ax_p99.set_xscale("log")
-    ax_p99.set_xlabel("p99 latency, ms (log scale, lower is better)")
+    ax_p99.set_xlabel("p99 latency, ms (log scale, lower is better; dashed: the 20 ms goal)")
     ax_p99.axvline(20, color="grey", linestyle="--", linewidth=1)
-    ax_rps.legend(loc="lower right", fontsize=8)
+    handles = [Rectangle((0, 0), 1, 1, color=color[t]) for t in targets]
+    ax_rps.legend(handles, targets, loc="lower right", fontsize=7)
+    labels = [f"{r['scenario']} ÷ {r['reference']}" for r in ratios]
+    values = [r["ratio"] for r in ratios]
+    ax_ratio.barh(range(len(ratios)), values, color=[color[r["reference"]] for r in ratios])
+    for y, value in enumerate(values):
+        ax_ratio.annotate(
+            f"{value:.2f}",
+            (value, y),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
+    ax_ratio.set_yticks(range(len(ratios)), labels, fontsize=7)
+    ax_ratio.invert_yaxis()
+    ax_ratio.set_xscale("log")
+    ax_ratio.axvline(1, color="black", linewidth=1)
+    ax_ratio.set_xlabel(
+        "userhub on MariaDB ÷ reference, req/s (log scale; above 1: userhub is faster; "
+        "log-in: userhub with its limits off, as the references have none)"
+    )
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -489,19 +887,56 @@ def markdown_table(
 ) -> str:
     lines = [
         f"Measured {meta['date']} on {meta['cores']} cores ({meta['cpu']}), "
-        f"{meta['workers']} workers x {meta['threads']} threads, wrk -t1 -c{meta['connections']}, "
+        f"{meta['workers']} workers x {meta['threads']} threads, wrk -t1 -c{meta['connections']} "
+        f"(-c{meta['hashing_connections']} for the routes that hash a password), "
         f"{meta['seconds']} s per run, median of {meta['rounds']} interleaved rounds; "
         f"one argon2id hash = {meta['hash_cpu_ms']:.1f} ms CPU, so the hashing bound is "
         f"{meta['hashing_bound']:.0f}/s. Command: `{meta['command']}`.",
         "",
-        "| scenario | target | req/s | p50 ms | p99 ms | errors | non-2xx | RSS MB/worker |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | target | req/s | p50 ms | p99 ms | CPU ms/req | errors | non-2xx "
+        "| RSS MB/worker |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        cpu = r.get("cpu_ms_per_request")
         lines.append(
             f"| {r['scenario']} | {r['target']} | {r['rps']:,} | {r['p50_ms']} | {r['p99_ms']} "
-            f"| {r['errors']} | {r['non_2xx']} | {r['rss_mb_max']:.0f} |"
+            f"| {'' if cpu is None else cpu} | {r['errors']} | {r['non_2xx']} "
+            f"| {r['rss_mb_max']:.0f} |"
         )
+    if meta.get("ratios"):
+        lines += [
+            "",
+            "Side by side, same run: userhub on MariaDB ÷ each reference (above 1, userhub is "
+            "faster). The references: plain Flask and raw WSGI (no database), userhub before "
+            f"({meta['baseline']}, same venv, its own MariaDB database), fastapi-users "
+            "(database access-token strategy, uvicorn, 2 workers, aiomysql) and "
+            "Flask-Security-Too (token authentication, granian WSGI, 2 workers x 4 threads, "
+            "PyMySQL), both on MariaDB (`bench/peers/`).",
+            "",
+            "| scenario | userhub | req/s | reference | req/s | ratio | p99 ms (userhub / ref.) |",
+            "|---|---|---:|---|---:|---:|---:|",
+        ]
+        for r in meta["ratios"]:
+            lines.append(
+                f"| {r['scenario']} | {r['userhub']} | {r['userhub_rps']:,} | {r['reference']} "
+                f"| {r['reference_rps']:,} | {r['ratio']} "
+                f"| {r['userhub_p99_ms']} / {r['reference_p99_ms']} |"
+            )
+    if meta.get("logins"):
+        lines += ["", login_preamble(meta["logins"], meta)]
+        lines += [
+            "",
+            "| app | argon2 parameters (stored) | log-ins/s | CPU ms per log-in | p50 ms "
+            "| p99 ms | errors | non-2xx |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in meta["logins"]:
+            lines.append(
+                f"| {r['target']} | {r['argon2']} | {r['logins_per_second']:,} "
+                f"| {r['cpu_ms_per_login']} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} "
+                f"| {r['non_2xx']} |"
+            )
     if meta.get("import"):
         lines += [
             "",
@@ -543,12 +978,35 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8, help="length of each measured run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--hashing-connections",
+        type=int,
+        default=8,
+        help="connections for the scenarios that hash a password (2 workers x 4 threads busy; "
+        "at 32 a reference app's log-in, 4x userhub's hashing cost, outwaits wrk's timeout)",
+    )
     parser.add_argument("--workers", type=int, default=available_cores())
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--backends", default="sqlite,mysql", type=lambda v: v.split(","))
     parser.add_argument("--mysql-url", default=DEFAULT_MYSQL)
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.add_argument("--no-server-comparison", dest="compare_servers", action="store_false")
+    parser.add_argument(
+        "--baseline",
+        default=BASELINE,
+        metavar="REF",
+        help=f"userhub before, served from a git worktree of REF (default {BASELINE}); none: skip",
+    )
+    parser.add_argument(
+        "--baseline-mysql-url",
+        default=DEFAULT_MYSQL.replace("userhub_bench_load", "userhub_bench_baseline"),
+    )
+    parser.add_argument(
+        "--no-peers",
+        dest="peers",
+        action="store_false",
+        help="leave out fastapi-users and Flask-Security-Too",
+    )
     parser.add_argument(
         "--no-doc",
         "--no-readme",
@@ -563,6 +1021,7 @@ def main() -> None:
 
     cores = available_cores()
     hash_ms = hash_cpu_ms()
+    default_hash_ms = default_hash_cpu_ms() if args.peers else None
     hashing_bound = cores / (hash_ms / 1000)
     scenarios = [s for s in SCENARIOS if not args.only or args.only in s.name]
     runs: list[Run] = []
@@ -574,7 +1033,8 @@ def main() -> None:
                 for target in targets:
                     if scenario.name not in target.scenarios:
                         continue
-                    run = measure(target, scenario, round_, args.seconds, args.connections)
+                    connections = args.hashing_connections if scenario.hashing else args.connections
+                    run = measure(target, scenario, round_, args.seconds, connections)
                     runs.append(run)
                     print(
                         f"round {round_} {scenario.name:28} {target.label:34} "
@@ -591,7 +1051,10 @@ def main() -> None:
     import_file = RESULTS / "import.json"
     import_result = json.loads(import_file.read_text()) if import_file.exists() else None
     rows = median_table(runs)
-    checks = evaluate_targets(rows, hashing_bound, import_result)
+    baseline = baseline_label(args.baseline) if args.baseline != "none" else None
+    checks = evaluate_targets(rows, hashing_bound, import_result, baseline)
+    ratios = reference_ratios(rows, baseline)
+    logins = login_rows(rows, targets)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "cores": cores,
@@ -600,12 +1063,16 @@ def main() -> None:
         "workers": args.workers,
         "threads": args.threads,
         "connections": args.connections,
+        "hashing_connections": args.hashing_connections,
         "seconds": args.seconds,
         "rounds": args.rounds,
         "hash_cpu_ms": round(hash_ms, 2),
+        "argon2_default_hash_cpu_ms": default_hash_ms and round(default_hash_ms, 2),
         "hashing_bound": round(hashing_bound, 1),
         "command": "make bench",
         "commit": _git_commit(),
+        "baseline": args.baseline,
+        "peers": {t.label: t.server for t in targets if t.app in REFERENCES[2:]},
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -613,13 +1080,18 @@ def main() -> None:
         "meta": meta,
         "medians": rows,
         "targets": checks,
+        "ratios": ratios,
+        "logins": logins,
         "access_log_lines": log_lines,
         "import": import_result,
         "runs": [asdict(r) for r in runs],
     }
     output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    draw_chart(rows, output.with_suffix(".png"), f"userhub bench, {meta['date']}, {cores} cores")
-    table = markdown_table(rows, checks, {**meta, "import": import_result})
+    title = f"userhub bench, {meta['date']}, {cores} cores, commit {meta['commit']}"
+    draw_chart(rows, ratios, output.with_suffix(".png"), title)
+    table = markdown_table(
+        rows, checks, {**meta, "import": import_result, "ratios": ratios, "logins": logins}
+    )
     if args.doc:
         update_doc(table)
     print(table)

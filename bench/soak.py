@@ -9,7 +9,8 @@ What runs:
 - ``userhub serve`` in production mode, default workers and threads, on a fresh MariaDB
   database (``userhub_bench_soak``), rate limits off (``USERHUB_RATELIMIT_ENABLED=false``: a
   limiter would answer 429 to one client sending this much, and this measures the app);
-- seeded users (each with a token), then wrk at 64 connections for 60 s with ``soak.lua``:
+- seeded users (each with a token), then wrk at 256 connections (``--connections``; 64 was
+  the default before issue 18) for 60 s with ``soak.lua``:
   the tutorial's GET routes, the health check, ``GET``/``PATCH /api/v1/users/me`` with Bearer
   tokens, registrations with unique names and log-ins (``POST /api/v1/tokens``), in fixed
   proportions (``KINDS`` in ``soak.lua``).
@@ -174,6 +175,19 @@ def server_side(log: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
     return table, problems
 
 
+def log_excerpts(log: str, limit: int = 3, lines: int = 25) -> list[str]:
+    """The first ``limit`` problems of the server's log that are not JSON lines (the server's
+    own errors, tracebacks), each with the lines after it."""
+    all_lines = log.splitlines()
+    found = []
+    for i, line in enumerate(all_lines):
+        if not line.startswith("{") and ("[ERROR]" in line or "[CRITICAL]" in line):
+            found.append("\n".join(all_lines[i : i + lines]))
+            if len(found) == limit:
+                break
+    return found
+
+
 def by_kind(counts: dict[str, int]) -> dict[str, dict[str, int]]:
     """``{"register 2xx": 5}`` (what soak.lua can hand back) as ``{"register": {"2xx": 5}}``."""
     table: dict[str, dict[str, int]] = {}
@@ -192,7 +206,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--connections", type=int, default=256, help="256 (make soak); 64: the earlier soak"
+    )
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--mysql-url", default=DEFAULT_MYSQL)
     parser.add_argument("--output", default=str(RESULTS / "soak.json"))
@@ -293,6 +309,7 @@ def main() -> None:
             "rss_mb_after": rss_after,
         },
         "server_log_lines_above_info": len(log_problems),
+        "server_log_problems": log_excerpts(log),  # the first ones, for a diagnosis
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
