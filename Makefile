@@ -15,6 +15,10 @@ CATALOGUES   := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/me
 # installed when missing or when the lock changes (npm ci writes node_modules/.package-lock.json).
 AXE    := tests/browser/node_modules/.package-lock.json
 NEWMAN := postman/node_modules/.package-lock.json
+# Defined before the rules that need it: make expands a rule's prerequisites as it reads it.
+# The fastapi-users reference app's own venv, inside .venv: fastapi-users-db-sqlalchemy needs
+# SQLAlchemy < 2.1, userhub 2.1 (bench/peers/fastapi_users_app.py).
+FASTAPI_USERS := $(VENV)/fastapi-users/.installed
 
 ## make run: install from the lock, upgrade the schema, serve on http://127.0.0.1:5000
 run: $(VENV)/.installed-prod $(CATALOGUES)
@@ -84,9 +88,6 @@ bench: $(VENV)/.installed-dev $(CATALOGUES) $(FASTAPI_USERS)
 	$(BIN)/python bench/import_users.py --users 10000 --database-url "$(BENCH_MYSQL_URL)"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-# The fastapi-users reference app's own venv, inside .venv: fastapi-users-db-sqlalchemy needs
-# SQLAlchemy < 2.1, userhub 2.1 (bench/peers/fastapi_users_app.py).
-FASTAPI_USERS := $(VENV)/fastapi-users/.installed
 $(FASTAPI_USERS): requirements/bench-fastapi-users.txt | $(VENV)/bin/python
 	$(PYTHON) -m venv $(VENV)/fastapi-users
 	$(VENV)/fastapi-users/bin/python -m pip --disable-pip-version-check -q install -r $<
