@@ -208,8 +208,9 @@ def check_ready() -> None:
 
 def init_app(app: Flask) -> None:
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    # One connection per request thread (connection_pool.py), unless set otherwise.
-    pool_size = app.config["USERHUB_DB_POOL_SIZE"] or app.config["USERHUB_THREADS"]
+    # One connection per request thread (connection_pool.py), unless set otherwise, and one for
+    # the worker's mail sender (services/mail_sender.py), so it never makes a request wait.
+    pool_size = (app.config["USERHUB_DB_POOL_SIZE"] or app.config["USERHUB_THREADS"]) + 1
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url, pool_size)
     sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
     if sqlite_file and sqlite_file != ":memory:":

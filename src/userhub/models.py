@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -28,6 +28,8 @@ def binary_string(length: int) -> String:
 
 
 UsernameKey = binary_string(USERNAME_KEY_MAX_LENGTH)
+# A whole mail with both parts: over BLOB's 64 KiB on MySQL would fail, so MEDIUMBLOB (16 MiB).
+MailBody = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 
 
 def utcnow() -> datetime:
@@ -59,6 +61,11 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     display_name: Mapped[str | None] = mapped_column(String(DISPLAY_NAME_MAX_LENGTH))
     # Stored normalised and in lower case, so the UNIQUE index compares addresses as people do.
     email: Mapped[str | None] = mapped_column(binary_string(EMAIL_MAX_LENGTH), unique=True)
+    # When the owner followed the link mailed to ``email``; None: not (yet) verified. Changing
+    # the address verifies the new one by the same link, so it is never unverified meanwhile.
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # An address asked for and not confirmed yet: ``email`` stays in use until its link is followed.
+    pending_email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Bumped to end every session of this user at once (log out everywhere, new password).
     session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -68,6 +75,10 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email is not None and self.email_verified_at is not None
 
     # Flask-Login protocol: every user we load is an active, authenticated account.
     is_active = True
@@ -126,3 +137,56 @@ class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<IdempotencyRecord {self.id} {self.status_code}>"
+
+
+class EmailLink(db.Model):  # type: ignore[name-defined,misc]
+    """A link mailed to an account's owner: verify an address, reset the password, confirm or
+    undo a change of address, unlock the account. Only its SHA-256 is stored (like an API
+    token's); ``used_at`` makes it single-use. See ``services/email_links.py``."""
+
+    __tablename__ = "email_link"
+    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
+    # The address the link was sent to and is about (verify, change) or restores (undo).
+    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
+    # A digest of the password hash when the link was made: a reset link dies when the password
+    # changes any other way.
+    password_stamp: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def __repr__(self) -> str:
+        return f"<EmailLink {self.id} {self.purpose} of user {self.user_id}>"
+
+
+class OutboxMessage(db.Model):  # type: ignore[name-defined,misc]
+    """A mail the app promised, written in the transaction of the change that caused it and
+    delivered by the background sender (``services/outbox.py``). The whole message is stored
+    ready to send; once sent, its body is erased (it may hold a live link)."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        Index("ix_mail_outbox_due", "status", "next_attempt_at"),  # what the senders poll
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[bytes | None] = mapped_column(MailBody)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When a sender may next take it: due now, after a backoff, or when a claim's lease ends.
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def __repr__(self) -> str:
+        return f"<OutboxMessage {self.id} {self.kind} {self.status}>"

@@ -151,9 +151,53 @@ class UserOut(BaseModel):
     username: str = Field(examples=["张三"])
     display_name: str | None = Field(examples=["Zhang San"])
     email: str | None = Field(examples=["zhangsan@example.com"])
+    email_verified: bool = Field(
+        examples=[True],
+        description="Whether the owner followed the link mailed to `email` (false without one).",
+    )
+    pending_email: str | None = Field(
+        examples=[None],
+        description="A new address asked for and not confirmed yet: `email` stays in use until "
+        "the link mailed to it is followed.",
+    )
     is_admin: bool = Field(examples=[False])
     created_at: UtcDateTime
     updated_at: UtcDateTime
+
+
+MailedToken = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="The `token` parameter of the link in the mail.",
+        examples=["qR4m0n9Xk2vLs8YtG1cHbWz7eJpA5dNf3uIoKxE6rTy"],
+    ),
+]
+
+
+class LinkToken(StrictBody):
+    token: MailedToken
+
+
+class PasswordResetRequest(StrictBody):
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["email"]}, {"required": ["username"]}]}
+    )
+
+    email: str | None = Field(
+        default=None, max_length=EMAIL_MAX_LENGTH, examples=["zhangsan@example.com"]
+    )
+    username: str | None = Field(default=None, max_length=USERNAME_MAX_LENGTH, examples=["张三"])
+
+
+class PasswordResetCompletion(StrictBody):
+    token: MailedToken
+    password: Password
+
+
+class Accepted(BaseModel):
+    detail: str = Field(description="What happens next, in the reader's language.")
 
 
 class TokenOut(BaseModel):

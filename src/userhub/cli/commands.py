@@ -203,7 +203,10 @@ def check() -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from .mail import mail  # it builds on database_command, above
+
     app.cli.add_command(check)
+    app.cli.add_command(mail)
     app.cli.add_command(create_admin)
     app.cli.add_command(import_users)
     app.cli.add_command(export_users)

@@ -266,8 +266,10 @@ def asgi_app() -> AsgiFront:
     """The factory both servers call (``userhub.cli.front:asgi_app``): one front and one Flask
     app per worker, built after the fork."""
     from .. import create_app
+    from ..services import mail_sender
 
     app = create_app()
+    mail_sender.start(app)  # this worker's share of the outbox, in the background
     return AsgiFront(
         app,
         threads=app.config["USERHUB_THREADS"],

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from dotenv import dotenv_values
@@ -21,12 +22,15 @@ from .values import (
     SERVERS,
     WholeMessage,
     one_of,
+    parse_address,
     parse_allowed_hosts,
     parse_bool,
     parse_count,
     parse_database_url,
     parse_limit_storage,
+    parse_mail_url,
     parse_origins,
+    parse_public_url,
     parse_rate_limit,
     parse_rate_limits,
 )
@@ -39,6 +43,8 @@ ARGON2_MIN_PARALLELISM = 1
 MIN_SECRET_KEY_LENGTH = 32
 # Set in app.config when RATELIMIT_STORAGE_URI is the default file, not a deployer's choice.
 LIMIT_STORAGE_BY_DEFAULT = "USERHUB_RATELIMIT_STORAGE_BY_DEFAULT"
+# Set when USERHUB_PUBLIC_URL was worked out here: `flask check` asks the deployer to set it.
+PUBLIC_URL_BY_DEFAULT = "USERHUB_PUBLIC_URL_BY_DEFAULT"
 DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
@@ -261,6 +267,72 @@ SETTINGS: tuple[Setting, ...] = (
         "0 ignores those headers, which any client can forge.",
     ),
     Setting(
+        "USERHUB_MAIL_URL",
+        "USERHUB_MAIL_URL",
+        parse_mail_url,
+        None,
+        "Where account mail goes: `smtp://user:password@host:587` (STARTTLS when the server "
+        "offers it; add `?starttls=require` to refuse sending in clear), `smtps://…:465` (TLS "
+        "from the start), or `file:///folder` (one `.eml` file per mail). Default in "
+        "development: `instance/mail/`. In production, unset keeps mail queued "
+        "(`flask --app userhub check` says so).",
+    ),
+    Setting(
+        "USERHUB_MAIL_FROM",
+        "USERHUB_MAIL_FROM",
+        parse_address,
+        None,
+        "The From of account mail, e.g. `userhub <noreply@example.com>`. Default: "
+        "`userhub <noreply@HOST>`, HOST from `USERHUB_PUBLIC_URL`.",
+    ),
+    Setting(
+        "USERHUB_PUBLIC_URL",
+        "USERHUB_PUBLIC_URL",
+        parse_public_url,
+        None,
+        "The address people reach userhub at, which links in mail start with, e.g. "
+        "`https://userhub.example.com`. Default: `http://127.0.0.1:PORT` in development; in "
+        "production `https://` and the first of `USERHUB_ALLOWED_HOSTS`.",
+    ),
+    Setting(
+        "USERHUB_REQUIRE_VERIFIED_EMAIL",
+        "USERHUB_REQUIRE_VERIFIED_EMAIL",
+        parse_bool,
+        False,
+        "Refuse log-in (form and API) to an account whose e-mail address is not verified yet, "
+        "with a button that mails a new link. Accounts without an address are not affected.",
+    ),
+    Setting(
+        "USERHUB_EMAIL_LINK_TTL_SECONDS",
+        "USERHUB_EMAIL_LINK_TTL_SECONDS",
+        int,
+        48 * 60 * 60,
+        "How long a link that verifies an address (or confirms a new one) works (default 48 h).",
+    ),
+    Setting(
+        "USERHUB_PASSWORD_RESET_TTL_SECONDS",
+        "USERHUB_PASSWORD_RESET_TTL_SECONDS",
+        int,
+        60 * 60,
+        "How long a password-reset link works (default 1 h). It also dies once used, and when "
+        "the password changes any other way.",
+    ),
+    Setting(
+        "USERHUB_RATELIMIT_MAIL",
+        "USERHUB_RATELIMIT_MAIL",
+        parse_rate_limits,
+        "10 per hour",
+        "Requests that mail a link (password reset, a new verification link) per client IP.",
+    ),
+    Setting(
+        "USERHUB_RATELIMIT_MAIL_ADDRESS",
+        "USERHUB_RATELIMIT_MAIL_ADDRESS",
+        parse_rate_limit,
+        "5 per hour",
+        "Mails of links to one address; past it the request is answered as usual and no mail "
+        "goes (nobody can flood an inbox, and the answer tells nothing).",
+    ),
+    Setting(
         "USERHUB_SHUTDOWN_TIMEOUT",
         "USERHUB_SHUTDOWN_TIMEOUT",
         int,
@@ -343,12 +415,33 @@ def finish_config(config: dict[str, Any], instance_path: str) -> None:
             )
         config["TRUSTED_HOSTS"] = DEVELOPMENT_HOSTS
     _check_argon2_floor(config)
+    _finish_mail(config, instance_path, production)
     if config["MAX_CONTENT_LENGTH"] <= 0:
         raise ConfigError("USERHUB_MAX_CONTENT_LENGTH must be a positive number of bytes.")
     if config["USERHUB_RECEIVE_TIMEOUT"] <= 0:
         raise ConfigError("USERHUB_RECEIVE_TIMEOUT must be a positive number of seconds.")
     if config["USERHUB_TOKEN_TTL_SECONDS"] <= 0:
         raise ConfigError("USERHUB_TOKEN_TTL_SECONDS must be a positive number of seconds.")
+
+
+def _finish_mail(config: dict[str, Any], instance_path: str, production: bool) -> None:
+    """Where mail goes and what its links and From say, when the deployer did not say."""
+    if not config.get("USERHUB_MAIL_URL") and not production:
+        config["USERHUB_MAIL_URL"] = Path(instance_path, "mail").as_uri()
+    if not config.get("USERHUB_PUBLIC_URL"):
+        if production:
+            first = config["TRUSTED_HOSTS"][0].removeprefix(".")
+            host = f"[{first}]" if ":" in first else first
+            config["USERHUB_PUBLIC_URL"] = f"https://{host}"
+        else:
+            config["USERHUB_PUBLIC_URL"] = f"http://127.0.0.1:{config['USERHUB_PORT']}"
+        config[PUBLIC_URL_BY_DEFAULT] = True
+    if not config.get("USERHUB_MAIL_FROM"):
+        host = urlsplit(config["USERHUB_PUBLIC_URL"]).hostname or "localhost"
+        config["USERHUB_MAIL_FROM"] = f"userhub <noreply@{host}>"
+    for key in ("USERHUB_EMAIL_LINK_TTL_SECONDS", "USERHUB_PASSWORD_RESET_TTL_SECONDS"):
+        if config[key] <= 0:
+            raise ConfigError(f"{key} must be a positive number of seconds.")
 
 
 def _check_argon2_floor(config: Mapping[str, Any]) -> None:

@@ -204,3 +204,78 @@ def allowed_host(entry: str) -> str:
             "too; no port, scheme, path or *)"
         )
     return dot + name
+
+
+MAIL_SCHEMES = ("smtp", "smtps", "file")
+MAIL_URL_EXAMPLE = "smtp://USER:PASSWORD@smtp.example.com:587"
+
+
+def parse_mail_url(raw: str) -> str:
+    """``USERHUB_MAIL_URL``: ``smtp://`` (STARTTLS when offered, ``?starttls=require`` to
+    insist), ``smtps://`` (TLS from the first byte) or ``file:///folder``. Only the form is
+    checked here; ``services/mail_transport.py`` reads the parts. Never echoed: it may hold a
+    password."""
+    from urllib.parse import parse_qs, urlsplit
+
+    value = raw.strip()
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:
+        url, port = None, None
+    if url is None or url.scheme not in MAIL_SCHEMES:
+        raise WholeMessage(
+            gettext(
+                "USERHUB_MAIL_URL is not a mail URL. Write %(example)s (STARTTLS), "
+                "smtps://… (TLS on connect, usually port 465), or file:///folder to write each "
+                "mail into a folder as a .eml file.",
+                example=MAIL_URL_EXAMPLE,
+            )
+        )
+    if url.scheme == "file":
+        if not url.path or url.netloc:
+            raise WholeMessage(
+                gettext(
+                    "USERHUB_MAIL_URL=file:… needs an absolute folder: file:///var/mail/userhub"
+                )
+            )
+        return value
+    if not url.hostname:
+        raise WholeMessage(
+            gettext("USERHUB_MAIL_URL names no server: write %(example)s", example=MAIL_URL_EXAMPLE)
+        )
+    options = parse_qs(url.query)
+    unknown = set(options) - {"starttls"}
+    if unknown or options.get("starttls", ["require"]) not in (["require"], ["never"], ["auto"]):
+        raise WholeMessage(
+            gettext(
+                "USERHUB_MAIL_URL takes one option, starttls=require, auto (the default) or "
+                "never: %(example)s?starttls=require",
+                example=MAIL_URL_EXAMPLE,
+            )
+        )
+    del port  # read above only to refuse a port that is not a number
+    return value
+
+
+def parse_public_url(raw: str) -> str:
+    """``USERHUB_PUBLIC_URL``: the origin links in mail start with, like
+    ``https://userhub.example.com`` (an optional path prefix; no query)."""
+    value = raw.strip().rstrip("/")
+    scheme, separator, rest = value.partition("://")
+    host, _, path = rest.partition("/")
+    if not separator or not ORIGIN.fullmatch(f"{scheme}://{host}") or "?" in path or "#" in path:
+        raise ValueError("expected an origin like https://userhub.example.com")
+    return value
+
+
+def parse_address(raw: str) -> str:
+    """``USERHUB_MAIL_FROM``: ``noreply@example.com`` or ``userhub <noreply@example.com>``."""
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    name, address = parseaddr(raw.strip())
+    if "@" not in address:
+        raise ValueError("expected an address like userhub <noreply@example.com>")
+    Address(display_name=name, addr_spec=address)  # ValueError for what a header cannot carry
+    return raw.strip()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import auth, problems, tutorial
+from . import auth, email, problems, tutorial
 
-BLUEPRINTS = (tutorial.bp, auth.bp, problems.bp)
+BLUEPRINTS = (tutorial.bp, auth.bp, email.bp, problems.bp)
 
 
 def init_app(app: Flask) -> None:

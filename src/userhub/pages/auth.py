@@ -20,7 +20,7 @@ from ..web import devices
 from ..web.errors import retry_headers, service_status
 from ..web.ratelimits import login_limit, register_limit
 from ..web.redirects import is_safe_redirect
-from .forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm
+from .forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm, TextForm
 
 bp = APIBlueprint("auth", __name__, enable_openapi=False)
 
@@ -71,14 +71,14 @@ def end_session(message: str) -> Response:
     return redirect(url_for("tutorial.index"))
 
 
-def rejected_fields(form: ChangePasswordForm | RegisterForm) -> int:
+def rejected_fields(form: TextForm) -> int:
     """The status for a form that failed validation: 400 when a field is missing, 422 when
     everything is there but breaks a rule."""
     missing = any(not (field.data or "").strip() for field in form if field.name != "csrf_token")
     return 400 if missing else 422
 
 
-def show_user_errors(form: ChangePasswordForm | RegisterForm, exc: UserError) -> None:
+def show_user_errors(form: TextForm, exc: UserError) -> None:
     for name, messages in exc.errors.items():
         getattr(form, name).errors = list(messages)
 

@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from ..models import USERNAME_MAX_LENGTH
+from ..models import EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
 from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 
@@ -88,6 +88,34 @@ class ChangePasswordForm(TextForm):
         _l("Choose a new password."),
         _l(
             "%(min)d–%(max)d characters. Every other session and API token will be logged out.",
+            min=PASSWORD_MIN_LENGTH,
+            max=PASSWORD_MAX_LENGTH,
+        ),
+    )
+    confirm = confirmation_field(_l("Confirm new password"), _l("Type the new password again."))
+
+
+class ButtonForm(TextForm):
+    """A button only, with its CSRF token: what a mailed link's page posts (a link scanner's GET
+    must not use the link up)."""
+
+
+class ForgotPasswordForm(TextForm):
+    account = StringField(
+        _l("E-mail address or username"),
+        validators=[
+            DataRequired(_l("Enter your e-mail address or username.")),
+            Length(max=EMAIL_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+    )
+
+
+class ResetPasswordForm(TextForm):
+    password = new_password_field(
+        _l("New password"),
+        _l("Choose a new password."),
+        _l(
+            "%(min)d–%(max)d characters. Every session and API token will be logged out.",
             min=PASSWORD_MIN_LENGTH,
             max=PASSWORD_MAX_LENGTH,
         ),

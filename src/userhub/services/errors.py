@@ -125,3 +125,58 @@ class UnreadableRecord(IdempotencyError):
     """The record's answer does not decrypt, or its parts do not parse."""
 
     code = "idempotency-record-unreadable"
+
+
+class LinkError(ServiceError):
+    """A mailed link that cannot be used; nothing was changed."""
+
+
+class InvalidLink(LinkError):
+    """Not a link we sent, already used, or replaced by a newer one."""
+
+    code = "invalid-link"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "This link is not valid: it was used already, a newer one was sent, or it was "
+                "copied incompletely. Ask for a new one."
+            )
+        )
+
+
+class ExpiredLink(LinkError):
+    """A link we sent, past its lifetime."""
+
+    code = "expired-link"
+
+    def __init__(self) -> None:
+        super().__init__(_("This link has expired. Ask for a new one."))
+
+
+class EmailNotVerified(ServiceError):
+    """Log-in refused: ``USERHUB_REQUIRE_VERIFIED_EMAIL`` is on and the address is unverified."""
+
+    code = "email-not-verified"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "Confirm your e-mail address first: follow the link we mailed you, or ask for "
+                "a new one."
+            )
+        )
+
+
+class NoAddress(UserError):
+    """The account has no e-mail address to send a link to."""
+
+    code = "no-email-address"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "This account has no e-mail address. Add one first: on the account page, or "
+                "with PATCH /api/v1/users/me."
+            )
+        )

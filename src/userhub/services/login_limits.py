@@ -70,6 +70,36 @@ def attempt(account_key: str, device: str | None, check: Callable[[], bool]) -> 
     return passed
 
 
+LOCK_NOTICE_SCOPE = "lock-notice"
+LOCK_NOTICE_LIMIT = "1 per hour"  # one mail to the owner per lock, however long it is besieged
+
+
+def newly_locked(account_key: str) -> bool:
+    """After a failure from an unknown client: whether the account's shared bucket is now full
+    and its owner has not been told within the hour (then they are due a notice, with a link
+    that lets them in: ``account_mail.account_locked``)."""
+    if not limiter.enabled:
+        return False
+    item = parse(current_app.config["USERHUB_RATELIMIT_ACCOUNT"])
+    try:
+        if limiter.limiter.test(item, *_bucket(account_key, None)):
+            return False
+        notice = parse(LOCK_NOTICE_LIMIT)
+        return bool(
+            limiter.limiter.hit(notice, RATE_LIMIT_KEY_PREFIX, LOCK_NOTICE_SCOPE, account_key)
+        )
+    except Exception as exc:
+        _storage_unreachable(exc)
+        return False
+
+
+def unlock(account_key: str) -> None:
+    """Empty the account's bucket of unknown clients: its owner proved who they are (a reset
+    or unlock link that reached their mailbox)."""
+    if limiter.enabled:
+        _empty(parse(current_app.config["USERHUB_RATELIMIT_ACCOUNT"]), _bucket(account_key, None))
+
+
 def _bucket(account_key: str, device: str | None) -> tuple[str, ...]:
     """The storage key's parts: the account's untrusted bucket, or one device's."""
     if device is None:

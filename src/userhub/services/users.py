@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, delete, false, func, insert, or_, select, true
@@ -22,7 +23,7 @@ from ..models import (
     ApiToken,
     User,
 )
-from . import login_limits, tokens
+from . import account_mail, login_limits, tokens
 from .account_rules import (
     check_new_account,
     password_problems,
@@ -32,6 +33,7 @@ from .account_rules import (
 )
 from .errors import (
     Conflict,
+    EmailNotVerified,
     EmailTaken,
     NoSuchUser,
     OwnAccount,
@@ -74,15 +76,17 @@ def register_user(
     def insert() -> User:
         user = User(**account.row(password_hash, is_admin=is_admin))
         db.session.add(user)
+        db.session.flush()  # the id, for the verification link and the idempotency record
+        if user.email is not None:
+            account_mail.verify_email(user)
         if before_commit is not None:
-            db.session.flush()
             before_commit(user)
         return user
 
-    return _committed(insert)
+    return commit_account_change(insert)
 
 
-def _committed(body: Callable[[], T]) -> T:
+def commit_account_change(body: Callable[[], T]) -> T:
     """``transactions.committed``, turning a UNIQUE violation of the user table into the
     Conflict naming the field (another table's, such as an idempotency record's written in the
     same transaction, goes up as it is), and a vanished account into NoSuchUser."""
@@ -145,18 +149,62 @@ def update_user(
     raise_if_any(errors)
     new_hash = None if new_password is None else passwords().hash(new_password)
 
+    email_given, new_email = "email" in values, values.pop("email", None)
+
     def apply() -> User:
         # No flush before the commit: the token query would otherwise write the row early, and
         # a taken e-mail address would escape as IntegrityError (a 500), not EmailTaken (409).
         with db.session.no_autoflush:
             for field, value in values.items():
                 setattr(user, field, value)
+            if email_given:
+                _change_email(user, new_email, by_admin=by_admin is not None)
             if new_hash is not None:
                 user.password_hash = new_hash
                 end_sessions_and_tokens(user, keep_token=keep_token)
+                account_mail.password_changed(user)
         return user
 
-    return _committed(apply)
+    return commit_account_change(apply)
+
+
+def _change_email(user: User, new_email: str | None, *, by_admin: bool) -> None:
+    """A new address, as ``update_user`` applies it (inside its transaction):
+
+    * the owner replacing an address: the new one is only ``pending_email`` until the link
+      mailed to it is followed (``email_flows.confirm_email_change``); the old one is told,
+      with a link that undoes it;
+    * the owner adding a first address, or an administrator setting one: it is the account's
+      at once, unverified, and a verification link goes to it;
+    * removing the address: at once, and the old address is told (with the undo link);
+    * the current address again: a pending change is cancelled.
+    """
+    old_email = user.email
+    if new_email == old_email:
+        user.pending_email = None
+        return
+    if new_email is None:
+        user.email, user.email_verified_at, user.pending_email = None, None, None
+        if old_email is not None:
+            account_mail.email_removed(user, old_email)
+        return
+    if address_taken(new_email, user):
+        raise EmailTaken()
+    if old_email is None or by_admin:
+        user.email, user.email_verified_at, user.pending_email = new_email, None, None
+        account_mail.verify_email(user)
+        return
+    user.pending_email = new_email
+    account_mail.change_email(user, new_email)
+
+
+def address_taken(email: str, user: User) -> bool:
+    """Whether another account uses ``email`` (the UNIQUE index only guards ``email`` itself,
+    not an address still pending)."""
+    return (
+        db.session.scalar(select(User.id).where(User.email == email, User.id != user.id))
+        is not None
+    )
 
 
 def make_admin(user: User) -> bool:
@@ -164,7 +212,7 @@ def make_admin(user: User) -> bool:
     if they were one already. Raises NoSuchUser if the account was deleted meanwhile."""
     if user.is_admin:
         return False
-    _committed(lambda: setattr(user, "is_admin", True))
+    commit_account_change(lambda: setattr(user, "is_admin", True))
     return True
 
 
@@ -236,9 +284,20 @@ def find_user(username: str) -> User | None:
 def authenticate(username: str, password: str, *, device: str | None = None) -> User | None:
     """The account if the password is right, else None: a log-in, through ``check_password``
     (the account's limit on failures for this client's ``device``; TooManyFailures when
-    over it). An unknown username is checked and counted like a wrong password."""
+    over it). An unknown username is checked and counted like a wrong password. With
+    ``USERHUB_REQUIRE_VERIFIED_EMAIL``, a right password of an account whose address is not
+    verified raises EmailNotVerified (an account without an address logs in as before)."""
     user = find_user(username) if username else None
-    return user if check_password(username_key(username), user, password, device=device) else None
+    if not check_password(username_key(username), user, password, device=device):
+        return None
+    assert user is not None
+    if (
+        current_app.config["USERHUB_REQUIRE_VERIFIED_EMAIL"]
+        and user.email is not None
+        and user.email_verified_at is None
+    ):
+        raise EmailNotVerified()
+    return user
 
 
 def check_password(
@@ -251,7 +310,15 @@ def check_password(
     the same hashing work and the same count, so nothing tells which usernames exist).
     ``device``: a device this account knows (its own bucket), or None. A hash made with
     outdated parameters is replaced."""
-    return login_limits.attempt(account_key, device, lambda: _password_matches(user, password))
+    passed = login_limits.attempt(account_key, device, lambda: _password_matches(user, password))
+    if (
+        not passed
+        and user is not None
+        and device is None
+        and login_limits.newly_locked(account_key)
+    ):
+        transactions.committed(lambda: account_mail.account_locked(user))
+    return passed
 
 
 def _password_matches(user: User | None, password: str) -> bool:

@@ -51,7 +51,7 @@ def log_in(username: str, password: str) -> User | None:
     (re)sets the device cookie on the response, naming the account first."""
     user = users.authenticate(username, password, device=device_for(username_key(username)))
     if user is not None:
-        _remember(user.username_key)
+        remember(user.username_key)
     return user
 
 
@@ -81,7 +81,7 @@ def _presented() -> Device | None:
     return Device(device_id, tuple(a for a in accounts if isinstance(a, str)))
 
 
-def _remember(account_key: str) -> None:
+def remember(account_key: str) -> None:
     """Set the device cookie on this request's response: the same device (a new one if the
     client had none valid), this account first."""
     device = _presented()

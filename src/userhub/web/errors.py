@@ -25,8 +25,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 from .. import database_errors, transactions
 from ..services.errors import (
     Conflict,
+    EmailNotVerified,
     IdempotencyError,
+    LinkError,
     MalformedKey,
+    NoAddress,
     NoSuchUser,
     ServiceError,
     TooManyFailures,
@@ -52,6 +55,9 @@ SERVICE_STATUSES: dict[type[ServiceError], int] = {
     NoSuchUser: 404,
     TooManyFailures: 429,
     MalformedKey: 400,
+    LinkError: 400,
+    EmailNotVerified: 403,
+    NoAddress: 409,
     IdempotencyError: 422,  # a key reused for another request, or a record unreadable
 }
 

@@ -69,9 +69,20 @@ PROBLEM_TYPES = {
             400,
             _l("The request names a host (Host, X-Forwarded-Host) this server does not serve."),
         ),
+        ProblemType(
+            "invalid-link",
+            400,
+            _l("The mailed link is not valid: used already, replaced by a newer one, or cut."),
+        ),
+        ProblemType("expired-link", 400, _l("The mailed link has expired; ask for a new one.")),
         ProblemType("unauthenticated", 401, _l("No valid token or session came with the request.")),
         ProblemType("bad-credentials", 401, _l("The username or the password is wrong.")),
         ProblemType("forbidden", 403, _l("The caller may not do this.")),
+        ProblemType(
+            "email-not-verified",
+            403,
+            _l("Log-in needs a verified e-mail address here; follow the mailed link first."),
+        ),
         ProblemType("not-found", 404, _l("There is nothing at this address.")),
         ProblemType(
             "account-gone", 404, _l("The account was deleted while the request was running.")
@@ -80,6 +91,9 @@ PROBLEM_TYPES = {
         ProblemType("conflict", 409, _l("The change clashes with data already stored.")),
         ProblemType("username-taken", 409, _l("Another account already has this username.")),
         ProblemType("email-taken", 409, _l("Another account already uses this e-mail address.")),
+        ProblemType(
+            "no-email-address", 409, _l("The account has no e-mail address to send a link to.")
+        ),
         ProblemType(
             "own-admin-rights", 409, _l("An administrator cannot remove their own admin rights.")
         ),

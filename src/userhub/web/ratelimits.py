@@ -69,6 +69,10 @@ login_limit = limiter.shared_limit(
 register_limit = limiter.shared_limit(
     _configured("USERHUB_RATELIMIT_REGISTER"), scope="register", methods=["POST"]
 )
+# Requests that mail a link (reset, a new verification link), per client IP.
+mail_limit = limiter.shared_limit(
+    _configured("USERHUB_RATELIMIT_MAIL"), scope="mail", methods=["POST"]
+)
 # The same "log-in" count, for any method: a view spends from it only when it checks a password.
 _password_check_limit = limiter.shared_limit(_configured("USERHUB_RATELIMIT_LOGIN"), scope="log-in")
 

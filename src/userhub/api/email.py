@@ -1,0 +1,127 @@
+"""Mailed links, for API clients: verify an address, reset a forgotten password, confirm or
+undo a change of address. Each link in a mail opens a page (``pages/email.py``) that does the
+same with a button; a client that reads the link itself posts its ``token`` here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask_babel import gettext as _
+
+from ..models import User
+from ..services import email_flows
+from ..web import devices
+from ..web.ratelimits import RATE_LIMITED, mail_limit
+from .auth import caller, token_auth
+from .base import api_blueprint, no_content
+from .schemas import (
+    Accepted,
+    LinkToken,
+    PasswordResetCompletion,
+    PasswordResetRequest,
+    UserOut,
+)
+
+bp = api_blueprint(
+    "api_email",
+    tag={
+        "name": "E-mail",
+        "description": "Verify an address, reset a forgotten password, change the address.",
+    },
+)
+BAD_LINK: Any = "The link is not valid (`invalid-link`) or has expired (`expired-link`)"
+TOKEN_EXAMPLE = {"token": "qR4m0n9Xk2vLs8YtG1cHbWz7eJpA5dNf3uIoKxE6rTy"}
+
+
+def accepted(detail: str) -> tuple[dict[str, str], int]:
+    return {"detail": detail}, 202
+
+
+@bp.post("/email-verification")
+@bp.input(LinkToken, example=TOKEN_EXAMPLE)
+@bp.output(UserOut)
+@bp.doc(summary="Verify an e-mail address", responses={400: BAD_LINK})
+def verify_email(json_data: LinkToken) -> User:
+    """Confirm the address a verification link was mailed to. No log-in needed: the link is
+    the proof. It works once."""
+    return email_flows.verify_email(json_data.token)
+
+
+@bp.post("/users/me/email-verification")
+@mail_limit
+@bp.auth_required(token_auth)
+@bp.output(Accepted, status_code=202)
+@bp.doc(
+    summary="Send me a new verification link",
+    responses={409: "The account has no e-mail address", 429: RATE_LIMITED},
+)
+def resend_verification() -> tuple[dict[str, str], int]:
+    """Mail a new link to the account's address (the earlier one stops working). Nothing is
+    sent if the address is verified already."""
+    email_flows.send_verification(caller())
+    return accepted(_("If your address still needs it, a new link is on its way."))
+
+
+@bp.post("/password-reset")
+@mail_limit
+@bp.input(PasswordResetRequest, example={"email": "zhangsan@example.com"})
+@bp.output(Accepted, status_code=202)
+@bp.doc(summary="Forgot my password: mail a reset link", responses={429: RATE_LIMITED})
+def request_password_reset(json_data: PasswordResetRequest) -> tuple[dict[str, str], int]:
+    """Name the account by `email` or `username`. The answer is the same, and comes after the
+    same time, whether or not such an account exists; a link goes only to a real account's
+    address. It works once, for `USERHUB_PASSWORD_RESET_TTL_SECONDS` (1 h by default)."""
+    email_flows.request_password_reset(email=json_data.email, username=json_data.username)
+    return accepted(
+        _(
+            "If an account with an e-mail address matches, a link to reset its password is on "
+            "its way to that address."
+        )
+    )
+
+
+@bp.post("/password-reset/complete")
+@bp.input(PasswordResetCompletion, example={**TOKEN_EXAMPLE, "password": "a-new-long-password"})
+@bp.doc(
+    summary="Set a new password with a reset link",
+    responses={204: "Changed: every session and token of the account ended", 400: BAD_LINK},
+)
+def complete_password_reset(json_data: PasswordResetCompletion) -> Response:
+    """Set the new password. Every session and token of the account ends, a notice is mailed,
+    and the link stops working (as does any other reset link)."""
+    email_flows.reset_password(json_data.token, json_data.password)
+    return no_content()
+
+
+@bp.post("/email-change/confirm")
+@bp.input(LinkToken, example=TOKEN_EXAMPLE)
+@bp.output(UserOut)
+@bp.doc(
+    summary="Confirm a new e-mail address",
+    responses={400: BAD_LINK, 409: "Another account took the address meanwhile"},
+)
+def confirm_email_change(json_data: LinkToken) -> User:
+    """Make the pending address (`pending_email`) the account's, verified."""
+    return email_flows.confirm_email_change(json_data.token)
+
+
+@bp.post("/email-change/undo")
+@bp.input(LinkToken, example=TOKEN_EXAMPLE)
+@bp.output(UserOut)
+@bp.doc(summary="This was not me: undo a change of address", responses={400: BAD_LINK})
+def undo_email_change(json_data: LinkToken) -> User:
+    """From the link mailed to the old address: it is the account's again, every session and
+    token ends, and a password-reset link goes to it."""
+    return email_flows.undo_email_change(json_data.token)
+
+
+@bp.post("/unlock")
+@bp.input(LinkToken, example=TOKEN_EXAMPLE)
+@bp.doc(summary="Unlock my account", responses={204: "Unlocked", 400: BAD_LINK})
+def unlock(json_data: LinkToken) -> Response:
+    """From the mail sent when strangers' wrong passwords locked the account: their failures
+    are forgotten, and this client (its device cookie) counts as the owner's from now on."""
+    user = email_flows.unlock(json_data.token)
+    devices.remember(user.username_key)
+    return no_content()

@@ -1,0 +1,161 @@
+"""The pages mailed links open, and the forgotten-password form.
+
+A link's page shows what its button will do; only the button's POST (with its CSRF token) uses
+the link, so a mail scanner that fetches every link uses none up. The work is the services'
+(``services/email_flows.py``), as in the API (``api/email.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from apiflask import APIBlueprint
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+from werkzeug.wrappers import Response
+
+from ..models import User
+from ..services import email_flows, email_links
+from ..services.errors import LinkError, ServiceError, UserError
+from ..web import devices
+from ..web.errors import service_status
+from ..web.ratelimits import mail_limit
+from .auth import rejected_fields, show_user_errors
+from .forms import ButtonForm, ForgotPasswordForm, ResetPasswordForm
+
+bp = APIBlueprint("email", __name__, enable_openapi=False)
+
+
+def _link_page(
+    purpose: str,
+    template: str,
+    redeem: Callable[[str], User],
+    done: Callable[[User], Response],
+) -> Response | tuple[str, int]:
+    """GET: the page with its button (or why the link cannot be used); POST: use the link."""
+    token = request.args.get("token", "")
+    form = ButtonForm()
+    try:
+        if form.validate_on_submit():
+            return done(redeem(token))
+        email_links.peek(purpose, token)
+    except ServiceError as exc:  # a dead link, or an address another account took meanwhile
+        return render_template("email/link_error.html", error=exc.message), service_status(exc)
+    return render_template(template, form=form, token=token), 400 if form.errors else 200
+
+
+def _to_account_or_login(message: str) -> Response:
+    flash(message, "success")
+    return redirect(url_for("auth.account" if current_user.is_authenticated else "tutorial.login"))
+
+
+@bp.route("/email/verify", methods=["GET", "POST"])
+def verify() -> Response | tuple[str, int]:
+    """The link in the verification mail."""
+    return _link_page(
+        email_links.VERIFY,
+        "email/verify.html",
+        email_flows.verify_email,
+        lambda user: _to_account_or_login(_("Your e-mail address is confirmed.")),
+    )
+
+
+@bp.route("/email/change/confirm", methods=["GET", "POST"])
+def confirm_change() -> Response | tuple[str, int]:
+    """The link mailed to a new address."""
+    return _link_page(
+        email_links.CHANGE,
+        "email/confirm_change.html",
+        email_flows.confirm_email_change,
+        lambda user: _to_account_or_login(
+            _("%(email)s is now your account's e-mail address.", email=user.email)
+        ),
+    )
+
+
+def _undone(user: User) -> Response:
+    logout_user()  # every session ended: this one too
+    flash(
+        _(
+            "The change was undone and every session logged out. We mailed you a link to "
+            "choose a new password."
+        ),
+        "success",
+    )
+    return redirect(url_for("tutorial.login"))
+
+
+@bp.route("/email/change/undo", methods=["GET", "POST"])
+def undo_change() -> Response | tuple[str, int]:
+    """ "This was not me", in the mail to the old address."""
+    return _link_page(
+        email_links.UNDO, "email/undo_change.html", email_flows.undo_email_change, _undone
+    )
+
+
+def _unlocked(user: User) -> Response:
+    devices.remember(user.username_key)  # this browser is the owner's now
+    flash(_("Your account is unlocked in this browser: log in with your password."), "success")
+    return redirect(url_for("tutorial.login"))
+
+
+@bp.route("/unlock", methods=["GET", "POST"])
+def unlock() -> Response | tuple[str, int]:
+    """The link in the mail sent when strangers' wrong passwords locked the account."""
+    return _link_page(email_links.UNLOCK, "email/unlock.html", email_flows.unlock, _unlocked)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@mail_limit
+def forgot_password() -> Response | tuple[str, int]:
+    """Ask for a reset link by address or username; the same answer whether or not it exists."""
+    form = ForgotPasswordForm()
+    if not form.is_submitted():
+        return render_template("email/forgot_password.html", form=form), 200
+    if not form.validate():
+        return render_template("email/forgot_password.html", form=form), 400
+    account = form.account.data.strip()
+    if "@" in account:
+        email_flows.request_password_reset(email=account)
+    else:
+        email_flows.request_password_reset(username=account)
+    return render_template("email/forgot_password_sent.html"), 200
+
+
+@bp.route("/password/reset", methods=["GET", "POST"])
+def reset_password() -> Response | tuple[str, int]:
+    """The link in the reset mail: a new password, twice."""
+    token = request.args.get("token", "")
+    form = ResetPasswordForm()
+    try:
+        if not form.is_submitted():
+            email_links.peek(email_links.RESET, token)
+            return render_template("email/reset_password.html", form=form, token=token), 200
+        if not form.validate():
+            page = render_template("email/reset_password.html", form=form, token=token)
+            return page, rejected_fields(form)
+        email_flows.reset_password(token, form.password.data)
+    except LinkError as exc:
+        return render_template("email/link_error.html", error=exc.message), service_status(exc)
+    except UserError as exc:
+        show_user_errors(form, exc)
+        page = render_template("email/reset_password.html", form=form, token=token)
+        return page, service_status(exc)
+    logout_user()
+    flash(_("Your password is changed. Log in with the new one."), "success")
+    return redirect(url_for("tutorial.login"))
+
+
+@bp.post("/email/verification/send")
+@mail_limit
+def send_verification() -> Response:
+    """A new verification link for the logged-in account (the account page's button)."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("tutorial.login"))
+    try:
+        email_flows.send_verification(current_user._get_current_object())
+    except UserError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("auth.account"))
+    return _to_account_or_login(_("A new confirmation link is on its way to your address."))

@@ -1,0 +1,125 @@
+"""The mail userhub sends about an account, composed and put in the outbox.
+
+Each function is called inside the transaction of the change it is about, so the mail commits
+with it (``outbox.enqueue``). A mail is built now, in the reader's language (the request's, or
+the command line's), from two templates, ``templates/mail/<kind>.txt`` and ``.html``: plain
+text and HTML alternatives, a ``Message-ID``, ``Auto-Submitted: auto-generated`` (RFC 3834,
+so auto-responders stay quiet), no images, no tracking, and never a password. Links start with
+``USERHUB_PUBLIC_URL``: mail is read far from the request, and behind a proxy the request's own
+host is not the public one.
+"""
+
+from __future__ import annotations
+
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
+
+from flask import current_app, render_template
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+from ..models import User
+from . import email_links, outbox
+
+SUBJECTS = {
+    "verify-email": _l("Confirm your e-mail address"),
+    "reset-password": _l("Reset your password"),
+    "change-email": _l("Confirm your new e-mail address"),
+    "email-change-requested": _l("Your e-mail address is being changed"),
+    "email-removed": _l("Your e-mail address was removed"),
+    "password-changed": _l("Your password was changed"),
+    "account-locked": _l("Someone is trying to log in to your account"),
+}
+
+
+def public_link(endpoint: str, **values: Any) -> str:
+    """An absolute link to ``endpoint``, starting with ``USERHUB_PUBLIC_URL``."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return f"{current_app.config['USERHUB_PUBLIC_URL']}{path}"
+
+
+def compose(kind: str, to: str, **context: Any) -> EmailMessage:
+    """The mail ``kind`` to ``to``, both parts from its templates, in the current language."""
+    sender = current_app.config["USERHUB_MAIL_FROM"]
+    name, address = parseaddr(sender)
+    message = EmailMessage()
+    message["Subject"] = str(SUBJECTS[kind])
+    message["From"] = Address(display_name=name, addr_spec=address)
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=address.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"
+    language = str(get_locale() or "en").replace("_", "-")
+    context.update(kind=kind, subject=message["Subject"], locale=language)
+    message.set_content(render_template(f"mail/{kind}.txt", **context))
+    message.add_alternative(render_template(f"mail/{kind}.html", **context), subtype="html")
+    message["Content-Language"] = language  # after the parts: set_content drops Content-*
+    return message
+
+
+def _send(kind: str, to: str, user: User, **context: Any) -> None:
+    outbox.enqueue(compose(kind, to, user=user, **context), kind=kind)
+
+
+def verify_email(user: User) -> None:
+    """A link that proves ``user.email`` is theirs."""
+    assert user.email is not None
+    token = email_links.make(user, email_links.VERIFY, email=user.email)
+    _send("verify-email", user.email, user, link=public_link("email.verify", token=token))
+
+
+def reset_password(user: User) -> None:
+    assert user.email is not None
+    token = email_links.make(user, email_links.RESET)
+    _send(
+        "reset-password",
+        user.email,
+        user,
+        link=public_link("email.reset_password", token=token),
+        minutes=int(email_links.lifetime(email_links.RESET).total_seconds() // 60),
+    )
+
+
+def change_email(user: User, new_email: str) -> None:
+    """The link to the new address that makes it the account's, and to the old one a notice
+    with a link that says "this was not me"."""
+    token = email_links.make(user, email_links.CHANGE, email=new_email)
+    link = public_link("email.confirm_change", token=token)
+    _send("change-email", new_email, user, new_email=new_email, link=link)
+    if user.email is not None:
+        undo = email_links.make(user, email_links.UNDO, email=user.email)
+        _send(
+            "email-change-requested",
+            user.email,
+            user,
+            new_email=new_email,
+            undo_link=public_link("email.undo_change", token=undo),
+        )
+
+
+def email_removed(user: User, old_email: str) -> None:
+    undo = email_links.make(user, email_links.UNDO, email=old_email)
+    _send("email-removed", old_email, user, undo_link=public_link("email.undo_change", token=undo))
+
+
+def password_changed(user: User) -> None:
+    """The notice after a password change or reset, with the way to get the account back."""
+    if user.email is not None:
+        _send(
+            "password-changed", user.email, user, forgot_link=public_link("email.forgot_password")
+        )
+
+
+def account_locked(user: User) -> None:
+    """Too many wrong passwords from strangers: the owner's link to get in regardless."""
+    if user.email is not None:
+        token = email_links.make(user, email_links.UNLOCK)
+        _send(
+            "account-locked",
+            user.email,
+            user,
+            link=public_link("email.unlock", token=token),
+            forgot_link=public_link("email.forgot_password"),
+        )

@@ -1,0 +1,163 @@
+"""What a mailed link does, and the requests that mail one: verify an address, reset a
+forgotten password, confirm or undo a change of address, unlock an account.
+
+Each redeeming function spends its link (``email_links.spend``) in the transaction of what it
+does, so a link works once, and the effect and the spending commit together.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import current_app
+from limits import parse
+from sqlalchemy import select
+
+from .. import transactions
+from ..extensions import RATE_LIMIT_KEY_PREFIX, db, limiter
+from ..models import User, utcnow
+from . import account_mail, email_links, login_limits
+from .account_rules import normalise_email, password_problems, raise_if_any
+from .errors import EmailTaken, InvalidLink, NoAddress
+from .passwords import passwords
+from .users import address_taken, commit_account_change, end_sessions_and_tokens, find_user
+
+# A reset request is answered no sooner than this after it arrived, whether or not the account
+# exists: the work done for a real account (a link and a mail written) is far shorter, so the
+# time of the answer tells nothing.
+RESET_ANSWER_SECONDS = 0.25
+MAIL_ADDRESS_SCOPE = "mail-to-address"
+
+
+def _within_address_limit(address: str) -> bool:
+    """Count a mail of a link to ``address``; False when the address had its share
+    (``USERHUB_RATELIMIT_MAIL_ADDRESS``). Fails open if the limits storage is out of reach."""
+    if not limiter.enabled:
+        return True
+    item = parse(current_app.config["USERHUB_RATELIMIT_MAIL_ADDRESS"])
+    try:
+        return bool(limiter.limiter.hit(item, RATE_LIMIT_KEY_PREFIX, MAIL_ADDRESS_SCOPE, address))
+    except Exception:  # the storage is down: mail anyway, like every other limit here
+        return True
+
+
+def request_password_reset(*, email: str | None = None, username: str | None = None) -> None:
+    """Mail a reset link to the account named by ``email`` or ``username``, if there is one
+    with an address (and the address is under its limit). Returns nothing, and never sooner
+    than ``RESET_ANSWER_SECONDS``: the caller answers the same either way."""
+    started = time.monotonic()
+    user = _account_for_reset(email, username)
+    if user is not None and user.email is not None and _within_address_limit(user.email):
+        commit_account_change(lambda: account_mail.reset_password(user))
+    time.sleep(max(0.0, RESET_ANSWER_SECONDS - (time.monotonic() - started)))
+
+
+def _account_for_reset(email: str | None, username: str | None) -> User | None:
+    if email:
+        address, problems = normalise_email(email)
+        if problems or address is None:
+            return None
+        return db.session.scalar(select(User).where(User.email == address))
+    if username:
+        return find_user(username)
+    return None
+
+
+def reset_password(token: str, password: str) -> User:
+    """Set a new password with a reset link: every session and token of the account ends, a
+    notice is mailed, and the address counts as verified (the link reached it)."""
+    raise_if_any({"password": problems} if (problems := password_problems(password)) else {})
+    email_links.peek(email_links.RESET, token)  # a dead link is told before a hash is spent
+    new_hash = passwords().hash(password)
+
+    def apply() -> User:
+        link = email_links.spend(email_links.RESET, token)
+        user = _user_of(link.user_id)
+        user.password_hash = new_hash
+        if user.email is not None and user.email_verified_at is None:
+            user.email_verified_at = utcnow()
+        end_sessions_and_tokens(user)
+        email_links.drop(user, email_links.RESET, email_links.UNLOCK)
+        account_mail.password_changed(user)
+        return user
+
+    user = commit_account_change(apply)
+    login_limits.unlock(user.username_key)  # strangers' failures no longer stand in the way
+    return user
+
+
+def verify_email(token: str) -> User:
+    """Mark the address the link was sent to as verified, if it is still the account's."""
+
+    def apply() -> User:
+        link = email_links.spend(email_links.VERIFY, token)
+        user = _user_of(link.user_id)
+        if user.email != link.email:
+            raise InvalidLink()  # the address changed since: this link is about another one
+        if user.email_verified_at is None:
+            user.email_verified_at = utcnow()
+        return user
+
+    return commit_account_change(apply)
+
+
+def send_verification(user: User) -> None:
+    """A new verification link to the account's address (nothing if it is verified already,
+    or the address had its share of mail lately)."""
+    if user.email is None:
+        raise NoAddress()
+    if user.email_verified_at is None and _within_address_limit(user.email):
+        commit_account_change(lambda: account_mail.verify_email(user))
+
+
+def confirm_email_change(token: str) -> User:
+    """Make the pending address the account's (verified: the link reached it)."""
+
+    def apply() -> User:
+        link = email_links.spend(email_links.CHANGE, token)
+        user = _user_of(link.user_id)
+        if user.pending_email != link.email or link.email is None:
+            raise InvalidLink()  # cancelled, or replaced by another change since
+        if address_taken(link.email, user):
+            raise EmailTaken()
+        user.email, user.email_verified_at, user.pending_email = link.email, utcnow(), None
+        email_links.drop(user, email_links.VERIFY)
+        return user
+
+    return commit_account_change(apply)
+
+
+def undo_email_change(token: str) -> User:
+    """ "This was not me": the address the link was sent to is the account's again (verified),
+    a pending change is cancelled, every session and token ends (whoever asked for the change
+    was logged in), and a reset link goes to that address so its owner can choose a new
+    password."""
+
+    def apply() -> User:
+        link = email_links.spend(email_links.UNDO, token)
+        user = _user_of(link.user_id)
+        if link.email is not None and address_taken(link.email, user):
+            raise EmailTaken()
+        user.email, user.email_verified_at, user.pending_email = link.email, utcnow(), None
+        email_links.drop(user, email_links.CHANGE, email_links.VERIFY)
+        end_sessions_and_tokens(user)
+        account_mail.reset_password(user)
+        return user
+
+    return commit_account_change(apply)
+
+
+def unlock(token: str) -> User:
+    """The owner's way past strangers' failed log-ins: the account's shared bucket is emptied
+    (the web layer also makes this browser a known device of the account)."""
+    link = transactions.committed(lambda: email_links.spend(email_links.UNLOCK, token))
+    user = _user_of(link.user_id)
+    login_limits.unlock(user.username_key)
+    return user
+
+
+def _user_of(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise InvalidLink()
+    return user

@@ -1,0 +1,56 @@
+"""The background sender: a thread in each ``userhub serve`` worker that empties the outbox.
+
+No extra process to start and nothing to configure: each worker runs one, and the outbox's
+claims (``outbox.py``) make sure a mail goes once however many run, on however many instances.
+It wakes when a transaction of its own process commits mail (at once), and otherwise every
+``POLL_SECONDS`` (mail left by another worker or instance, retries that came due, mail queued
+before a restart). With no ``USERHUB_MAIL_URL`` (production not yet configured) mail stays
+queued and a warning says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from email.utils import parseaddr
+
+from flask import Flask
+
+from .mail_transport import transport_for
+from .outbox import BATCH, deliver_due, mail_committed, sender_name
+
+log = logging.getLogger("userhub")
+
+POLL_SECONDS = 5.0
+PAUSE_AFTER_ERROR = 5.0  # the database out of reach: wait, then poll again
+
+
+def start(app: Flask) -> threading.Thread:
+    """Start this process's sender (a daemon thread: it ends with the process; a mail it had
+    claimed is sent by another sender when the claim's lease ends)."""
+    thread = threading.Thread(target=_run, args=(app,), name="userhub-mail", daemon=True)
+    thread.start()
+    return thread
+
+
+def _run(app: Flask) -> None:
+    url = app.config.get("USERHUB_MAIL_URL")
+    if not url:
+        log.warning(
+            "USERHUB_MAIL_URL is not set: account mail is queued, not sent "
+            "(flask --app userhub mail list shows it)"
+        )
+        return
+    transport = transport_for(url)
+    sender = sender_name()
+    envelope_from = parseaddr(app.config["USERHUB_MAIL_FROM"])[1]
+    while True:
+        mail_committed.wait(POLL_SECONDS)
+        mail_committed.clear()
+        try:
+            with app.app_context():
+                while deliver_due(transport, sender, envelope_from) == BATCH:
+                    pass
+        except Exception:
+            log.exception("the mail sender could not read the outbox; trying again shortly")
+            mail_committed.wait(PAUSE_AFTER_ERROR)

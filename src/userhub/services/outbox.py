@@ -1,0 +1,258 @@
+"""The outbox: mail the app promised, stored with the change that caused it, sent by one sender.
+
+A request that promises a mail calls ``enqueue`` inside its transaction: the mail commits with
+the change or not at all, and the request answers without waiting for SMTP. Senders (the
+background thread of every ``userhub serve`` worker, ``mail_sender.py``, and
+``flask --app userhub mail send``) call ``deliver_due``:
+
+* **claiming** is one conditional UPDATE of a row that is due (``status='pending'`` and
+  ``next_attempt_at`` passed) which pushes ``next_attempt_at`` a lease ahead and names the
+  sender: of several senders, on any number of workers, instances or Galera nodes, exactly one
+  sees its UPDATE change the row (a Galera node that loses certification gets a deadlock error,
+  which counts as "not mine"); the others skip it;
+* **sent**: the row is marked sent and its body erased (it may hold a live link);
+* **refused for now** (4xx, server down, TLS trouble): the row is due again after a backoff
+  (30 s, doubling, at most an hour), for ``GIVE_UP_AFTER`` in all;
+* **refused for good** (5xx), or retried for too long: the row is marked failed and an error
+  logged; ``flask --app userhub mail retry`` puts it back;
+* a sender that dies between claim and answer (a SIGKILLed worker) leaves the row claimed: it
+  is due again when the lease ends, and another sender sends it. A mail is therefore sent at
+  least once, and twice only if a sender died after the SMTP server took the mail and before
+  the row was marked: SMTP offers nothing better.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from .. import transactions
+from ..extensions import db
+from ..models import OutboxMessage, utcnow
+from .mail_transport import PermanentFailure, TemporaryFailure, Transport
+
+log = logging.getLogger("userhub")
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+LEASE = timedelta(minutes=2)  # longer than one SMTP conversation can take (SMTP_TIMEOUT steps)
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+GIVE_UP_AFTER = timedelta(days=2)
+BATCH = 20  # rows claimed per round, sent over one SMTP connection
+QUEUED = "userhub_mail_queued"  # Session.info: this transaction enqueued mail
+
+# Set when a transaction that enqueued mail commits: the sender of this process wakes at once
+# instead of at its next poll.
+mail_committed = threading.Event()
+
+
+def enqueue(message: EmailMessage, *, kind: str) -> None:
+    """Add ``message`` to the outbox in the current transaction (the caller commits)."""
+    recipient = parseaddr(str(message["To"]))[1]
+    db.session.add(
+        OutboxMessage(
+            recipient=recipient,
+            kind=kind,
+            message=message.as_bytes(),
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=utcnow(),
+        )
+    )
+    db.session.info[QUEUED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_sender(session: Session) -> None:
+    if session.info.pop(QUEUED, False):
+        mail_committed.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(QUEUED, None)
+
+
+def sender_name() -> str:
+    """Who claims a row, as the queue shows it: host, process and a random part."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a refused mail waits after its ``attempts``-th try: 30 s, 1 min, 2 min … 1 h."""
+    wait: timedelta = FIRST_RETRY * 2 ** max(attempts - 1, 0)
+    return min(wait, LONGEST_RETRY)
+
+
+def deliver_due(transport: Transport, sender: str, envelope_from: str) -> int:
+    """Claim up to ``BATCH`` due mails and send them over one connection; how many were
+    claimed (the caller goes on while a batch comes back full)."""
+    claimed = [row_id for row_id in _due_ids() if _claim(row_id, sender)]
+    if not claimed:
+        return 0
+    try:
+        with transport.connect() as connection:
+            for row_id in claimed:
+                message = db.session.get(OutboxMessage, row_id)
+                if message is None or message.message is None:
+                    continue
+                try:
+                    connection.send(envelope_from, message.recipient, message.message)
+                except PermanentFailure as exc:
+                    _give_up(row_id, str(exc))
+                except TemporaryFailure as exc:
+                    _retry_later(row_id, message.attempts, message.created_at, str(exc))
+                    if not _is_about_recipient(exc):
+                        raise  # the connection itself failed: the rest wait too
+                else:
+                    _mark_sent(row_id, sender)
+    except TemporaryFailure as exc:
+        for row_id in claimed:
+            row = db.session.get(OutboxMessage, row_id)
+            if row is not None and row.status == PENDING and row.claimed_by == sender:
+                _retry_later(row_id, row.attempts, row.created_at, str(exc))
+    return len(claimed)
+
+
+def _is_about_recipient(exc: TemporaryFailure) -> bool:
+    """A 4xx reply about one recipient leaves the connection usable for the next mail."""
+    return " answered 4" in str(exc)
+
+
+def _due_ids() -> list[int]:
+    now = utcnow()
+    rows = db.session.scalars(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.id)
+        .limit(BATCH)
+    ).all()
+    db.session.rollback()  # end the read: the claims below are transactions of their own
+    return list(rows)
+
+
+def _claim(row_id: int, sender: str) -> bool:
+    """One conditional UPDATE: True only for the one sender whose UPDATE changed the row."""
+    now = utcnow()
+    statement = (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row_id,
+            OutboxMessage.status == PENDING,
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .values(
+            claimed_by=sender,
+            next_attempt_at=now + LEASE,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    try:
+        changed: int = db.session.execute(statement).rowcount  # type: ignore[attr-defined]
+        db.session.commit()
+    except DBAPIError as exc:
+        db.session.rollback()
+        if transactions.is_retryable(exc):
+            return False  # another sender (on another node) claimed it at the same moment
+        raise
+    return changed == 1
+
+
+def _finish(row_id: int, **values: object) -> None:
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    transactions.committed(lambda: db.session.execute(statement))
+    db.session.expire_all()
+
+
+def _mark_sent(row_id: int, sender: str) -> None:
+    _finish(row_id, status=SENT, sent_at=utcnow(), message=None, last_error=None)
+    log.info("mail %d sent", row_id, extra={"mail_id": row_id, "mail_sender": sender})
+
+
+def _give_up(row_id: int, reason: str) -> None:
+    _finish(row_id, status=FAILED, last_error=reason[:500], claimed_by=None)
+    log.error(
+        "mail %d refused for good: %s (flask --app userhub mail retry %d sends it again)",
+        row_id,
+        reason,
+        row_id,
+        extra={"mail_id": row_id},
+    )
+
+
+def _retry_later(row_id: int, attempts: int, created_at: datetime, reason: str) -> None:
+    if utcnow() - created_at > GIVE_UP_AFTER:
+        _give_up(row_id, f"still refused after {GIVE_UP_AFTER.days} days: {reason}")
+        return
+    wait = backoff(attempts)
+    _finish(
+        row_id,
+        next_attempt_at=utcnow() + wait,
+        last_error=reason[:500],
+        claimed_by=None,
+    )
+    log.warning(
+        "mail %d not sent (%s); trying again in %d s",
+        row_id,
+        reason,
+        wait.total_seconds(),
+        extra={"mail_id": row_id},
+    )
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    pending: int
+    failed: int
+    sent: int
+
+
+def counts() -> QueueCounts:
+    rows = dict(
+        db.session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).all()
+    )
+    return QueueCounts(rows.get(PENDING, 0), rows.get(FAILED, 0), rows.get(SENT, 0))
+
+
+def listed(status: str | None = None, limit: int = 50) -> list[OutboxMessage]:
+    """The newest rows (of ``status``), for ``flask --app userhub mail list``."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    return list(db.session.scalars(query))
+
+
+def retry(ids: list[int] | None = None) -> int:
+    """Make failed mails (``ids``, or every failed one) and waiting ones due now; how many."""
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.status.in_((PENDING, FAILED)), OutboxMessage.message.is_not(None))
+        .values(status=PENDING, next_attempt_at=utcnow(), claimed_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    if ids:
+        statement = statement.where(OutboxMessage.id.in_(ids))
+    changed = transactions.committed(
+        lambda: db.session.execute(statement).rowcount  # type: ignore[attr-defined]
+    )
+    mail_committed.set()
+    return int(changed)
