@@ -15,25 +15,40 @@ from werkzeug.wrappers import Response
 
 from ..models import User
 from ..services import users
-from ..services.errors import TooManyFailures, UserError
+from ..services.errors import EmailNotVerified, TooManyFailures, UserError
 from ..web import devices
 from ..web.errors import retry_headers, service_status
 from ..web.ratelimits import login_limit, register_limit
 from ..web.redirects import is_safe_redirect
-from .forms import ChangePasswordForm, LoginForm, LogoutForm, RegisterForm, TextForm
+from .forms import (
+    ChangePasswordForm,
+    LoginForm,
+    LogoutForm,
+    RegisterForm,
+    ResendVerificationForm,
+    TextForm,
+)
 
 bp = APIBlueprint("auth", __name__, enable_openapi=False)
 
 
-def render_login(form: LoginForm, status: int = 200, error: str | None = None) -> tuple[str, int]:
-    return render_template("login.html", form=form, error=error), status
+def render_login(
+    form: LoginForm,
+    status: int = 200,
+    error: str | None = None,
+    resend: ResendVerificationForm | None = None,
+) -> tuple[str, int]:
+    """The log-in form; ``resend``: the "Send a new link" button of an unverified account."""
+    return render_template("login.html", form=form, error=error, resend=resend), status
 
 
 def submit_login_form() -> Response | tuple[str, int]:
     """Check the posted log-in form; on success start a new session and redirect.
 
     A wrong password and an unknown username get the same answer (the form again, 200), so
-    the page does not reveal which usernames exist.
+    the page does not reveal which usernames exist. The right password of an account whose
+    address must be verified first (``USERHUB_REQUIRE_VERIFIED_EMAIL``) gets the form again
+    with a button that mails a new link.
     """
     form = LoginForm()
     if not form.validate():
@@ -42,6 +57,9 @@ def submit_login_form() -> Response | tuple[str, int]:
         user = devices.log_in(form.username.data, form.password.data)
     except TooManyFailures as exc:
         return waiting(render_login(form, status=429, error=exc.message), exc)
+    except EmailNotVerified as exc:
+        resend = ResendVerificationForm(username=form.username.data)
+        return render_login(form, status=service_status(exc), error=exc.message, resend=resend)
     if user is None:
         return render_login(form, error=str(users.BAD_CREDENTIALS))
     start_session(user)
@@ -72,9 +90,13 @@ def end_session(message: str) -> Response:
 
 
 def rejected_fields(form: TextForm) -> int:
-    """The status for a form that failed validation: 400 when a field is missing, 422 when
-    everything is there but breaks a rule."""
-    missing = any(not (field.data or "").strip() for field in form if field.name != "csrf_token")
+    """The status for a form that failed validation: 400 when a required field is missing, 422
+    when everything is there but breaks a rule."""
+    missing = any(
+        not (field.data or "").strip()
+        for field in form
+        if field.name != "csrf_token" and field.flags.required
+    )
     return 400 if missing else 422
 
 
@@ -92,18 +114,31 @@ def logout_button() -> dict[str, LogoutForm]:
 @bp.route("/register", methods=["GET", "POST"])
 @register_limit
 def register() -> Response | tuple[str, int]:
-    """Create an account; then the log-in form."""
+    """Create an account (with an address, it is mailed a verification link); then the log-in
+    form."""
     form = RegisterForm()
     if not form.is_submitted():
         return render_template("register.html", form=form), 200
     if not form.validate():
         return render_template("register.html", form=form), rejected_fields(form)
     try:
-        users.register_user(form.username.data, form.password.data)
+        user = users.register_user(
+            form.username.data, form.password.data, email=(form.email.data or "").strip() or None
+        )
     except UserError as exc:
         show_user_errors(form, exc)
         return render_template("register.html", form=form), service_status(exc)
-    flash(_("Account created. Log in with your new username and password."), "success")
+    if user.email is None:
+        flash(_("Account created. Log in with your new username and password."), "success")
+    else:
+        flash(
+            _(
+                "Account created. Log in with your new username and password. We mailed a link "
+                "to %(email)s: follow it to confirm the address.",
+                email=user.email,
+            ),
+            "success",
+        )
     return redirect(url_for("tutorial.login"))
 
 

@@ -1,4 +1,6 @@
-"""The pages mailed links open, and the forgotten-password form.
+"""The pages mailed links open, the forgotten-password form, and the buttons that mail a new
+verification link (from the account page, or from the log-in form when it refused an unverified
+address).
 
 A link's page shows what its button will do; only the button's POST (with its CSRF token) uses
 the link, so a mail scanner that fetches every link uses none up. The work is the services'
@@ -22,7 +24,7 @@ from ..web import devices
 from ..web.errors import service_status
 from ..web.ratelimits import mail_limit
 from .auth import rejected_fields, show_user_errors
-from .forms import ButtonForm, ForgotPasswordForm, ResetPasswordForm
+from .forms import ButtonForm, ForgotPasswordForm, ResendVerificationForm, ResetPasswordForm
 
 bp = APIBlueprint("email", __name__, enable_openapi=False)
 
@@ -39,10 +41,25 @@ def _link_page(
     try:
         if form.validate_on_submit():
             return done(redeem(token))
-        email_links.peek(purpose, token)
+        link = email_links.peek(purpose, token)
     except ServiceError as exc:  # a dead link, or an address another account took meanwhile
-        return render_template("email/link_error.html", error=exc.message), service_status(exc)
-    return render_template(template, form=form, token=token), 400 if form.errors else 200
+        return link_error(purpose, exc)
+    page = render_template(template, form=form, token=token, email=link.email)
+    return page, 400 if form.errors else 200
+
+
+def link_error(purpose: str, exc: ServiceError) -> tuple[str, int]:
+    """Why a mailed link cannot be used, and where to get a new one of its kind: the account
+    page mails a new confirmation link; the forgotten-password form any other (a reset link
+    gets its owner in as well)."""
+    from_account = purpose in (email_links.VERIFY, email_links.CHANGE)
+    page = render_template("email/link_error.html", error=exc.message, from_account=from_account)
+    return page, service_status(exc)
+
+
+def check_your_mail(message: str) -> tuple[str, int]:
+    """The answer to a request for a mailed link: the same whether or not one was sent."""
+    return render_template("email/check_mail.html", message=message), 200
 
 
 def _to_account_or_login(message: str) -> Response:
@@ -120,7 +137,12 @@ def forgot_password() -> Response | tuple[str, int]:
         email_flows.request_password_reset(email=account)
     else:
         email_flows.request_password_reset(username=account)
-    return render_template("email/forgot_password_sent.html"), 200
+    return check_your_mail(
+        _(
+            "If an account with an e-mail address matches, a link to reset its password is on "
+            "its way to that address."
+        )
+    )
 
 
 @bp.route("/password/reset", methods=["GET", "POST"])
@@ -137,7 +159,7 @@ def reset_password() -> Response | tuple[str, int]:
             return page, rejected_fields(form)
         email_flows.reset_password(token, form.password.data)
     except LinkError as exc:
-        return render_template("email/link_error.html", error=exc.message), service_status(exc)
+        return link_error(email_links.RESET, exc)
     except UserError as exc:
         show_user_errors(form, exc)
         page = render_template("email/reset_password.html", form=form, token=token)
@@ -159,3 +181,18 @@ def send_verification() -> Response:
         flash(exc.message, "error")
         return redirect(url_for("auth.account"))
     return _to_account_or_login(_("A new confirmation link is on its way to your address."))
+
+
+@bp.post("/email/verification/resend")
+@mail_limit
+def resend_verification() -> tuple[str, int]:
+    """The log-in form's "Send a new link", without a session: it names the account. The answer
+    is the same whoever is named; a link goes only to an account's unverified address."""
+    form = ResendVerificationForm()  # its CSRF token was checked before the view
+    email_flows.request_verification(username=(form.username.data or "").strip())
+    return check_your_mail(
+        _(
+            "If this account has an e-mail address that still needs confirming, a new link is on "
+            "its way to it. Follow it, then log in."
+        )
+    )

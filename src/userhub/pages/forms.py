@@ -12,8 +12,8 @@ from flask import request
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from ..models import EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
 from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
@@ -52,6 +52,22 @@ def new_password_field(label: LazyString, missing: LazyString, hint: LazyString)
     )
 
 
+def email_field(
+    label: LazyString, hint: LazyString, missing: LazyString | None = None
+) -> EmailField:
+    """An e-mail address: required when ``missing`` says what to write, else optional. Only
+    its length is checked here; the user service checks the address and words its errors."""
+    presence = DataRequired(missing) if missing is not None else Optional()
+    return EmailField(
+        label,
+        validators=[
+            presence,
+            Length(max=EMAIL_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+        description=hint,
+    )
+
+
 def confirmation_field(label: LazyString, missing: LazyString) -> PasswordField:
     """The new password typed again; it must equal the ``password`` field."""
     return PasswordField(
@@ -77,6 +93,10 @@ class RegisterForm(TextForm):
         _l("%(min)d–%(max)d characters.", min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH),
     )
     confirm = confirmation_field(_l("Confirm password"), _l("Type the password again."))
+    email = email_field(
+        _l("E-mail address (optional)"),
+        _l("We mail it a link to confirm it. With an address, a forgotten password can be reset."),
+    )
 
 
 class ChangePasswordForm(TextForm):
@@ -121,6 +141,21 @@ class ResetPasswordForm(TextForm):
         ),
     )
     confirm = confirmation_field(_l("Confirm new password"), _l("Type the new password again."))
+
+
+class ChangeEmailForm(TextForm):
+    email = email_field(
+        _l("New e-mail address"),
+        _l("We mail a link to it: follow it to confirm the address."),
+        missing=_l("Enter the new e-mail address."),
+    )
+
+
+class ResendVerificationForm(TextForm):
+    """The log-in page's "Send a new link" button, for an account whose address is not verified:
+    it names the account, as nobody is logged in."""
+
+    username = HiddenField()
 
 
 class LogoutForm(TextForm):
