@@ -180,6 +180,7 @@ def database_url(backend: str, migrated_template: dict[str, str], tmp_path: Path
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM `user`")
         connection.exec_driver_sql("DELETE FROM `idempotency_record`")
+        connection.exec_driver_sql("DELETE FROM `mail_outbox`")
         connection.exec_driver_sql("ALTER TABLE `user` AUTO_INCREMENT = 1")
     engine.dispose()
     return MYSQL_URL

@@ -23,7 +23,9 @@ MAIL; over a clear connection AUTH is offered only in ``plain`` mode, in ``start
 after STARTTLS.
 
 **Answers on demand**, by the recipient's local part: ``tempfail…`` gets
-``451 4.3.0 try again later`` at RCPT, ``reject…`` gets ``550 5.1.1 no such user``.
+``451 4.3.0 try again later`` at RCPT, ``reject…`` gets ``550 5.1.1 no such user``, and
+``slow…`` is accepted only after ``SLOW_SECONDS`` (a sender can be killed mid-conversation,
+before the mail was handed over).
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+SLOW_SECONDS = 3.0
+
+
 class Maildir:
     """aiosmtpd's handler: answers RCPT by local part, keeps each message with its envelope."""
 
@@ -86,6 +91,8 @@ class Maildir:
             return TEMPFAIL
         if local_part.startswith("reject"):
             return REJECT
+        if local_part.startswith("slow"):
+            await asyncio.sleep(SLOW_SECONDS)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from ..models import User
 from ..services import email_flows
 from ..web import devices
+from ..web.json_bodies import optional_body
 from ..web.ratelimits import RATE_LIMITED, mail_limit
 from .auth import caller, token_auth
 from .base import api_blueprint, no_content
@@ -49,6 +50,7 @@ def verify_email(json_data: LinkToken) -> User:
 
 
 @bp.post("/users/me/email-verification")
+@optional_body  # nothing to send: the account is the caller's
 @mail_limit
 @bp.auth_required(token_auth)
 @bp.output(Accepted, status_code=202)

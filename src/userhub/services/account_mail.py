@@ -51,12 +51,20 @@ def compose(kind: str, to: str, **context: Any) -> EmailMessage:
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=address.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
-    language = str(get_locale() or "en").replace("_", "-")
+    language = language_tag()
     context.update(kind=kind, subject=message["Subject"], locale=language)
     message.set_content(_render(f"mail/{kind}.txt", context))
     message.add_alternative(_render(f"mail/{kind}.html", context), subtype="html")
     message["Content-Language"] = language  # after the parts: set_content drops Content-*
     return message
+
+
+def language_tag() -> str:
+    """The reader's language as the pages' ``<html lang>`` says it: ``en``, ``zh-CN``."""
+    locale = get_locale()
+    if locale is None:
+        return "en"
+    return f"{locale.language}-{locale.territory}" if locale.territory else locale.language
 
 
 def _render(name: str, context: dict[str, Any]) -> str:

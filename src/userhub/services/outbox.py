@@ -12,13 +12,13 @@ background thread of every ``userhub serve`` worker, ``mail_sender.py``, and
   which counts as "not mine"); the others skip it;
 * **sent**: the row is marked sent and its body erased (it may hold a live link);
 * **refused for now** (4xx, server down, TLS trouble): the row is due again after a backoff
-  (30 s, doubling, at most an hour), for ``GIVE_UP_AFTER`` in all;
+  (10 s, doubling, at most an hour), for ``GIVE_UP_AFTER`` in all;
 * **refused for good** (5xx), or retried for too long: the row is marked failed and an error
   logged; ``flask --app userhub mail retry`` puts it back;
 * a sender that dies between claim and answer (a SIGKILLed worker) leaves the row claimed: it
-  is due again when the lease ends, and another sender sends it. A mail is therefore sent at
-  least once, and twice only if a sender died after the SMTP server took the mail and before
-  the row was marked: SMTP offers nothing better.
+  is due again when the claim (``USERHUB_MAIL_CLAIM_SECONDS``) ends, and another sender sends
+  it. A mail is therefore sent at least once, and twice only if a sender died after the SMTP
+  server took the mail and before the row was marked: SMTP offers nothing better.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import parseaddr
 
+from flask import current_app
 from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -45,8 +47,7 @@ from .mail_transport import PermanentFailure, TemporaryFailure, Transport
 log = logging.getLogger("userhub")
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
-LEASE = timedelta(minutes=2)  # longer than one SMTP conversation can take (SMTP_TIMEOUT steps)
-FIRST_RETRY = timedelta(seconds=30)
+FIRST_RETRY = timedelta(seconds=10)
 LONGEST_RETRY = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(days=2)
 BATCH = 20  # rows claimed per round, sent over one SMTP connection
@@ -64,7 +65,7 @@ def enqueue(message: EmailMessage, *, kind: str) -> None:
         OutboxMessage(
             recipient=recipient,
             kind=kind,
-            message=message.as_bytes(),
+            message=message.as_bytes(policy=SMTP),  # CRLF: smtplib sends bytes as they are
             status=PENDING,
             attempts=0,
             next_attempt_at=utcnow(),
@@ -90,7 +91,7 @@ def sender_name() -> str:
 
 
 def backoff(attempts: int) -> timedelta:
-    """How long a refused mail waits after its ``attempts``-th try: 30 s, 1 min, 2 min … 1 h."""
+    """How long a refused mail waits after its ``attempts``-th try: 10 s, 20 s, 40 s … 1 h."""
     wait: timedelta = FIRST_RETRY * 2 ** max(attempts - 1, 0)
     return min(wait, LONGEST_RETRY)
 
@@ -154,7 +155,8 @@ def _claim(row_id: int, sender: str) -> bool:
         )
         .values(
             claimed_by=sender,
-            next_attempt_at=now + LEASE,
+            next_attempt_at=now
+            + timedelta(seconds=current_app.config["USERHUB_MAIL_CLAIM_SECONDS"]),
             attempts=OutboxMessage.attempts + 1,
         )
         .execution_options(synchronize_session=False)
