@@ -24,13 +24,13 @@ LINK = re.compile(r"https?://\S+")
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None, "the mail has no plain-text part"
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def html_of(message: EmailMessage) -> str:
     part = message.get_body(("html",))
     assert part is not None, "the mail has no HTML part"
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def links(message: EmailMessage) -> list[str]:

@@ -94,6 +94,8 @@ def test_two_instances_of_two_workers_send_each_mail_once(
     sink = start_smtp_sink()
     database = own_database("mysql", tmp_path, "mail_instances")
     names = [f"user{number}" for number in range(40)]
+    for instance in ("a", "b"):
+        (tmp_path / instance).mkdir()
     with (
         running_server("production", database, tmp_path / "a", env=mail_env(sink)) as first,
         running_server("production", database, tmp_path / "b", env=mail_env(sink)) as second,

@@ -35,13 +35,13 @@ from email.policy import SMTP
 from email.utils import parseaddr
 
 from flask import current_app
-from sqlalchemy import event, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .. import transactions
 from ..extensions import db
-from ..models import OutboxMessage, utcnow
+from ..models import EmailLink, OutboxMessage, utcnow
 from .mail_transport import PermanentFailure, TemporaryFailure, Transport
 
 log = logging.getLogger("userhub")
@@ -114,7 +114,7 @@ def deliver_due(transport: Transport, sender: str, envelope_from: str) -> int:
                     _give_up(row_id, str(exc))
                 except TemporaryFailure as exc:
                     _retry_later(row_id, message.attempts, message.created_at, str(exc))
-                    if not _is_about_recipient(exc):
+                    if not exc.about_this_mail:
                         raise  # the connection itself failed: the rest wait too
                 else:
                     _mark_sent(row_id, sender)
@@ -124,11 +124,6 @@ def deliver_due(transport: Transport, sender: str, envelope_from: str) -> int:
             if row is not None and row.status == PENDING and row.claimed_by == sender:
                 _retry_later(row_id, row.attempts, row.created_at, str(exc))
     return len(claimed)
-
-
-def _is_about_recipient(exc: TemporaryFailure) -> bool:
-    """A 4xx reply about one recipient leaves the connection usable for the next mail."""
-    return " answered 4" in str(exc)
 
 
 def _due_ids() -> list[int]:
@@ -217,6 +212,32 @@ def _retry_later(row_id: int, attempts: int, created_at: datetime, reason: str) 
         wait.total_seconds(),
         extra={"mail_id": row_id},
     )
+
+
+KEEP_SENT = timedelta(days=30)  # what `mail list` can still show of sent mail
+
+
+def prune() -> int:
+    """Forget sent mail older than ``KEEP_SENT`` (its body went at once; this is the rest) and
+    mailed links dead for a day; how many rows went. The senders run it now and then."""
+    now = utcnow()
+    old_mail = (
+        delete(OutboxMessage)
+        .where(OutboxMessage.status == SENT, OutboxMessage.next_attempt_at < now - KEEP_SENT)
+        .execution_options(synchronize_session=False)
+    )
+    dead_links = (
+        delete(EmailLink)
+        .where(EmailLink.expires_at < now - timedelta(days=1))
+        .execution_options(synchronize_session=False)
+    )
+
+    def run() -> int:
+        mail = db.session.execute(old_mail).rowcount  # type: ignore[attr-defined]
+        links = db.session.execute(dead_links).rowcount  # type: ignore[attr-defined]
+        return int(mail) + int(links)
+
+    return transactions.committed(run)
 
 
 @dataclass(frozen=True)
