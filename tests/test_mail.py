@@ -332,3 +332,28 @@ def test_mail_is_written_in_the_readers_language(client: FlaskClient, mailbox: M
     assert mail["Content-Language"] == "zh-CN"
     assert mail["Subject"] != "Confirm your e-mail address"
     assert "邮" in mail["Subject"], mail["Subject"]
+
+
+def test_reset_requests_are_limited_per_address_silently_and_per_ip_openly(
+    build_app: Callable[..., Flask], database_url: str, start_smtp_sink: SinkStarter
+) -> None:
+    sink = start_smtp_sink()
+    app = build_app(
+        database_url,
+        USERHUB_MAIL_URL=sink.url,
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="memory://",
+        USERHUB_RATELIMIT_MAIL="8 per hour",
+        USERHUB_RATELIMIT_MAIL_ADDRESS="3 per hour",
+    )
+    mailbox, client = Mailbox(app, sink), app.test_client()
+    client.post("/api/v1/users", json={"username": "张三", "password": PASSWORD, "email": ADDRESS})
+    mailbox.new_mail()  # the verification mail (not a mail of this limit)
+    answers = [
+        client.post("/api/v1/password-reset", json={"email": ADDRESS}).status_code
+        for _ in range(9)
+    ]
+    assert answers == [202] * 8 + [429]  # the address's limit shows in no answer
+    assert len(mailbox.new_mail(3)) == 3
+    time.sleep(1)
+    assert mailbox.deliver() == 0 and mailbox.received() == []
