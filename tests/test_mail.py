@@ -14,7 +14,7 @@ import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import PASSWORD, assert_problem, bearer
+from tests.helpers import PASSWORD, assert_problem, bearer, error_fields
 from tests.mail_support import Mailbox, html_of, links, text_of, token_in
 from tests.smtp_server import SinkStarter
 from userhub.services.email_flows import RESET_ANSWER_SECONDS
@@ -350,10 +350,31 @@ def test_reset_requests_are_limited_per_address_silently_and_per_ip_openly(
     client.post("/api/v1/users", json={"username": "张三", "password": PASSWORD, "email": ADDRESS})
     mailbox.new_mail()  # the verification mail (not a mail of this limit)
     answers = [
-        client.post("/api/v1/password-reset", json={"email": ADDRESS}).status_code
-        for _ in range(9)
+        client.post("/api/v1/password-reset", json={"email": ADDRESS}).status_code for _ in range(9)
     ]
     assert answers == [202] * 8 + [429]  # the address's limit shows in no answer
     assert len(mailbox.new_mail(3)) == 3
     time.sleep(1)
     assert mailbox.deliver() == 0 and mailbox.received() == []
+
+
+def test_an_account_that_cannot_log_in_unverified_gets_a_new_link_by_name(
+    build_app: Callable[..., Flask], database_url: str, start_smtp_sink: SinkStarter
+) -> None:
+    sink = start_smtp_sink()
+    app = build_app(database_url, USERHUB_MAIL_URL=sink.url, USERHUB_REQUIRE_VERIFIED_EMAIL=True)
+    mailbox, client = Mailbox(app, sink), app.test_client()
+    client.post("/api/v1/users", json={"username": "张三", "password": PASSWORD, "email": ADDRESS})
+    mailbox.new_mail()  # the first link, lost
+    answers = {
+        str(body): client.post("/api/v1/email-verification/requests", json=body)
+        for body in ({"username": "张三"}, {"username": "nobody"}, {"email": "no@example.com"})
+    }
+    assert {(a.status_code, str(a.get_json())) for a in answers.values()} == {
+        (202, str(answers[str({"username": "nobody"})].get_json()))
+    }
+    link_token = token_in(mailbox.only(ADDRESS), "/email/verify")
+    assert client.post("/api/v1/email-verification", json={"token": link_token}).status_code == 200
+    token(client)
+    neither = client.post("/api/v1/email-verification/requests", json={})
+    assert error_fields(assert_problem(neither, 422)) == {"email", "username"}
