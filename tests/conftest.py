@@ -8,11 +8,14 @@ pass with its MySQL tests quietly skipped.
 Apps come from one fixture, ``build_app``, which closes their connections after the test and
 gives them a cheap password hasher unless the test is marked ``real_hashing``. What tests
 share besides fixtures (constants, helpers, the per-worker databases) is in
-``tests/helpers.py``.
+``tests/helpers.py``. Mail goes to a real SMTP server in a process of its own, ``smtp_sink``
+(``tests/smtp_server.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -47,6 +50,7 @@ from tests.helpers import (
     redis_database,
     use_cheap_hashing,
 )
+from tests.smtp_server import SinkStarter, SmtpSink, TlsAuthority
 
 # Tests that finish last when they start late: under xdist they are sent to workers first.
 LONGEST_FIRST = ("tests/test_contract.py", "tests/test_browser_pages.py")
@@ -176,6 +180,7 @@ def database_url(backend: str, migrated_template: dict[str, str], tmp_path: Path
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM `user`")
         connection.exec_driver_sql("DELETE FROM `idempotency_record`")
+        connection.exec_driver_sql("DELETE FROM `mail_outbox`")
         connection.exec_driver_sql("ALTER TABLE `user` AUTO_INCREMENT = 1")
     engine.dispose()
     return MYSQL_URL
@@ -236,3 +241,33 @@ def member(api: ApiActions) -> Account:
 def admin(api: ApiActions) -> Account:
     """An administrator with a token."""
     return api.account("admin", is_admin=True)
+
+
+@pytest.fixture(scope="session")
+def tls_authority(tmp_path_factory: pytest.TempPathFactory) -> TlsAuthority:
+    """A throwaway CA and the SMTP sink's certificate, made once per worker. A userhub process
+    trusts it with ``SSL_CERT_FILE=str(tls_authority.ca_file)``."""
+    return TlsAuthority.create(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def start_smtp_sink(tmp_path: Path, tls_authority: TlsAuthority) -> Iterator[SinkStarter]:
+    """Start SMTP sinks with ``start_smtp_sink(mode, auth=(user, password))``: each in a folder
+    of its own under ``tmp_path``; all are stopped after the test, passed or failed."""
+    numbers = itertools.count()
+    with contextlib.ExitStack() as stack:
+
+        def start(mode: str = "plain", *, auth: tuple[str, str] | None = None) -> SmtpSink:
+            folder = tmp_path / f"smtp-sink-{next(numbers)}"
+            tls = tls_authority if mode != "plain" else None
+            sink = SmtpSink(folder, mode, tls=tls, auth=auth)
+            stack.callback(sink.stop)
+            return sink.start()
+
+        yield start
+
+
+@pytest.fixture
+def smtp_sink(start_smtp_sink: SinkStarter) -> SmtpSink:
+    """A plain SMTP sink (no TLS, no AUTH), started; ``smtp_sink.url`` is its mail URL."""
+    return start_smtp_sink()

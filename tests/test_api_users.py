@@ -28,7 +28,17 @@ from tests.helpers import (
 )
 from userhub.services import users
 
-USER_FIELDS = {"id", "username", "display_name", "email", "is_admin", "created_at", "updated_at"}
+USER_FIELDS = {
+    "id",
+    "username",
+    "display_name",
+    "email",
+    "email_verified",
+    "pending_email",
+    "is_admin",
+    "created_at",
+    "updated_at",
+}
 
 
 def user_url(user_id: int | str) -> str:

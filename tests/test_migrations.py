@@ -72,12 +72,14 @@ USERHUB_COLUMNS = {
     "password_hash",
     "display_name",
     "email",
+    "email_verified_at",
+    "pending_email",
     "is_admin",
     "session_version",
     "created_at",
     "updated_at",
 }
-HEAD = "0003"  # the newest revision
+HEAD = "0004"  # the newest revision
 TUTORIAL_USERS = [("张三", "123456"), ("lisi", "li-si-secret"), ("Wang Wu", "密码 with spaces")]
 LONG_PASSWORD = "a long enough password"
 AN_HOUR = datetime(2026, 1, 1, 12)

@@ -12,14 +12,16 @@ from flask_babel import gettext as _
 from ..models import User
 from ..services import email_flows
 from ..web import devices
+from ..web.json_bodies import optional_body
+from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, mail_limit
 from .auth import caller, token_auth
 from .base import api_blueprint, no_content
 from .schemas import (
     Accepted,
+    AccountNamed,
     LinkToken,
     PasswordResetCompletion,
-    PasswordResetRequest,
     UserOut,
 )
 
@@ -32,6 +34,14 @@ bp = api_blueprint(
 )
 BAD_LINK: Any = "The link is not valid (`invalid-link`) or has expired (`expired-link`)"
 TOKEN_EXAMPLE = {"token": "qR4m0n9Xk2vLs8YtG1cHbWz7eJpA5dNf3uIoKxE6rTy"}
+
+
+def _account_named(body: AccountNamed) -> dict[str, str | None]:
+    """``email`` or ``username``: exactly one of them."""
+    if (body.email is None) == (body.username is None):
+        message = _("Name the account by email or by username (one of them).")
+        raise Problem(422, message, errors={"email": [message], "username": [message]})
+    return {"email": body.email, "username": body.username}
 
 
 def accepted(detail: str) -> tuple[dict[str, str], int]:
@@ -48,7 +58,23 @@ def verify_email(json_data: LinkToken) -> User:
     return email_flows.verify_email(json_data.token)
 
 
+@bp.post("/email-verification/requests")
+@mail_limit
+@bp.input(AccountNamed, example={"email": "zhangsan@example.com"})
+@bp.output(Accepted, status_code=202)
+@bp.doc(summary="Mail a new verification link (no log-in needed)", responses={429: RATE_LIMITED})
+def request_verification(json_data: AccountNamed) -> tuple[dict[str, str], int]:
+    """For an account that cannot log in until its address is verified
+    (`USERHUB_REQUIRE_VERIFIED_EMAIL`): name it by `email` or `username`. The answer is the same,
+    and comes after the same time, whether or not such an account exists."""
+    email_flows.request_verification(**_account_named(json_data))
+    return accepted(
+        _("If an account with an unverified address matches, a new link is on its way.")
+    )
+
+
 @bp.post("/users/me/email-verification")
+@optional_body  # nothing to send: the account is the caller's
 @mail_limit
 @bp.auth_required(token_auth)
 @bp.output(Accepted, status_code=202)
@@ -65,14 +91,14 @@ def resend_verification() -> tuple[dict[str, str], int]:
 
 @bp.post("/password-reset")
 @mail_limit
-@bp.input(PasswordResetRequest, example={"email": "zhangsan@example.com"})
+@bp.input(AccountNamed, example={"email": "zhangsan@example.com"})
 @bp.output(Accepted, status_code=202)
 @bp.doc(summary="Forgot my password: mail a reset link", responses={429: RATE_LIMITED})
-def request_password_reset(json_data: PasswordResetRequest) -> tuple[dict[str, str], int]:
+def request_password_reset(json_data: AccountNamed) -> tuple[dict[str, str], int]:
     """Name the account by `email` or `username`. The answer is the same, and comes after the
     same time, whether or not such an account exists; a link goes only to a real account's
     address. It works once, for `USERHUB_PASSWORD_RESET_TTL_SECONDS` (1 h by default)."""
-    email_flows.request_password_reset(email=json_data.email, username=json_data.username)
+    email_flows.request_password_reset(**_account_named(json_data))
     return accepted(
         _(
             "If an account with an e-mail address matches, a link to reset its password is on "

@@ -180,7 +180,7 @@ class LinkToken(StrictBody):
     token: MailedToken
 
 
-class PasswordResetRequest(StrictBody):
+class AccountNamed(StrictBody):
     model_config = ConfigDict(
         json_schema_extra={"oneOf": [{"required": ["email"]}, {"required": ["username"]}]}
     )

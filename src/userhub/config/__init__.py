@@ -295,6 +295,14 @@ SETTINGS: tuple[Setting, ...] = (
         "production `https://` and the first of `USERHUB_ALLOWED_HOSTS`.",
     ),
     Setting(
+        "USERHUB_MAIL_CLAIM_SECONDS",
+        "USERHUB_MAIL_CLAIM_SECONDS",
+        int,
+        120,
+        "How long a sender owns a mail it took from the outbox. If it dies meanwhile (a killed "
+        "worker), another sends the mail after this; keep it above a slow SMTP conversation.",
+    ),
+    Setting(
         "USERHUB_REQUIRE_VERIFIED_EMAIL",
         "USERHUB_REQUIRE_VERIFIED_EMAIL",
         parse_bool,
@@ -439,7 +447,11 @@ def _finish_mail(config: dict[str, Any], instance_path: str, production: bool) -
     if not config.get("USERHUB_MAIL_FROM"):
         host = urlsplit(config["USERHUB_PUBLIC_URL"]).hostname or "localhost"
         config["USERHUB_MAIL_FROM"] = f"userhub <noreply@{host}>"
-    for key in ("USERHUB_EMAIL_LINK_TTL_SECONDS", "USERHUB_PASSWORD_RESET_TTL_SECONDS"):
+    for key in (
+        "USERHUB_EMAIL_LINK_TTL_SECONDS",
+        "USERHUB_PASSWORD_RESET_TTL_SECONDS",
+        "USERHUB_MAIL_CLAIM_SECONDS",
+    ):
         if config[key] <= 0:
             raise ConfigError(f"{key} must be a positive number of seconds.")
 

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
-from flask import current_app, render_template
+from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
@@ -51,12 +51,26 @@ def compose(kind: str, to: str, **context: Any) -> EmailMessage:
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=address.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
-    language = str(get_locale() or "en").replace("_", "-")
+    language = language_tag()
     context.update(kind=kind, subject=message["Subject"], locale=language)
-    message.set_content(render_template(f"mail/{kind}.txt", **context))
-    message.add_alternative(render_template(f"mail/{kind}.html", **context), subtype="html")
+    message.set_content(_render(f"mail/{kind}.txt", context))
+    message.add_alternative(_render(f"mail/{kind}.html", context), subtype="html")
     message["Content-Language"] = language  # after the parts: set_content drops Content-*
     return message
+
+
+def language_tag() -> str:
+    """The reader's language as the pages' ``<html lang>`` says it: ``en``, ``zh-CN``."""
+    locale = get_locale()
+    if locale is None:
+        return "en"
+    return f"{locale.language}-{locale.territory}" if locale.territory else locale.language
+
+
+def _render(name: str, context: dict[str, Any]) -> str:
+    """A mail template, without the pages' context processors (a mail may be composed outside
+    any request: a command, the bulk import)."""
+    return current_app.jinja_env.get_template(name).render(context)
 
 
 def _send(kind: str, to: str, user: User, **context: Any) -> None:

@@ -7,7 +7,9 @@ does, so a link works once, and the effect and the spending commit together.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 from flask import current_app
 from limits import parse
@@ -22,9 +24,10 @@ from .errors import EmailTaken, InvalidLink, NoAddress
 from .passwords import passwords
 from .users import address_taken, commit_account_change, end_sessions_and_tokens, find_user
 
-# A reset request is answered no sooner than this after it arrived, whether or not the account
-# exists: the work done for a real account (a link and a mail written) is far shorter, so the
-# time of the answer tells nothing.
+# A request that names an account by address or username (a reset, a new verification link) is
+# answered no sooner than this after it arrived, whether or not the account exists: the work
+# done for a real account (a link and a mail written) is far shorter, so the time of the answer
+# tells nothing.
 RESET_ANSWER_SECONDS = 0.25
 MAIL_ADDRESS_SCOPE = "mail-to-address"
 
@@ -45,14 +48,30 @@ def request_password_reset(*, email: str | None = None, username: str | None = N
     """Mail a reset link to the account named by ``email`` or ``username``, if there is one
     with an address (and the address is under its limit). Returns nothing, and never sooner
     than ``RESET_ANSWER_SECONDS``: the caller answers the same either way."""
+    with _answer_no_sooner_than(RESET_ANSWER_SECONDS):
+        user = _account_named(email, username)
+        if user is not None and user.email is not None and _within_address_limit(user.email):
+            commit_account_change(lambda: account_mail.reset_password(user))
+
+
+def request_verification(*, email: str | None = None, username: str | None = None) -> None:
+    """A new verification link for an account named by ``email`` or ``username``, for someone
+    who cannot log in until the address is verified: mailed only if the account exists with an
+    unverified address, and answered alike (and no sooner) either way."""
+    with _answer_no_sooner_than(RESET_ANSWER_SECONDS):
+        user = _account_named(email, username)
+        if user is not None and user.email is not None and user.email_verified_at is None:
+            send_verification(user)
+
+
+@contextlib.contextmanager
+def _answer_no_sooner_than(seconds: float) -> Iterator[None]:
     started = time.monotonic()
-    user = _account_for_reset(email, username)
-    if user is not None and user.email is not None and _within_address_limit(user.email):
-        commit_account_change(lambda: account_mail.reset_password(user))
-    time.sleep(max(0.0, RESET_ANSWER_SECONDS - (time.monotonic() - started)))
+    yield
+    time.sleep(max(0.0, seconds - (time.monotonic() - started)))
 
 
-def _account_for_reset(email: str | None, username: str | None) -> User | None:
+def _account_named(email: str | None, username: str | None) -> User | None:
     if email:
         address, problems = normalise_email(email)
         if problems or address is None:

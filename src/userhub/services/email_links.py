@@ -51,11 +51,7 @@ def make(user: User, purpose: str, *, email: str | None = None) -> str:
     Earlier unspent links of the same purpose for the user are dropped: only the newest works."""
     now = utcnow()
     token = secrets.token_urlsafe(LINK_BYTES)
-    db.session.execute(
-        delete(EmailLink)
-        .where(EmailLink.user_id == user.id, EmailLink.purpose == purpose)
-        .execution_options(synchronize_session=False)
-    )
+    drop(user, purpose)
     db.session.add(
         EmailLink(
             user_id=user.id,
@@ -107,9 +103,17 @@ def spend(purpose: str, token: str) -> EmailLink:
 
 
 def drop(user: User, *purposes: str) -> None:
-    """Unspent links of ``purposes`` for ``user`` stop working (the caller commits)."""
-    db.session.execute(
-        delete(EmailLink)
-        .where(EmailLink.user_id == user.id, EmailLink.purpose.in_(purposes))
-        .execution_options(synchronize_session=False)
-    )
+    """Unspent links of ``purposes`` for ``user`` stop working (the caller commits).
+
+    Found by a plain read, then deleted by primary key: on InnoDB a DELETE by ``user_id`` that
+    finds nothing (every new account) locks the gap at the end of that index, and two
+    registrations at once then deadlock on their INSERTs, again and again."""
+    ids = db.session.scalars(
+        select(EmailLink.id).where(EmailLink.user_id == user.id, EmailLink.purpose.in_(purposes))
+    ).all()
+    if ids:
+        db.session.execute(
+            delete(EmailLink)
+            .where(EmailLink.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )

@@ -130,6 +130,8 @@ class UnreadableRecord(IdempotencyError):
 class LinkError(ServiceError):
     """A mailed link that cannot be used; nothing was changed."""
 
+    code = "invalid-link"
+
 
 class InvalidLink(LinkError):
     """Not a link we sent, already used, or replaced by a newer one."""

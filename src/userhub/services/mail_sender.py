@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from email.utils import parseaddr
 
 from flask import Flask
 
 from .mail_transport import transport_for
-from .outbox import BATCH, deliver_due, mail_committed, sender_name
+from .outbox import BATCH, deliver_due, mail_committed, prune, sender_name
 
 log = logging.getLogger("userhub")
 
 POLL_SECONDS = 5.0
+PRUNE_SECONDS = 3600.0  # how often old sent mail and dead links are forgotten
 PAUSE_AFTER_ERROR = 5.0  # the database out of reach: wait, then poll again
 
 
@@ -44,6 +46,7 @@ def _run(app: Flask) -> None:
     transport = transport_for(url)
     sender = sender_name()
     envelope_from = parseaddr(app.config["USERHUB_MAIL_FROM"])[1]
+    pruned_at = 0.0
     while True:
         mail_committed.wait(POLL_SECONDS)
         mail_committed.clear()
@@ -51,6 +54,9 @@ def _run(app: Flask) -> None:
             with app.app_context():
                 while deliver_due(transport, sender, envelope_from) == BATCH:
                     pass
+                if time.monotonic() - pruned_at > PRUNE_SECONDS:
+                    prune()
+                    pruned_at = time.monotonic()
         except Exception:
             log.exception("the mail sender could not read the outbox; trying again shortly")
             mail_committed.wait(PAUSE_AFTER_ERROR)

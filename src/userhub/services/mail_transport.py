@@ -37,7 +37,13 @@ SMTPS_PORT = 465
 
 
 class DeliveryFailure(Exception):
-    """The mail was not handed over. ``str()`` says why, without the server's password."""
+    """The mail was not handed over. ``str()`` says why, without the server's password.
+    ``about_this_mail``: the server refused this mail (its recipient, its content), and the
+    connection can carry the next one; otherwise the connection or the settings failed."""
+
+    def __init__(self, reason: str, *, about_this_mail: bool = False) -> None:
+        super().__init__(reason)
+        self.about_this_mail = about_this_mail
 
 
 class TemporaryFailure(DeliveryFailure):
@@ -103,7 +109,9 @@ class SmtpTransport:
         try:
             client = self._open()
         except (OSError, smtplib.SMTPException) as exc:
-            raise _failure(exc, f"{self.host}:{self.port}") from exc
+            # Whatever the reply (a refused login is a 535), it is about the server or our
+            # settings, not this mail: it is worth trying again once the settings are fixed.
+            raise TemporaryFailure(f"{self.host}:{self.port}: {_reason(exc)}") from exc
         try:
             yield _SmtpConnection(client, f"{self.host}:{self.port}")
         finally:
@@ -149,19 +157,34 @@ class _SmtpConnection:
 
 
 def _failure(exc: BaseException, server: str) -> DeliveryFailure:
-    """SMTP's own sorting: a 5xx reply is permanent, anything else (4xx, no answer) is not."""
+    """SMTP's own sorting of a reply to this mail's recipient or its content: 5xx is
+    permanent, 4xx (or no answer) is not. A refused sender (MAIL FROM) is our settings' fault,
+    not the mail's: temporary, like a refused log-in."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, _ = next(iter(exc.recipients.values()))  # one recipient per mail
+    elif isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
+        exc, smtplib.SMTPSenderRefused
+    ):
+        code = exc.smtp_code
+    else:
+        return TemporaryFailure(f"{server}: {_reason(exc)}")
+    kind = PermanentFailure if 500 <= code < 600 else TemporaryFailure
+    return kind(f"{server} answered {_reason(exc)}", about_this_mail=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure in a line: the server's code and words, or the error's."""
     if isinstance(exc, DeliveryFailure):
-        return exc
+        return str(exc)
     reply: bytes | str
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, reply = next(iter(exc.recipients.values()))  # one recipient per mail
+        code, reply = next(iter(exc.recipients.values()))
     elif isinstance(exc, smtplib.SMTPResponseException):
         code, reply = exc.smtp_code, exc.smtp_error
     else:
-        return TemporaryFailure(f"{server}: {type(exc).__name__}: {exc}")
+        return f"{type(exc).__name__}: {exc}"
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    kind = PermanentFailure if 500 <= code < 600 else TemporaryFailure
-    return kind(f"{server} answered {code} {text}")
+    return f"{code} {text}"
 
 
 def transport_for(url: str) -> Transport:

@@ -12,13 +12,13 @@ background thread of every ``userhub serve`` worker, ``mail_sender.py``, and
   which counts as "not mine"); the others skip it;
 * **sent**: the row is marked sent and its body erased (it may hold a live link);
 * **refused for now** (4xx, server down, TLS trouble): the row is due again after a backoff
-  (30 s, doubling, at most an hour), for ``GIVE_UP_AFTER`` in all;
+  (10 s, doubling, at most an hour), for ``GIVE_UP_AFTER`` in all;
 * **refused for good** (5xx), or retried for too long: the row is marked failed and an error
   logged; ``flask --app userhub mail retry`` puts it back;
 * a sender that dies between claim and answer (a SIGKILLed worker) leaves the row claimed: it
-  is due again when the lease ends, and another sender sends it. A mail is therefore sent at
-  least once, and twice only if a sender died after the SMTP server took the mail and before
-  the row was marked: SMTP offers nothing better.
+  is due again when the claim (``USERHUB_MAIL_CLAIM_SECONDS``) ends, and another sender sends
+  it. A mail is therefore sent at least once, and twice only if a sender died after the SMTP
+  server took the mail and before the row was marked: SMTP offers nothing better.
 """
 
 from __future__ import annotations
@@ -31,22 +31,23 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import parseaddr
 
-from sqlalchemy import event, func, select, update
+from flask import current_app
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .. import transactions
 from ..extensions import db
-from ..models import OutboxMessage, utcnow
+from ..models import EmailLink, OutboxMessage, utcnow
 from .mail_transport import PermanentFailure, TemporaryFailure, Transport
 
 log = logging.getLogger("userhub")
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
-LEASE = timedelta(minutes=2)  # longer than one SMTP conversation can take (SMTP_TIMEOUT steps)
-FIRST_RETRY = timedelta(seconds=30)
+FIRST_RETRY = timedelta(seconds=10)
 LONGEST_RETRY = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(days=2)
 BATCH = 20  # rows claimed per round, sent over one SMTP connection
@@ -64,7 +65,7 @@ def enqueue(message: EmailMessage, *, kind: str) -> None:
         OutboxMessage(
             recipient=recipient,
             kind=kind,
-            message=message.as_bytes(),
+            message=message.as_bytes(policy=SMTP),  # CRLF: smtplib sends bytes as they are
             status=PENDING,
             attempts=0,
             next_attempt_at=utcnow(),
@@ -90,7 +91,7 @@ def sender_name() -> str:
 
 
 def backoff(attempts: int) -> timedelta:
-    """How long a refused mail waits after its ``attempts``-th try: 30 s, 1 min, 2 min … 1 h."""
+    """How long a refused mail waits after its ``attempts``-th try: 10 s, 20 s, 40 s … 1 h."""
     wait: timedelta = FIRST_RETRY * 2 ** max(attempts - 1, 0)
     return min(wait, LONGEST_RETRY)
 
@@ -113,7 +114,7 @@ def deliver_due(transport: Transport, sender: str, envelope_from: str) -> int:
                     _give_up(row_id, str(exc))
                 except TemporaryFailure as exc:
                     _retry_later(row_id, message.attempts, message.created_at, str(exc))
-                    if not _is_about_recipient(exc):
+                    if not exc.about_this_mail:
                         raise  # the connection itself failed: the rest wait too
                 else:
                     _mark_sent(row_id, sender)
@@ -123,11 +124,6 @@ def deliver_due(transport: Transport, sender: str, envelope_from: str) -> int:
             if row is not None and row.status == PENDING and row.claimed_by == sender:
                 _retry_later(row_id, row.attempts, row.created_at, str(exc))
     return len(claimed)
-
-
-def _is_about_recipient(exc: TemporaryFailure) -> bool:
-    """A 4xx reply about one recipient leaves the connection usable for the next mail."""
-    return " answered 4" in str(exc)
 
 
 def _due_ids() -> list[int]:
@@ -154,7 +150,8 @@ def _claim(row_id: int, sender: str) -> bool:
         )
         .values(
             claimed_by=sender,
-            next_attempt_at=now + LEASE,
+            next_attempt_at=now
+            + timedelta(seconds=current_app.config["USERHUB_MAIL_CLAIM_SECONDS"]),
             attempts=OutboxMessage.attempts + 1,
         )
         .execution_options(synchronize_session=False)
@@ -215,6 +212,32 @@ def _retry_later(row_id: int, attempts: int, created_at: datetime, reason: str) 
         wait.total_seconds(),
         extra={"mail_id": row_id},
     )
+
+
+KEEP_SENT = timedelta(days=30)  # what `mail list` can still show of sent mail
+
+
+def prune() -> int:
+    """Forget sent mail older than ``KEEP_SENT`` (its body went at once; this is the rest) and
+    mailed links dead for a day; how many rows went. The senders run it now and then."""
+    now = utcnow()
+    old_mail = (
+        delete(OutboxMessage)
+        .where(OutboxMessage.status == SENT, OutboxMessage.next_attempt_at < now - KEEP_SENT)
+        .execution_options(synchronize_session=False)
+    )
+    dead_links = (
+        delete(EmailLink)
+        .where(EmailLink.expires_at < now - timedelta(days=1))
+        .execution_options(synchronize_session=False)
+    )
+
+    def run() -> int:
+        mail = db.session.execute(old_mail).rowcount  # type: ignore[attr-defined]
+        links = db.session.execute(dead_links).rowcount  # type: ignore[attr-defined]
+        return int(mail) + int(links)
+
+    return transactions.committed(run)
 
 
 @dataclass(frozen=True)

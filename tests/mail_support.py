@@ -1,0 +1,82 @@
+"""What the mail tests share: an app whose mail goes to the SMTP sink, and the links in a mail.
+
+Mail is read only from the sink's folder (what a real SMTP server received), never from the
+app's memory or its outbox table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import parseaddr
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Flask
+
+from tests.smtp_server import ReceivedMail, SmtpSink
+from userhub.services import outbox
+from userhub.services.mail_transport import transport_for
+
+LINK = re.compile(r"https?://\S+")
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None, "the mail has no plain-text part"
+    return str(part.get_content())
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None, "the mail has no HTML part"
+    return str(part.get_content())
+
+
+def links(message: EmailMessage) -> list[str]:
+    return LINK.findall(text_of(message))
+
+
+def token_in(message: EmailMessage, path: str) -> str:
+    """The ``token`` of the link to ``path`` in the mail's plain text."""
+    for link in links(message):
+        parts = urlsplit(link)
+        if parts.path == path:
+            return parse_qs(parts.query)["token"][0]
+    raise AssertionError(f"no link to {path} in:\n{text_of(message)}")
+
+
+@dataclass
+class Mailbox:
+    """The sink, and the app's outbox delivered to it on demand (what the background sender of
+    ``userhub serve`` does, run here in the test's thread so that each step is deterministic)."""
+
+    app: Flask
+    sink: SmtpSink
+
+    def deliver(self) -> int:
+        """Send what is due now; how many mails were claimed."""
+        with self.app.app_context():
+            return outbox.deliver_due(
+                transport_for(self.app.config["USERHUB_MAIL_URL"]),
+                "test",
+                parseaddr(self.app.config["USERHUB_MAIL_FROM"])[1],
+            )
+
+    def received(self) -> list[ReceivedMail]:
+        return self.sink.messages()
+
+    def new_mail(self, count: int = 1) -> list[ReceivedMail]:
+        """Deliver, wait for ``count`` new mails at the sink, and return them (then forget
+        them, so the next call sees only what came after)."""
+        self.deliver()
+        arrived = self.sink.wait_for(count)
+        self.sink.clear()
+        assert len(arrived) == count, [m.message["Subject"] for m in arrived]
+        return arrived
+
+    def only(self, to: str) -> EmailMessage:
+        """The one new mail, which must be to ``to``."""
+        [mail] = self.new_mail()
+        assert mail.rcpt_tos == [to]
+        return mail.message
