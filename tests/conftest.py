@@ -50,6 +50,7 @@ from tests.helpers import (
     redis_database,
     use_cheap_hashing,
 )
+from tests.mail_support import Mailbox, MailboxBuilder
 from tests.smtp_server import SinkStarter, SmtpSink, TlsAuthority
 
 # Tests that finish last when they start late: under xdist they are sent to workers first.
@@ -271,3 +272,23 @@ def start_smtp_sink(tmp_path: Path, tls_authority: TlsAuthority) -> Iterator[Sin
 def smtp_sink(start_smtp_sink: SinkStarter) -> SmtpSink:
     """A plain SMTP sink (no TLS, no AUTH), started; ``smtp_sink.url`` is its mail URL."""
     return start_smtp_sink()
+
+
+@pytest.fixture
+def build_mailbox(
+    build_app: AppBuilder, database_url: str, start_smtp_sink: SinkStarter
+) -> MailboxBuilder:
+    """Apps (``build_app``, with ``config``) whose mail goes to a plain SMTP sink of their own,
+    each with it as a ``Mailbox``."""
+
+    def build(**config: object) -> Mailbox:
+        sink = start_smtp_sink()
+        return Mailbox(build_app(database_url, USERHUB_MAIL_URL=sink.url, **config), sink)
+
+    return build
+
+
+@pytest.fixture
+def mailbox(build_mailbox: MailboxBuilder) -> Mailbox:
+    """An app whose mail goes to a plain SMTP sink, and that sink."""
+    return build_mailbox()

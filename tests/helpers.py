@@ -18,7 +18,6 @@ Without xdist (``pytest -p no:xdist``, ``-n 0``) the databases named are used as
 from __future__ import annotations
 
 import base64
-import email.policy
 import importlib.util
 import json
 import logging
@@ -26,8 +25,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -43,7 +40,7 @@ from werkzeug.test import TestResponse
 
 from userhub import create_app
 from userhub.extensions import db
-from userhub.models import OutboxMessage, User
+from userhub.models import User
 from userhub.services import users
 from userhub.services.passwords import EXTENSION_KEY, Passwords
 
@@ -283,40 +280,6 @@ def is_logged_in(client: FlaskClient, page: str = "/success") -> bool:
         return False
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     return True
-
-
-# --- Mail --------------------------------------------------------------------------------------
-
-MAIL_PARSER = BytesParser(policy=email.policy.default)
-MAIL_URL = re.compile(r"https?://\S+")
-
-
-def queued_mail(app: Flask, to: str | None = None) -> list[EmailMessage]:
-    """The mail the app put in its outbox, oldest first (to ``to`` only, if given), as it will
-    be sent: an app built in the test process runs no sender, so the outbox keeps it all."""
-    with app.app_context():
-        rows = db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id)).all()
-        return [
-            MAIL_PARSER.parsebytes(row.message or b"")
-            for row in rows
-            if to is None or row.recipient == to
-        ]
-
-
-def mailed_link(message: EmailMessage, path: str) -> str:
-    """The one link to ``path`` in the plain-text part of ``message`` (a mail from the outbox or
-    from the SMTP sink), as written: absolute, with its token."""
-    body = message.get_body(preferencelist=("plain",))
-    assert body is not None, "the mail has no plain-text part"
-    text = body.get_content()
-    links = [url for url in MAIL_URL.findall(text) if urlsplit(url).path == path]
-    assert len(links) == 1, f"want one link to {path} in:\n{text}"
-    return links[0]
-
-
-def local_path(url: str) -> str:
-    """An absolute link's path and query string, for a test client."""
-    return urlunsplit(urlsplit(url)._replace(scheme="", netloc=""))
 
 
 # --- The API -----------------------------------------------------------------------------------

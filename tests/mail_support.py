@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import parseaddr
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
@@ -46,6 +47,12 @@ def token_in(message: EmailMessage, path: str) -> str:
     raise AssertionError(f"no link to {path} in:\n{text_of(message)}")
 
 
+def link_to(message: EmailMessage, path: str) -> str:
+    """The link to ``path`` in the mail, as a test client opens it (``/email/verify?token=…``;
+    a browser puts the server's address in front)."""
+    return f"{path}?token={token_in(message, path)}"
+
+
 @dataclass
 class Mailbox:
     """The sink, and the app's outbox delivered to it on demand (what the background sender of
@@ -80,3 +87,10 @@ class Mailbox:
         [mail] = self.new_mail()
         assert mail.rcpt_tos == [to]
         return mail.message
+
+
+class MailboxBuilder(Protocol):
+    """The ``build_mailbox`` fixture: ``build_mailbox(**config)``, an app built with ``config``
+    whose mail goes to a sink of its own."""
+
+    def __call__(self, **config: object) -> Mailbox: ...

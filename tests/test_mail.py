@@ -24,15 +24,6 @@ NEW_PASSWORD = "another-long-password"
 
 
 @pytest.fixture
-def mailbox(
-    build_app: Callable[..., Flask], database_url: str, start_smtp_sink: SinkStarter
-) -> Mailbox:
-    sink = start_smtp_sink()
-    app = build_app(database_url, USERHUB_MAIL_URL=sink.url)
-    return Mailbox(app, sink)
-
-
-@pytest.fixture
 def client(mailbox: Mailbox) -> FlaskClient:
     return mailbox.app.test_client()
 

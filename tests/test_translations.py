@@ -21,15 +21,8 @@ from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import (
-    PASSWORD,
-    AppBuilder,
-    AuthActions,
-    csrf_token,
-    local_path,
-    mailed_link,
-    queued_mail,
-)
+from tests.helpers import PASSWORD, AppBuilder, AuthActions, csrf_token
+from tests.mail_support import Mailbox, MailboxBuilder, html_of, link_to, text_of
 from userhub.extensions import db
 from userhub.services import email_links
 from userhub.services.users import find_user
@@ -296,36 +289,45 @@ def pages_in_chinese(client: FlaskClient, auth: AuthActions) -> Iterator[tuple[s
     yield "/success asks to log in", chinese_page(client, "/success", follow_redirects=True)
 
 
+def test_every_page_a_chinese_reader_reaches_is_in_chinese(
+    client: FlaskClient, auth: AuthActions
+) -> None:
+    leftovers = {
+        name: words
+        for name, html in pages_in_chinese(client, auth)
+        if (words := english_words(html, name="张三"))
+    }
+    assert leftovers == {}
+
+
 ADDRESS = "lisi@example.com"
+NEW_ADDRESS = "new@example.com"
 
 
-def mailed_path(client: FlaskClient, to: str, path: str, newest: bool = True) -> str:
-    """The link to ``path`` in the newest (or the first) mail the app queued to ``to``."""
-    mails = queued_mail(client.application, to)
-    return local_path(mailed_link(mails[-1 if newest else 0], path))
-
-
-def mail_pages_in_chinese(client: FlaskClient, auth: AuthActions) -> Iterator[tuple[str, str]]:
+def mail_pages_in_chinese(mailbox: Mailbox) -> Iterator[tuple[str, str]]:
     """The pages of account e-mail, in Chinese: the forgotten password, the pages mailed links
-    open (with the links the app mailed), the account's address."""
+    open (each with the link as the SMTP server received it), the account's address."""
+    client = mailbox.app.test_client()
+    auth = AuthActions(client)
     register = {"username": "李四", "password": PASSWORD, "confirm": PASSWORD, "email": ADDRESS}
     register["csrf_token"] = auth.token("/register")
     yield (
         "registered with an address",
         chinese_page(client, "/register", method="POST", data=register, follow_redirects=True),
     )
+    verify = link_to(mailbox.only(ADDRESS), "/email/verify")
+    yield "verify page", chinese_page(client, verify)
     yield "/password/forgot", chinese_page(client, "/password/forgot")
     forgot: dict[str, Any] = {"method": "POST", "data": {"csrf_token": auth.token()}}
     yield "forgot, empty", chinese_page(client, "/password/forgot", **forgot)
     forgot["data"]["account"] = "李四"
     yield "check your mail", chinese_page(client, "/password/forgot", **forgot)
-    reset = mailed_path(client, ADDRESS, "/password/reset")
+    reset = link_to(mailbox.only(ADDRESS), "/password/reset")
     yield "reset page", chinese_page(client, reset)
     bad_passwords = {"password": "short", "confirm": "other", "csrf_token": auth.token()}
     yield "reset, errors", chinese_page(client, reset, method="POST", data=bad_passwords)
-    yield "verify page", chinese_page(client, mailed_path(client, ADDRESS, "/email/verify", False))
     yield "a dead link", chinese_page(client, "/email/verify?token=nope")
-    with client.application.app_context():
+    with mailbox.app.app_context():  # the page of the link strangers' failed log-ins mail
         user = find_user("李四")
         assert user is not None
         unlock = f"/unlock?token={email_links.make(user, email_links.UNLOCK)}"
@@ -338,36 +340,33 @@ def mail_pages_in_chinese(client: FlaskClient, auth: AuthActions) -> Iterator[tu
     yield "/account/email", chinese_page(client, "/account/email")
     no_address = {"method": "POST", "data": {"email": "", **token}}
     yield "new address missing", chinese_page(client, "/account/email", **no_address)
-    new = {"method": "POST", "data": {"email": "new@example.com", **token}}
-    yield (
-        "new address pending",
-        chinese_page(client, "/account/email", **new, follow_redirects=True),
-    )
+    new = {"method": "POST", "data": {"email": NEW_ADDRESS, **token}, "follow_redirects": True}
+    yield "new address pending", chinese_page(client, "/account/email", **new)
     yield "/account/email, pending", chinese_page(client, "/account/email")
-    confirm = mailed_path(client, "new@example.com", "/email/change/confirm")
+    mails = {mail.rcpt_tos[0]: mail.message for mail in mailbox.new_mail(2)}
+    confirm = link_to(mails[NEW_ADDRESS], "/email/change/confirm")
     yield "confirm page", chinese_page(client, confirm)
-    yield "undo page", chinese_page(client, mailed_path(client, ADDRESS, "/email/change/undo"))
+    yield "undo page", chinese_page(client, link_to(mails[ADDRESS], "/email/change/undo"))
     press = {"method": "POST", "data": token, "follow_redirects": True}
     yield "address confirmed", chinese_page(client, confirm, **press)
     yield "address removed", chinese_page(client, "/account/email/remove", **press)
     yield "account without address", chinese_page(client, "/account")
 
 
-def test_every_page_a_chinese_reader_reaches_is_in_chinese(
-    client: FlaskClient, auth: AuthActions
-) -> None:
+def test_every_mail_page_a_chinese_reader_reaches_is_in_chinese(mailbox: Mailbox) -> None:
     leftovers = {
         name: words
-        for name, html in [*pages_in_chinese(client, auth), *mail_pages_in_chinese(client, auth)]
-        if (words := english_words(html, name="张三"))
+        for name, html in mail_pages_in_chinese(mailbox)
+        if (words := english_words(html, name="李四"))
     }
     assert leftovers == {}
 
 
 def test_the_log_in_refused_for_an_unverified_address_is_in_chinese(
-    build_app: AppBuilder, database_url: str
+    build_mailbox: MailboxBuilder,
 ) -> None:
-    client = build_app(database_url, USERHUB_REQUIRE_VERIFIED_EMAIL=True).test_client()
+    strict = build_mailbox(USERHUB_REQUIRE_VERIFIED_EMAIL=True)
+    client = strict.app.test_client()
     auth = AuthActions(client)
     auth.register(email=ADDRESS)
     credentials = {"username": "张三", "password": PASSWORD, "csrf_token": auth.token()}
@@ -379,24 +378,21 @@ def test_the_log_in_refused_for_an_unverified_address_is_in_chinese(
     assert "请查收邮件" in sent and english_words(sent) == set()
 
 
-def test_the_mail_is_in_the_readers_language(client: FlaskClient, auth: AuthActions) -> None:
+def test_the_mail_is_in_the_readers_language(mailbox: Mailbox) -> None:
     """Both parts of a mail composed for a Chinese reader are Chinese, its subject too."""
-    token = auth.token("/register")
+    client = mailbox.app.test_client()
+    token = AuthActions(client).token("/register")
     new_account = {"username": "张三", "password": PASSWORD, "confirm": PASSWORD}
     data = {**new_account, "email": ADDRESS, "csrf_token": token}
     chinese_page(client, "/register", method="POST", data=data, follow_redirects=True)
-    chinese_page(
-        client, "/password/forgot", method="POST", data={"account": "张三", "csrf_token": token}
-    )
-    mails = queued_mail(client.application)
-    assert len(mails) == 2
-    for mail in mails:
-        assert mail["Content-Language"].startswith("zh")
+    forgot = {"account": "张三", "csrf_token": token}
+    chinese_page(client, "/password/forgot", method="POST", data=forgot)
+    for received in mailbox.new_mail(2):
+        mail = received.message
+        assert mail["Content-Language"] == "zh-CN"
         assert mail["Subject"] in {"确认你的电子邮件地址", "重置你的密码"}
-        for part in ("plain", "html"):
-            body = mail.get_body(preferencelist=(part,))
-            assert body is not None
-            assert english_words(body.get_content(), name="张三") == set(), (mail["Subject"], part)
+        for part in (text_of(mail), html_of(mail)):
+            assert english_words(part, name="张三") == set(), (mail["Subject"], part)
 
 
 @pytest.mark.parametrize("status", [400, 403, 404, 405, 413, 429, 500, 503])
