@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, ViewportSize, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -34,6 +34,10 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 AXE_PROJECT = Path(__file__).resolve().parent / "browser"
 AXE_SCRIPT = AXE_PROJECT / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING_IMPACTS = ("serious", "critical")
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
+LANGUAGES = ("en", "zh-CN")
 
 
 class AxeViolations(AssertionError):
@@ -130,3 +134,48 @@ def describe(violations: list[dict[str, Any]]) -> str:
             f"[{violation['helpUrl']}]\n    on: {', '.join(targets)}"
         )
     return "\n".join(lines)
+
+
+# Our boxes, none of which may be wider than its content area (text spilling out of it).
+BOXES = "header.site, main, footer.site, .panel, .hero, .card, .flash, .alert, .notice, dl.facts"
+SPILLS = """boxes => {
+    const spills = [];
+    const page = document.documentElement;
+    if (page.scrollWidth > page.clientWidth) {
+        spills.push(`the page is ${page.scrollWidth}px wide in ${page.clientWidth}px`);
+    }
+    for (const box of document.querySelectorAll(boxes)) {
+        if (box.scrollWidth > box.clientWidth) {
+            const name = box.tagName.toLowerCase() + (box.className ? "." + box.className : "");
+            spills.push(`${name}: ${box.scrollWidth}px of content in ${box.clientWidth}px`);
+        }
+    }
+    return spills;
+}"""
+
+
+def check_page(opened: OfflinePage, name: str, language: str, *, ours: bool = True) -> None:
+    """The page as it is now, on a desktop and on a phone: a full-page screenshot
+    (``test-artifacts/pages/<language>-<viewport>-<name>.png``, its axe report beside it), no
+    serious or critical axe violation, and on our own pages (``ours``) no text spilling out of
+    its box or off the screen; and nothing fetched from elsewhere. The page's context must be
+    made with ``bypass_csp=True`` (axe is injected)."""
+    page = opened.page
+    spills: list[str] = []
+    found: list[str] = []
+    for viewport, size in VIEWPORTS.items():
+        page.set_viewport_size(size)
+        stem = f"pages/{language}-{viewport}-{name}"
+        screenshot(page, stem)
+        if ours:
+            spills += [f"{viewport}: {spill}" for spill in page.evaluate(SPILLS, BOXES)]
+        violations = axe_violations(page)
+        (ARTIFACTS / f"{stem}.axe.json").write_text(
+            json.dumps(violations, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        if serious := blocking(violations):
+            found.append(f"{viewport} ({size['width']}px):\n{describe(serious)}")
+    assert not spills, f"{name} in {language}:\n" + "\n".join(spills)
+    assert opened.blocked == []
+    if found:
+        raise AxeViolations(f"{name} in {language}:\n" + "\n".join(found))

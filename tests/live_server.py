@@ -22,10 +22,14 @@ from pathlib import Path
 import pytest
 import requests
 
+import userhub
 from tests.helpers import load_localcluster
 from userhub.config import SETTINGS
 
 BIN = Path(sys.executable).parent
+# The folder the tests import userhub from: a server runs that code too, whatever the venv has
+# installed (a checkout tested with PYTHONPATH=src, which a server's own folder would not find).
+SOURCE = Path(userhub.__file__).resolve().parents[1]
 STARTUP_SECONDS = 30
 SHUTDOWN_TIMEOUT = next(s.default for s in SETTINGS if s.env == "USERHUB_SHUTDOWN_TIMEOUT")
 # How long a SIGTERMed server may take to exit: the drain it promises, then a margin. Granian
@@ -46,6 +50,7 @@ def free_port() -> int:
 
 def server_environment(database_url: str, instance: Path, kind: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("USERHUB_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE), env.get("PYTHONPATH")]))
     env.update(
         USERHUB_DATABASE_URL=database_url,
         USERHUB_INSTANCE_PATH=str(instance),
@@ -150,13 +155,15 @@ def running_server(
     server: str = "granian",
     log_level: str = "WARNING",
     env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[ServerProcess]:
     """Migrate the database, start the server, yield it, stop it on exit. ``env`` adds
-    settings (e.g. ``USERHUB_RATELIMIT_ENABLED=false`` for a test that logs in a lot)."""
+    settings (e.g. ``USERHUB_RATELIMIT_ENABLED=false`` for a test that logs in a lot); ``port``
+    is chosen beforehand when a setting names it (``USERHUB_PUBLIC_URL``: links in mail)."""
     env = {**server_environment(database_url, workdir / "instance", kind), **(env or {})}
     env["USERHUB_LOG_LEVEL"] = log_level
     upgrade_schema(env, workdir)
-    port = free_port()
+    port = port or free_port()
     if kind == "production":
         command = production_command(server, port)
     else:

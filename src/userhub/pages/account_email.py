@@ -39,17 +39,19 @@ def _set_email(email: str | None) -> User:
 def _what_happened(before: str | None, user: User) -> str:
     """The flash message after a change: which of the service's cases took place."""
     if user.pending_email is not None:
-        return _(
+        message = _(
             "We mailed a link to %(new)s: your address changes when you follow it. Until then "
             "it stays %(current)s.",
             new=user.pending_email,
             current=user.email,
         )
-    if user.email != before:  # a first address: the account's at once, to be confirmed
-        return _(
+    elif user.email != before:  # a first address: the account's at once, to be confirmed
+        message = _(
             "We mailed a link to %(email)s: follow it to confirm the address.", email=user.email
         )
-    return _("%(email)s is already your address.", email=user.email)
+    else:
+        message = _("%(email)s is already your address.", email=user.email)
+    return str(message)
 
 
 @bp.route("/account/email", methods=["GET", "POST"])
