@@ -6,12 +6,16 @@ ever downloaded. A test module takes the ``browser`` fixture with
 other request is aborted and recorded, so a CDN link fails a test rather than quietly loading.
 Screenshots go to ``test-artifacts/`` (git-ignored). axe-core comes from npm, pinned by
 ``tests/browser/package-lock.json``: ``npm ci --prefix tests/browser`` (``make test`` runs it).
+Also shared: what a Chinese reader sees for each English text (``text``), logging in through the
+form, an account made through the API, and ``check_page``, which photographs a page and runs axe
+on it at both sizes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from playwright.sync_api import Browser, BrowserContext, Page, Route, ViewportSize, sync_playwright
+
+from tests.helpers import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,6 +45,84 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 LANGUAGES = ("en", "zh-CN")
+
+
+# What a Chinese reader sees instead of each English text (from the catalogue, written out here
+# so that a missing or wrong translation fails the test).
+CHINESE = {
+    "Login Page": "登录页面",
+    "Login Form": "登录表单",
+    "Create an account": "注册账户",
+    "Username": "用户名",
+    "Password": "密码",
+    "Confirm password": "确认密码",
+    "Log in": "登录",
+    "Register": "注册",
+    "Home": "首页",
+    "Account": "账户",
+    "Log out": "退出登录",
+    "Your account": "我的账户",
+    "Change password": "修改密码",
+    "Page not found": "页面不存在",
+    "Problem types": "问题类型",
+    "Invalid username or password.": "用户名或密码错误。",
+    "Password must be at least 8 characters.": "密码至少 8 个字符。",
+    'Username must not contain ":".': "用户名不能包含 “:”。",
+    "Add an e-mail address": "添加电子邮件地址",
+    "Forgot your password?": "忘记密码了？",
+    "E-mail address or username": "电子邮件地址或用户名",
+    "Send me a link": "给我发送链接",
+    "Check your mail": "请查收邮件",
+    "This link cannot be used": "这个链接无法使用",
+    "Reset your password": "重置你的密码",
+    "Your password was changed": "你的密码已被修改",
+    "Choose a new password": "设置新密码",
+    "New password": "新密码",
+    "Confirm new password": "确认新密码",
+    "Set the new password": "保存新密码",
+    "Your password is changed. Log in with the new one.": "密码已修改。请用新密码登录。",
+    "Confirm your e-mail address": "确认你的电子邮件地址",
+    "Confirm my address": "确认我的地址",
+    "Your e-mail address is confirmed.": "你的电子邮件地址已确认。",
+    "E-mail address (optional)": "电子邮件地址（选填）",
+    "Confirm your e-mail address first: follow the link we mailed you, or ask for a new one.": (
+        "请先确认你的电子邮件地址：打开我们发给你的链接，或者申请一个新链接。"
+    ),
+    "Send a new link": "发送新链接",
+    "Confirm your new e-mail address": "确认你的新电子邮件地址",
+    "This was not me": "这不是我",
+    "Unlock your account": "解锁你的账户",
+    "Change e-mail address": "修改电子邮件地址",
+    "New e-mail address": "新电子邮件地址",
+}
+
+
+def text(language: str, english: str) -> str:
+    return CHINESE[english] if language == "zh-CN" else english
+
+
+def register(base_url: str, username: str, password: str = PASSWORD, **fields: str) -> str:
+    """An account made through the API (not what the browser tests look at); ``fields`` such
+    as ``email``."""
+    response = requests.post(
+        base_url + "/api/v1/users",
+        json={"username": username, "password": password, **fields},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return username
+
+
+def log_in(page: Page, base_url: str, language: str, username: str, password: str) -> None:
+    page.goto(base_url + "/login")
+    page.get_by_label(text(language, "Username"), exact=True).fill(username)
+    page.get_by_label(text(language, "Password"), exact=True).fill(password)
+    page.get_by_role("main").get_by_role("button", name=text(language, "Log in")).click()
+
+
+def path_of(base_url: str, path: str) -> re.Pattern[str]:
+    """The page's URL is ``path`` (any query string)."""
+    return re.compile(re.escape(base_url + path) + r"(\?.*)?$")
 
 
 class AxeViolations(AssertionError):

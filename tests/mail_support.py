@@ -38,13 +38,17 @@ def links(message: EmailMessage) -> list[str]:
     return LINK.findall(text_of(message))
 
 
+def link_in(message: EmailMessage, path: str) -> str:
+    """The link to ``path`` in the mail's plain text, as written (absolute: a browser opens it)."""
+    for link in links(message):
+        if urlsplit(link).path == path:
+            return link
+    raise AssertionError(f"no link to {path} in:\n{text_of(message)}")
+
+
 def token_in(message: EmailMessage, path: str) -> str:
     """The ``token`` of the link to ``path`` in the mail's plain text."""
-    for link in links(message):
-        parts = urlsplit(link)
-        if parts.path == path:
-            return parse_qs(parts.query)["token"][0]
-    raise AssertionError(f"no link to {path} in:\n{text_of(message)}")
+    return parse_qs(urlsplit(link_in(message, path)).query)["token"][0]
 
 
 def link_to(message: EmailMessage, path: str) -> str:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import Browser, Page, expect
 
 from tests import browser_support
@@ -29,47 +28,17 @@ from tests.browser_support import (
     OfflinePage,
     axe_violations,
     check_page,
+    log_in,
     offline_page,
+    path_of,
+    register,
+    text,
 )
+from tests.helpers import PASSWORD
 from tests.live_server import running_server
 
 browser = browser_support.browser  # the shared fixture: Debian's Chromium
 pytestmark = pytest.mark.browser  # make test-quick leaves them out
-
-PASSWORD = "correct horse battery"
-
-# What a Chinese reader sees instead of each English text (from the catalogue, written out here
-# so that a missing or wrong translation fails the test).
-CHINESE = {
-    "Login Page": "登录页面",
-    "Login Form": "登录表单",
-    "Create an account": "注册账户",
-    "Username": "用户名",
-    "Password": "密码",
-    "Confirm password": "确认密码",
-    "Log in": "登录",
-    "Register": "注册",
-    "Home": "首页",
-    "Account": "账户",
-    "Log out": "退出登录",
-    "Your account": "我的账户",
-    "Change password": "修改密码",
-    "Page not found": "页面不存在",
-    "Problem types": "问题类型",
-    "Invalid username or password.": "用户名或密码错误。",
-    "Password must be at least 8 characters.": "密码至少 8 个字符。",
-    'Username must not contain ":".': "用户名不能包含 “:”。",
-    "Add an e-mail address": "添加电子邮件地址",
-    "Forgot your password?": "忘记密码了？",
-    "E-mail address or username": "电子邮件地址或用户名",
-    "Send me a link": "给我发送链接",
-    "Check your mail": "请查收邮件",
-    "This link cannot be used": "这个链接无法使用",
-}
-
-
-def text(language: str, english: str) -> str:
-    return CHINESE[english] if language == "zh-CN" else english
 
 
 @pytest.fixture(scope="module")
@@ -84,33 +53,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.base
 
 
-def register(base_url: str, username: str, password: str = PASSWORD) -> str:
-    """An account made through the API (not what these tests look at)."""
-    response = requests.post(
-        base_url + "/api/v1/users",
-        json={"username": username, "password": password},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    return username
-
-
 @pytest.fixture(scope="module")
 def zhang_san(base_url: str) -> str:
     """The tutorial's user, for the pages that need someone logged in."""
     return register(base_url, "张三")
-
-
-def log_in(page: Page, base_url: str, language: str, username: str, password: str) -> None:
-    page.goto(base_url + "/login")
-    page.get_by_label(text(language, "Username"), exact=True).fill(username)
-    page.get_by_label(text(language, "Password"), exact=True).fill(password)
-    page.get_by_role("main").get_by_role("button", name=text(language, "Log in")).click()
-
-
-def path_of(base_url: str, path: str) -> re.Pattern[str]:
-    """The page's URL is ``path`` (any query string)."""
-    return re.compile(re.escape(base_url + path) + r"(\?.*)?$")
 
 
 # Every page a person can land on, each opened as a visitor would and checked to be that page.
