@@ -40,6 +40,14 @@ TUTORIAL_JSON_OPERATIONS = {
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 BODY_ERRORS = {"400", "413", "415", "422"}
+# The operations a mailed link's token opens (POST, under /api/v1/).
+MAILED_LINK_PATHS = (
+    "email-verification",
+    "password-reset/complete",
+    "email-change/confirm",
+    "email-change/undo",
+    "unlock",
+)
 
 
 # --- GET /api/v1/health ------------------------------------------------------------------------
@@ -326,7 +334,7 @@ def test_the_document_covers_every_api_operation_and_the_tutorials_json_routes(
 ) -> None:
     documented = {(path, method) for path, method, _ in operations(spec)}
     wanted = api_operations(docs_app) | TUTORIAL_JSON_OPERATIONS
-    assert len(api_operations(docs_app)) == 10
+    assert len(api_operations(docs_app)) == 17
     assert wanted - documented == set()
 
 
@@ -384,6 +392,9 @@ def test_every_operation_that_needs_a_token_documents_401(
     docs_app: Flask, spec: dict[str, Any]
 ) -> None:
     public = {("/api/v1/users", "post"), ("/api/v1/tokens", "post"), ("/api/v1/health", "get")}
+    # A mailed link is its own proof: whoever holds it acts without a token.
+    public |= {(f"/api/v1/{path}", "post") for path in MAILED_LINK_PATHS}
+    public.add(("/api/v1/password-reset", "post"))  # the caller forgot the password
     secured = api_operations(docs_app) - public
     paths = spec["paths"]
     unsecured = [op for op in sorted(secured) if not paths[op[0]][op[1]].get("security")]
@@ -394,6 +405,24 @@ def test_every_operation_that_needs_a_token_documents_401(
         if operation.get("security") and "401" not in operation["responses"]
     ]
     assert undocumented == []
+
+
+@pytest.mark.parametrize("path", MAILED_LINK_PATHS)
+def test_a_dead_link_is_answered_as_the_document_shows_it(
+    client: FlaskClient, spec: dict[str, Any], path: str
+) -> None:
+    """Each operation of a mailed link documents both kinds of a dead link by example, and a
+    token nobody was sent gets the first of them, word for word."""
+    responses = spec["paths"][f"/api/v1/{path}"]["post"]["responses"]
+    examples = responses["400"]["content"][PROBLEM_MIMETYPE]["examples"]
+    assert set(examples) == {"invalid-link", "expired-link"}
+    assert examples["expired-link"]["value"]["type"] == "/problems/expired-link"
+    body = {"token": "never-sent", "password": "a-new-long-password"}
+    if path != "password-reset/complete":
+        del body["password"]
+    answer = assert_problem(client.post(f"/api/v1/{path}", json=body), 400)
+    assert answer == examples["invalid-link"]["value"]
+    assert "503" in responses
 
 
 def test_every_write_a_browser_session_may_make_documents_400(spec: dict[str, Any]) -> None:
