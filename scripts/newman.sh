@@ -93,7 +93,7 @@ export USERHUB_ALLOWED_HOSTS=127.0.0.1     # the host BASE_URL names; any other 
 # log-ins, at the default per-IP limits (30 a minute). The limits are tested by pytest, not here.
 export USERHUB_RATELIMIT_REGISTER="300 per minute"
 export USERHUB_RATELIMIT_LOGIN="300 per minute"
-export USERHUB_RATELIMIT_MAIL="300 per minute"    # 2 mailed links a run; 10 an hour by default
+export USERHUB_RATELIMIT_MAIL="300 per minute"    # 3 requests for a link a run; 10 an hour by default
 export USERHUB_MAIL_URL="file://$work/mail"       # one .eml file per mail
 export USERHUB_COOKIE_SECURE=false   # plain http on 127.0.0.1, as Postman and newman use it
 export USERHUB_DATABASE_URL="mysql+pymysql://root@127.0.0.1:3306/$DATABASE?charset=utf8mb4"

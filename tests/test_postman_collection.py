@@ -55,7 +55,7 @@ MAILED_LINK_FOLDER = "API /api/v1 — the mailed link (needs mailToken)"
 ADMIN = "newman_admin"
 # A live server's limits for the runs that are not about them: a whole run registers about 15
 # accounts and logs in about 14 times, more than the defaults allow twice a minute, and asks
-# for 2 mailed links (10 an hour by default).
+# for 3 mailed links (10 an hour by default).
 HIGH_LIMITS = {
     "USERHUB_RATELIMIT_LOGIN": "1000 per minute",
     "USERHUB_RATELIMIT_REGISTER": "1000 per minute",
