@@ -5,6 +5,11 @@
 # both runs passed. The second run proves the collection passes again against the same database.
 # Fails if either run fails.
 #
+# The server writes its mail into a folder (USERHUB_MAIL_URL=file:///...). After each whole run,
+# in which the folder of the mailed link is skipped (no request can read a mail), the token of
+# the newest change-of-address mail is read (scripts/mail_token.py) and that folder runs alone
+# with it, as a reader copies the link out of the mail.
+#
 #   bash scripts/newman.sh        (or: make newman)
 #   USERHUB_NEWMAN_DATABASE=userhub_newman_mine make newman    (another database)
 set -euo pipefail
@@ -88,6 +93,8 @@ export USERHUB_ALLOWED_HOSTS=127.0.0.1     # the host BASE_URL names; any other 
 # log-ins, at the default per-IP limits (30 a minute). The limits are tested by pytest, not here.
 export USERHUB_RATELIMIT_REGISTER="300 per minute"
 export USERHUB_RATELIMIT_LOGIN="300 per minute"
+export USERHUB_RATELIMIT_MAIL="300 per minute"    # 3 requests for a link a run; 10 an hour by default
+export USERHUB_MAIL_URL="file://$work/mail"       # one .eml file per mail
 export USERHUB_COOKIE_SECURE=false   # plain http on 127.0.0.1, as Postman and newman use it
 export USERHUB_DATABASE_URL="mysql+pymysql://root@127.0.0.1:3306/$DATABASE?charset=utf8mb4"
 export USERHUB_INSTANCE_PATH="$work/instance"
@@ -125,15 +132,30 @@ while time.monotonic() < deadline:
 sys.exit("newman.sh: the server did not answer /api/v1/health within 30 s")
 PY
 
-failed=0
-for run in 1 2; do
-    echo "newman.sh: run $run of 2"
+run_newman() {
     npx --no-install --prefix postman newman run postman/userhub.postman_collection.json \
         -e postman/userhub.postman_environment.json \
         --env-var "baseUrl=$BASE_URL" \
-        --env-var "adminUsername=$ADMIN_USERNAME" \
-        --env-var "adminPassword=$ADMIN_PASSWORD" \
         --timeout-request 15000 \
-        --color on || { echo "newman.sh: run $run FAILED" >&2; failed=1; }
+        --color on "$@"
+}
+MAILED_LINK_FOLDER="API /api/v1 — the mailed link (needs mailToken)"
+
+failed=0
+for run in 1 2; do
+    echo "newman.sh: run $run of 2"
+    rm -f "$work"/mail/*.eml    # so the newest mail is this run's
+    run_newman --env-var "adminUsername=$ADMIN_USERNAME" --env-var "adminPassword=$ADMIN_PASSWORD" ||
+        { echo "newman.sh: run $run FAILED" >&2; failed=1; continue; }
+    echo "newman.sh: run $run, the mailed link (its token read from the newest mail)"
+    if mail=$("$BIN/python" scripts/mail_token.py "$work/mail" /email/change/confirm); then
+        IFS=$'\t' read -r token address <<<"$mail"
+        run_newman --folder "$MAILED_LINK_FOLDER" \
+            --env-var "mailToken=$token" --env-var "mailAddress=$address" ||
+            { echo "newman.sh: run $run, the mailed link FAILED" >&2; failed=1; }
+    else
+        echo "newman.sh: run $run, no change-of-address mail in $work/mail" >&2
+        failed=1
+    fi
 done
 exit "$failed"

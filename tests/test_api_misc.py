@@ -40,6 +40,14 @@ TUTORIAL_JSON_OPERATIONS = {
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 BODY_ERRORS = {"400", "413", "415", "422"}
+# The operations a mailed link's token opens (POST, under /api/v1/).
+MAILED_LINK_PATHS = (
+    "email-verification",
+    "password-reset/complete",
+    "email-change/confirm",
+    "email-change/undo",
+    "unlock",
+)
 
 
 # --- GET /api/v1/health ------------------------------------------------------------------------
@@ -383,25 +391,11 @@ def test_every_operation_with_a_body_documents_the_body_errors(spec: dict[str, A
 def test_every_operation_that_needs_a_token_documents_401(
     docs_app: Flask, spec: dict[str, Any]
 ) -> None:
-    # A mailed link is its own proof: following one needs no log-in.
-    links = {
-        (f"/api/v1/{path}", "post")
-        for path in (
-            "email-verification",
-            "email-verification/requests",
-            "password-reset",
-            "password-reset/complete",
-            "email-change/confirm",
-            "email-change/undo",
-            "unlock",
-        )
-    }
-    public = {
-        ("/api/v1/users", "post"),
-        ("/api/v1/tokens", "post"),
-        ("/api/v1/health", "get"),
-        *links,
-    }
+    public = {("/api/v1/users", "post"), ("/api/v1/tokens", "post"), ("/api/v1/health", "get")}
+    # A mailed link is its own proof: whoever holds it acts without a token.
+    public |= {(f"/api/v1/{path}", "post") for path in MAILED_LINK_PATHS}
+    # The caller forgot the password, or cannot log in before the address is verified.
+    public |= {("/api/v1/password-reset", "post"), ("/api/v1/email-verification/requests", "post")}
     secured = api_operations(docs_app) - public
     paths = spec["paths"]
     unsecured = [op for op in sorted(secured) if not paths[op[0]][op[1]].get("security")]
@@ -412,6 +406,24 @@ def test_every_operation_that_needs_a_token_documents_401(
         if operation.get("security") and "401" not in operation["responses"]
     ]
     assert undocumented == []
+
+
+@pytest.mark.parametrize("path", MAILED_LINK_PATHS)
+def test_a_dead_link_is_answered_as_the_document_shows_it(
+    client: FlaskClient, spec: dict[str, Any], path: str
+) -> None:
+    """Each operation of a mailed link documents both kinds of a dead link by example, and a
+    token nobody was sent gets the first of them, word for word."""
+    responses = spec["paths"][f"/api/v1/{path}"]["post"]["responses"]
+    examples = responses["400"]["content"][PROBLEM_MIMETYPE]["examples"]
+    assert set(examples) == {"invalid-link", "expired-link"}
+    assert examples["expired-link"]["value"]["type"] == "/problems/expired-link"
+    body = {"token": "never-sent", "password": "a-new-long-password"}
+    if path != "password-reset/complete":
+        del body["password"]
+    answer = assert_problem(client.post(f"/api/v1/{path}", json=body), 400)
+    assert answer == examples["invalid-link"]["value"]
+    assert "503" in responses
 
 
 def test_every_write_a_browser_session_may_make_documents_400(spec: dict[str, Any]) -> None:

@@ -20,6 +20,8 @@ SAFE = {
     "USERHUB_DATABASE_URL": MYSQL,
     "USERHUB_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
     "USERHUB_WORKERS": "4",
+    "USERHUB_MAIL_URL": "smtp://userhub:pw@smtp.example.com:587?starttls=require",
+    "USERHUB_PUBLIC_URL": "https://userhub.example.com",
 }
 
 
@@ -41,6 +43,7 @@ def test_a_safe_production_configuration_passes(tmp_path: Path) -> None:
     result = run_check(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: nothing unsafe" in result.stdout
+    assert "WARNING" not in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -75,6 +78,45 @@ def test_each_unsafe_setting_is_named_and_fails_the_check(
     assert len(unsafe) == 1 and expected in unsafe[0], result.stdout
 
 
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"USERHUB_MAIL_URL": ""}, "USERHUB_MAIL_URL is not set: account mail"),
+        (
+            {"USERHUB_MAIL_URL": "", "USERHUB_REQUIRE_VERIFIED_EMAIL": "true"},
+            "nobody with an unverified address can log in meanwhile",
+        ),
+        (
+            {"USERHUB_MAIL_URL": "file:///var/mail/userhub"},
+            "Account mail is written into /var/mail/userhub as .eml files",
+        ),
+        # Derived from the first allowed host: https://userhub.example.com, right or not.
+        (
+            {"USERHUB_PUBLIC_URL": ""},
+            "USERHUB_PUBLIC_URL is not set: links in mail start with https://userhub.example.com",
+        ),
+    ],
+)
+def test_mail_that_reaches_nobody_is_a_warning_that_passes_the_check(
+    tmp_path: Path, settings: dict[str, str], expected: str
+) -> None:
+    """Everything else works without mail, so a deploy script is not stopped; the deployer
+    is told all the same."""
+    result = run_check(tmp_path, **settings)
+    assert result.returncode == 0, result.stdout
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("WARNING: ")]
+    assert len(warnings) == 1 and expected in warnings[0], result.stdout
+    assert "OK: nothing unsafe" in result.stdout
+
+
+def test_a_mail_warning_does_not_hide_an_unsafe_setting(tmp_path: Path) -> None:
+    result = run_check(tmp_path, USERHUB_MAIL_URL="", USERHUB_COOKIE_SECURE="false")
+    assert result.returncode == 1
+    assert "UNSAFE: Cookies are not Secure" in result.stdout
+    assert "WARNING: USERHUB_MAIL_URL is not set" in result.stdout
+    assert "OK:" not in result.stdout
+
+
 def test_in_memory_limits_are_fine_for_a_single_worker(tmp_path: Path) -> None:
     result = run_check(tmp_path, USERHUB_RATELIMIT_STORAGE_URI="memory://", USERHUB_WORKERS="1")
     assert result.returncode == 0, result.stdout
@@ -106,12 +148,16 @@ def test_the_development_defaults_list_everything_at_once(tmp_path: Path) -> Non
         USERHUB_SECRET_KEY="",
         USERHUB_DATABASE_URL="",
         USERHUB_RATELIMIT_STORAGE_URI="",
+        USERHUB_MAIL_URL="",
+        USERHUB_PUBLIC_URL="",
         USERHUB_WORKERS="2",
     )
     assert result.returncode == 1
     assert result.stdout.count("UNSAFE: ") == 3, result.stdout  # mode, SQLite, cookies
     # The default limits file is shared by the 2 workers, and SQLite means one host.
     assert "Rate limits" not in result.stdout
+    # Development mail goes to instance/mail/ on purpose, its links to 127.0.0.1.
+    assert "WARNING" not in result.stdout
 
 
 @pytest.mark.parametrize("missing", ["USERHUB_SECRET_KEY", "USERHUB_ALLOWED_HOSTS"])

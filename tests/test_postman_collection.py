@@ -7,6 +7,10 @@ failure that says what to do, instead of a failure for every request after it.
 The static tests read the collection as data, against the routes of an app built here. The
 newman tests need newman from ``postman/package-lock.json`` (``npm ci --prefix postman``; ``make
 test`` runs it); ``make newman`` runs the whole collection twice against MariaDB.
+
+The folder of the mailed link needs a token from a mail, which newman cannot read: it is
+skipped without ``mailToken``, and a test here does what ``scripts/newman.sh`` does to fill it
+in (the server writes its mail into a folder, ``scripts/mail_token.py`` reads the newest).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +48,18 @@ POSTMAN_VARIABLE = re.compile(r"\{\{[^{}]+\}\}")
 PATH_PARAMETER = re.compile(r"\{[^{}/]+\}|<[^<>/]+>")
 
 NEWMAN = POSTMAN / "node_modules" / ".bin" / "newman"
+MAIL_TOKEN = POSTMAN.parent / "scripts" / "mail_token.py"
 ADMIN_FOLDER = "API /api/v1 — administrator"
+EMAIL_FOLDER = "API /api/v1 — e-mail: verification, password reset, change of address"
+MAILED_LINK_FOLDER = "API /api/v1 — the mailed link (needs mailToken)"
 ADMIN = "newman_admin"
 # A live server's limits for the runs that are not about them: a whole run registers about 15
-# accounts and logs in about 14 times, more than the defaults allow twice a minute.
+# accounts and logs in about 14 times, more than the defaults allow twice a minute, and asks
+# for 3 mailed links (10 an hour by default).
 HIGH_LIMITS = {
     "USERHUB_RATELIMIT_LOGIN": "1000 per minute",
     "USERHUB_RATELIMIT_REGISTER": "1000 per minute",
+    "USERHUB_RATELIMIT_MAIL": "1000 per minute",
 }
 HEALTH_PATH = ["api", "v1", "health"]
 
@@ -296,7 +306,8 @@ def test_without_admin_password_the_run_stops_at_the_administrator_folder(
     assert run.returncode == 1
     assert run.failed_tests == [message]
     assert message in run.output
-    others = [folder["name"] for folder in collection["item"] if folder["name"] != ADMIN_FOLDER]
+    skipped = {ADMIN_FOLDER, MAILED_LINK_FOLDER}  # the latter for want of mailToken
+    others = [folder["name"] for folder in collection["item"] if folder["name"] not in skipped]
     assert run.sent == requests_in(collection, others)
 
 
@@ -395,3 +406,52 @@ def test_a_rate_limit_is_one_failure_that_says_how_long_to_wait(
     assert first in run.output
     assert run.sent == requests_in(collection, [folder])[:2]
     assert run.sent[1] == limited
+
+
+@pytest.mark.newman
+def test_without_mail_token_the_mailed_link_folder_is_skipped_and_says_so(
+    server: str, tmp_path: Path, collection: dict[str, Any]
+) -> None:
+    """Nothing is sent and no test of the folder runs (none passes), and each request says why."""
+    run = run_newman(server, tmp_path, "--folder", MAILED_LINK_FOLDER)
+    assert run.returncode == 0, run.output
+    assert run.sent == []
+    assert run.report["stats"]["assertions"]["total"] == 0
+    console = re.sub(r"\n\s*│ ", "", run.output)  # newman wraps console lines in a box
+    for name in requests_in(collection, [MAILED_LINK_FOLDER]):
+        assert f"skipped: {name}: set mailToken" in console
+
+
+@pytest.mark.newman
+def test_the_token_read_from_the_mail_confirms_the_new_address(
+    tmp_path: Path, collection: dict[str, Any]
+) -> None:
+    """What ``scripts/newman.sh`` does: the server writes its mail into a folder; after the
+    e-mail folder, ``scripts/mail_token.py`` reads the token and the address of the newest
+    change-of-address mail, and the mailed link's folder follows it: the address is the
+    account's, verified, and the link works once."""
+    mail = tmp_path / "mail"
+    settings = {**HIGH_LIMITS, "USERHUB_MAIL_URL": mail.as_uri()}
+    with running_server(
+        "production", f"sqlite:///{tmp_path / 'mail.sqlite3'}", tmp_path, env=settings
+    ) as running:
+        first = run_newman(running.base, tmp_path, "--folder", EMAIL_FOLDER)
+        assert first.returncode == 0, first.output
+        read = subprocess.run(
+            [sys.executable, str(MAIL_TOKEN), str(mail), "/email/change/confirm"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert read.returncode == 0, read.stderr
+        token, address = read.stdout.strip().split("\t")
+        second = run_newman(
+            running.base,
+            tmp_path,
+            *("--folder", MAILED_LINK_FOLDER, "--env-var", f"mailToken={token}"),
+            *("--env-var", f"mailAddress={address}"),
+        )
+    assert second.returncode == 0, second.output
+    assert second.failed_tests == []
+    assert second.sent == requests_in(collection, [MAILED_LINK_FOLDER])
+    assert address.startswith("new.mail") and address.endswith("@example.com")

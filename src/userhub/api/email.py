@@ -11,12 +11,14 @@ from flask_babel import gettext as _
 
 from ..models import User
 from ..services import email_flows
+from ..services.errors import EmailTaken, ExpiredLink, InvalidLink, NoAddress, ServiceError
 from ..web import devices
 from ..web.json_bodies import optional_body
-from ..web.problems import Problem
+from ..web.problems import PROBLEM_MIMETYPE, Problem, problem_document
 from ..web.ratelimits import RATE_LIMITED, mail_limit
 from .auth import caller, token_auth
 from .base import api_blueprint, no_content
+from .openapi import PROBLEM_REF
 from .schemas import (
     Accepted,
     AccountNamed,
@@ -32,8 +34,32 @@ bp = api_blueprint(
         "description": "Verify an address, reset a forgotten password, change the address.",
     },
 )
-BAD_LINK: Any = "The link is not valid (`invalid-link`) or has expired (`expired-link`)"
 TOKEN_EXAMPLE = {"token": "qR4m0n9Xk2vLs8YtG1cHbWz7eJpA5dNf3uIoKxE6rTy"}
+# The database is read and written: out of reach, 503 (with Retry-After, added by openapi.py).
+UNAVAILABLE: Any = "The database cannot be reached right now"
+
+
+def refusal(status: int, description: str, *refusals: ServiceError) -> Any:
+    """A documented answer whose examples are the problems a client really gets, each of its
+    own kind (``type``), so the document says more than the status's generic kind."""
+    examples = {
+        error.code: {"value": problem_document(status, error.message, kind=error.code)}
+        for error in refusals
+    }
+    return {
+        "description": description,
+        "content": {PROBLEM_MIMETYPE: {"schema": PROBLEM_REF, "examples": examples}},
+    }
+
+
+BAD_LINK = refusal(
+    400,
+    "The link is not valid (`/problems/invalid-link`: used already, replaced by a newer one, "
+    "or cut) or has expired (`/problems/expired-link`); nothing was changed. Also a missing "
+    "or malformed JSON body (`/problems/missing-body`, `/problems/malformed-json`).",
+    InvalidLink(),
+    ExpiredLink(),
+)
 
 
 def _account_named(body: AccountNamed) -> dict[str, str | None]:
@@ -50,8 +76,8 @@ def accepted(detail: str) -> tuple[dict[str, str], int]:
 
 @bp.post("/email-verification")
 @bp.input(LinkToken, example=TOKEN_EXAMPLE)
-@bp.output(UserOut)
-@bp.doc(summary="Verify an e-mail address", responses={400: BAD_LINK})
+@bp.output(UserOut, description="The account, its address verified (`email_verified`)")
+@bp.doc(summary="Verify an e-mail address", responses={400: BAD_LINK, 503: UNAVAILABLE})
 def verify_email(json_data: LinkToken) -> User:
     """Confirm the address a verification link was mailed to. No log-in needed: the link is
     the proof. It works once."""
@@ -77,14 +103,28 @@ def request_verification(json_data: AccountNamed) -> tuple[dict[str, str], int]:
 @optional_body  # nothing to send: the account is the caller's
 @mail_limit
 @bp.auth_required(token_auth)
-@bp.output(Accepted, status_code=202)
+@bp.output(
+    Accepted,
+    status_code=202,
+    description="Accepted: a link is on its way, unless the address is verified already",
+)
 @bp.doc(
     summary="Send me a new verification link",
-    responses={409: "The account has no e-mail address", 429: RATE_LIMITED},
+    responses={
+        409: refusal(
+            409,
+            "The account has no e-mail address (`/problems/no-email-address`): add one with "
+            "`PATCH /api/v1/users/me`",
+            NoAddress(),
+        ),
+        429: RATE_LIMITED,
+    },
 )
 def resend_verification() -> tuple[dict[str, str], int]:
     """Mail a new link to the account's address (the earlier one stops working). Nothing is
-    sent if the address is verified already."""
+    sent if the address is verified already, or if it had its share of mail within the hour
+    (`USERHUB_RATELIMIT_MAIL_ADDRESS`): the answer is the same 202. Requests from one client
+    address are limited by `USERHUB_RATELIMIT_MAIL` (429)."""
     email_flows.send_verification(caller())
     return accepted(_("If your address still needs it, a new link is on its way."))
 
@@ -92,12 +132,23 @@ def resend_verification() -> tuple[dict[str, str], int]:
 @bp.post("/password-reset")
 @mail_limit
 @bp.input(AccountNamed, example={"email": "zhangsan@example.com"})
-@bp.output(Accepted, status_code=202)
-@bp.doc(summary="Forgot my password: mail a reset link", responses={429: RATE_LIMITED})
+@bp.output(
+    Accepted,
+    status_code=202,
+    description="Accepted: the same answer, after the same time, whether or not an account "
+    "with an address matches",
+)
+@bp.doc(
+    summary="Forgot my password: mail a reset link",
+    responses={429: RATE_LIMITED, 503: UNAVAILABLE},
+)
 def request_password_reset(json_data: AccountNamed) -> tuple[dict[str, str], int]:
-    """Name the account by `email` or `username`. The answer is the same, and comes after the
-    same time, whether or not such an account exists; a link goes only to a real account's
-    address. It works once, for `USERHUB_PASSWORD_RESET_TTL_SECONDS` (1 h by default)."""
+    """Name the account by `email` or `username`. The answer is the same 202, and comes after
+    the same time, whether or not such an account exists, so nobody learns which addresses
+    have an account here; a link goes only to a real account's address (and not past
+    `USERHUB_RATELIMIT_MAIL_ADDRESS`). It works once, for `USERHUB_PASSWORD_RESET_TTL_SECONDS`
+    (1 h by default), and dies when the password changes any other way. Requests from one
+    client address are limited by `USERHUB_RATELIMIT_MAIL` (429)."""
     email_flows.request_password_reset(**_account_named(json_data))
     return accepted(
         _(
@@ -111,7 +162,11 @@ def request_password_reset(json_data: AccountNamed) -> tuple[dict[str, str], int
 @bp.input(PasswordResetCompletion, example={**TOKEN_EXAMPLE, "password": "a-new-long-password"})
 @bp.doc(
     summary="Set a new password with a reset link",
-    responses={204: "Changed: every session and token of the account ended", 400: BAD_LINK},
+    responses={
+        204: "Changed: every session and token of the account ended",
+        400: BAD_LINK,
+        503: UNAVAILABLE,
+    },
 )
 def complete_password_reset(json_data: PasswordResetCompletion) -> Response:
     """Set the new password. Every session and token of the account ends, a notice is mailed,
@@ -122,10 +177,18 @@ def complete_password_reset(json_data: PasswordResetCompletion) -> Response:
 
 @bp.post("/email-change/confirm")
 @bp.input(LinkToken, example=TOKEN_EXAMPLE)
-@bp.output(UserOut)
+@bp.output(UserOut, description="The account with its new address, verified")
 @bp.doc(
     summary="Confirm a new e-mail address",
-    responses={400: BAD_LINK, 409: "Another account took the address meanwhile"},
+    responses={
+        400: BAD_LINK,
+        409: refusal(
+            409,
+            "Another account took the address meanwhile (`/problems/email-taken`)",
+            EmailTaken(),
+        ),
+        503: UNAVAILABLE,
+    },
 )
 def confirm_email_change(json_data: LinkToken) -> User:
     """Make the pending address (`pending_email`) the account's, verified."""
@@ -134,8 +197,19 @@ def confirm_email_change(json_data: LinkToken) -> User:
 
 @bp.post("/email-change/undo")
 @bp.input(LinkToken, example=TOKEN_EXAMPLE)
-@bp.output(UserOut)
-@bp.doc(summary="This was not me: undo a change of address", responses={400: BAD_LINK})
+@bp.output(UserOut, description="The account with its old address again, verified")
+@bp.doc(
+    summary="This was not me: undo a change of address",
+    responses={
+        400: BAD_LINK,
+        409: refusal(
+            409,
+            "Another account took the old address meanwhile (`/problems/email-taken`)",
+            EmailTaken(),
+        ),
+        503: UNAVAILABLE,
+    },
+)
 def undo_email_change(json_data: LinkToken) -> User:
     """From the link mailed to the old address: it is the account's again, every session and
     token ends, and a password-reset link goes to it."""
@@ -144,7 +218,14 @@ def undo_email_change(json_data: LinkToken) -> User:
 
 @bp.post("/unlock")
 @bp.input(LinkToken, example=TOKEN_EXAMPLE)
-@bp.doc(summary="Unlock my account", responses={204: "Unlocked", 400: BAD_LINK})
+@bp.doc(
+    summary="Unlock my account",
+    responses={
+        204: "Unlocked: this client (its device cookie) logs in as the owner's",
+        400: BAD_LINK,
+        503: UNAVAILABLE,
+    },
+)
 def unlock(json_data: LinkToken) -> Response:
     """From the mail sent when strangers' wrong passwords locked the account: their failures
     are forgotten, and this client (its device cookie) counts as the owner's from now on."""

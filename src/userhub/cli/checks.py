@@ -2,7 +2,9 @@
 
 Starting the app already refuses what can never be right (production without a secret key,
 argon2 below OWASP's floor). This check is stricter: it names what works but should not be
-deployed as it is, so a deploy script can run it and stop on a non-zero exit.
+deployed as it is, so a deploy script can run it and stop on a non-zero exit. Mail that
+reaches nobody is a warning, not a failure: everything else works, and a deployment may not
+mail at all yet.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from typing import Any
 from limits import parse
 
 from .. import limit_storage
-from ..config import LIMIT_STORAGE_BY_DEFAULT, MIN_SECRET_KEY_LENGTH, available_cores
+from ..config import (
+    LIMIT_STORAGE_BY_DEFAULT,
+    MIN_SECRET_KEY_LENGTH,
+    PUBLIC_URL_BY_DEFAULT,
+    available_cores,
+)
+from ..services.mail_transport import FileTransport, transport_for
 
 ACCOUNT_FAILURES_PER_HOUR_MAX = 100  # OWASP ASVS 2.2.1
 MYSQL_DEFAULT_MAX_CONNECTIONS = 151
@@ -149,3 +157,39 @@ def _limit_storage_problems(config: Mapping[str, Any]) -> list[str]:
             f"the file (sqlite:///{path}) to say so."
         ]
     return []
+
+
+def mail_warnings(config: Mapping[str, Any]) -> list[str]:
+    """In production: account mail that would reach nobody, or carry links to a guessed
+    address. (In development mail goes to ``instance/mail/`` on purpose.)"""
+    if config["USERHUB_ENV"] != "production":
+        return []
+    warnings = []
+    url = config.get("USERHUB_MAIL_URL")
+    if not url:
+        blocked = (
+            " With USERHUB_REQUIRE_VERIFIED_EMAIL on, nobody with an unverified address can "
+            "log in meanwhile."
+            if config["USERHUB_REQUIRE_VERIFIED_EMAIL"]
+            else ""
+        )
+        warnings.append(
+            "USERHUB_MAIL_URL is not set: account mail (verification and password-reset links, "
+            "notices) is queued in the database, not sent (flask --app userhub mail status "
+            "counts it)." + blocked + " Set it to your SMTP relay, e.g. "
+            "smtp://USER:PASSWORD@smtp.example.com:587?starttls=require."
+        )
+    elif isinstance(transport := transport_for(url), FileTransport):
+        warnings.append(
+            f"Account mail is written into {transport.folder} as .eml files "
+            "(USERHUB_MAIL_URL=file://...), not sent: nobody receives it unless something "
+            "delivers those files. Set USERHUB_MAIL_URL to your SMTP relay."
+        )
+    if config.get(PUBLIC_URL_BY_DEFAULT):
+        warnings.append(
+            f"USERHUB_PUBLIC_URL is not set: links in mail start with "
+            f"{config['USERHUB_PUBLIC_URL']}, guessed from the first of USERHUB_ALLOWED_HOSTS. "
+            "Set it to the address people open this site at, e.g. "
+            "USERHUB_PUBLIC_URL=https://userhub.example.com."
+        )
+    return warnings

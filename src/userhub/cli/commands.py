@@ -193,10 +193,13 @@ def export_users(fmt: str, output: Path | None, with_hashes: bool) -> None:
 @with_appcontext
 def check() -> None:
     """Report what is unsafe to deploy in the current configuration (the same USERHUB_*
-    variables and .env the server reads); exit 1 if anything is."""
+    variables and .env the server reads); exit 1 if anything is. Warnings (mail that reaches
+    nobody) are printed too, and leave the exit status alone."""
     problems = checks.unsafe_settings(current_app.config, debug=current_app.debug)
     for problem in problems:
         click.echo(f"UNSAFE: {problem}")
+    for warning in checks.mail_warnings(current_app.config):
+        click.echo(f"WARNING: {warning}")
     if problems:
         raise click.exceptions.Exit(1)
     click.echo("OK: nothing unsafe found in this configuration.")
