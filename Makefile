@@ -62,10 +62,10 @@ test-scaleout: $(VENV)/.installed-dev $(CATALOGUES)
 	if [ -n "$$MISSING" ]; then apt-get update -qq && apt-get install -y -qq $$MISSING >/dev/null; fi
 	$(BIN)/python -m pytest -m scaleout tests/test_scaleout.py $(PYTEST_ARGS)
 
-## make dev: Flask's reloading debug server, for development only (never in production)
+## make dev: Flask's reloading debug server, for development only (never in production):
+## app.py, which upgrades the schema and starts the mail sender (mail lands in instance/mail/)
 dev: $(VENV)/.installed-prod $(CATALOGUES)
-	$(BIN)/flask --app userhub db upgrade
-	$(BIN)/flask --app userhub run --debug --port 5000
+	$(BIN)/python app.py
 
 ## make lint: ruff, mypy, and the layer contracts (import-linter, pyproject.toml)
 lint: $(VENV)/.installed-dev
