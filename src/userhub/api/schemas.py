@@ -182,7 +182,13 @@ class LinkToken(StrictBody):
 
 class AccountNamed(StrictBody):
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["email"]}, {"required": ["username"]}]}
+        # Exactly one of them, as a string (a null one is as good as absent).
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("email", "username")
+            ]
+        }
     )
 
     email: str | None = Field(
