@@ -66,7 +66,7 @@ def test_a_safe_production_configuration_passes(tmp_path: Path) -> None:
         ({"USERHUB_ALLOWED_HOSTS": "userhub.example.com,.com"}, "every name under .com"),
         # Connections: fewer than the threads that use them, more than the server accepts.
         ({"USERHUB_DB_POOL_SIZE": "2", "USERHUB_THREADS": "8"}, "requests would wait"),
-        ({"USERHUB_THREADS": "64", "USERHUB_WORKERS": "4"}, "up to 256 database connections"),
+        ({"USERHUB_THREADS": "64", "USERHUB_WORKERS": "4"}, "up to 260 database connections"),
     ],
 )
 def test_each_unsafe_setting_is_named_and_fails_the_check(

@@ -33,6 +33,7 @@ statement; the error is ignored).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -206,11 +207,20 @@ def check_ready() -> None:
     )
 
 
+MAIL_SENDER_CONNECTIONS = 1  # services/mail_sender.py: its own, so it never makes a request wait
+
+
+def connections_per_worker(config: Mapping[str, Any]) -> int:
+    """The pool of one worker process: one connection per request thread (connection_pool.py),
+    unless ``USERHUB_DB_POOL_SIZE`` says otherwise, and one for the worker's mail sender."""
+    return (
+        int(config["USERHUB_DB_POOL_SIZE"] or config["USERHUB_THREADS"]) + MAIL_SENDER_CONNECTIONS
+    )
+
+
 def init_app(app: Flask) -> None:
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    # One connection per request thread (connection_pool.py), unless set otherwise, and one for
-    # the worker's mail sender (services/mail_sender.py), so it never makes a request wait.
-    pool_size = (app.config["USERHUB_DB_POOL_SIZE"] or app.config["USERHUB_THREADS"]) + 1
+    pool_size = connections_per_worker(app.config)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url, pool_size)
     sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
     if sqlite_file and sqlite_file != ":memory:":

@@ -49,6 +49,10 @@ CREATE_RESPONSES: Any = {
         },
     },
     401: "Wrong, unknown or missing credentials",
+    403: "The password is right, but the account's e-mail address is not verified yet and "
+    "this server requires it (`/problems/email-not-verified`, only with "
+    "`USERHUB_REQUIRE_VERIFIED_EMAIL`): follow the mailed link, or ask for a new one with "
+    "`POST /api/v1/email-verification/requests`",
     429: RATE_LIMITED,
 }
 

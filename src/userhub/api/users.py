@@ -101,6 +101,11 @@ def get_me() -> User:
 def update_me(json_data: ProfileUpdate) -> User:
     """Change the display name or e-mail address (null removes them).
 
+    A new address replacing one is not the account's until the link mailed to it is followed:
+    meanwhile it shows as `pending_email`, and the old address is told, with a link that undoes
+    the change. A first address is the account's at once, with `email_verified` false until its
+    link is followed.
+
     A new ``password`` needs ``current_password``; it ends every other session and revokes
     every other token of the account (the token making this call keeps working). Checking
     `current_password` counts like a log-in: against the per-IP log-in limit, and a wrong one

@@ -21,6 +21,7 @@ from ..config import (
     PUBLIC_URL_BY_DEFAULT,
     available_cores,
 )
+from ..database import MAIL_SENDER_CONNECTIONS, connections_per_worker
 from ..services.mail_transport import FileTransport, transport_for
 
 ACCOUNT_FAILURES_PER_HOUR_MAX = 100  # OWASP ASVS 2.2.1
@@ -85,11 +86,13 @@ def _pool_problems(config: Mapping[str, Any]) -> list[str]:
             "connection per thread)."
         ]
     workers = config["USERHUB_WORKERS"] or available_cores()
-    connections = workers * (pool_size or threads)
+    per_worker = connections_per_worker(config)
+    connections = workers * per_worker
     if connections > MYSQL_DEFAULT_MAX_CONNECTIONS - 1:
         return [
             f"userhub serve would open up to {connections} database connections "
-            f"({workers} workers x {pool_size or threads}), more than MySQL's and MariaDB's "
+            f"({workers} workers x {per_worker}: {pool_size or threads} for requests, "
+            f"{MAIL_SENDER_CONNECTIONS} for the mail sender), more than MySQL's and MariaDB's "
             f"default max_connections ({MYSQL_DEFAULT_MAX_CONNECTIONS}, one kept for an "
             "administrator): the rest would be refused. Raise max_connections on the server "
             "(with every host counted), or lower USERHUB_THREADS or USERHUB_WORKERS."
