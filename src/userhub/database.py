@@ -211,11 +211,12 @@ MAIL_SENDER_CONNECTIONS = 1  # services/mail_sender.py: its own, so it never mak
 
 
 def connections_per_worker(config: Mapping[str, Any]) -> int:
-    """The pool of one worker process: one connection per request thread (connection_pool.py),
-    unless ``USERHUB_DB_POOL_SIZE`` says otherwise, and one for the worker's mail sender."""
-    return (
-        int(config["USERHUB_DB_POOL_SIZE"] or config["USERHUB_THREADS"]) + MAIL_SENDER_CONNECTIONS
-    )
+    """The pool of one worker process: ``USERHUB_DB_POOL_SIZE`` when set (the mail sender then
+    takes its turn with the requests), else one connection per request thread
+    (connection_pool.py) and one for the worker's mail sender."""
+    if config["USERHUB_DB_POOL_SIZE"]:
+        return int(config["USERHUB_DB_POOL_SIZE"])
+    return int(config["USERHUB_THREADS"]) + MAIL_SENDER_CONNECTIONS
 
 
 def init_app(app: Flask) -> None:

@@ -91,13 +91,18 @@ def _pool_problems(config: Mapping[str, Any]) -> list[str]:
     if connections > MYSQL_DEFAULT_MAX_CONNECTIONS - 1:
         return [
             f"userhub serve would open up to {connections} database connections "
-            f"({workers} workers x {per_worker}: {pool_size or threads} for requests, "
-            f"{MAIL_SENDER_CONNECTIONS} for the mail sender), more than MySQL's and MariaDB's "
+            f"({workers} workers x {per_worker}{_sender_share(pool_size)}), more than MySQL's "
+            "and MariaDB's "
             f"default max_connections ({MYSQL_DEFAULT_MAX_CONNECTIONS}, one kept for an "
             "administrator): the rest would be refused. Raise max_connections on the server "
             "(with every host counted), or lower USERHUB_THREADS or USERHUB_WORKERS."
         ]
     return []
+
+
+def _sender_share(pool_size: int) -> str:
+    """How a worker's connections are shared, when the mail sender has one of its own."""
+    return "" if pool_size else f", {MAIL_SENDER_CONNECTIONS} of them the mail sender's"
 
 
 def _allowed_host_problems(hosts: list[str] | tuple[str, ...]) -> list[str]:

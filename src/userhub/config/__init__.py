@@ -128,7 +128,8 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         0,
         "MySQL connections one worker process keeps; 0 means one per request thread "
-        "(`USERHUB_THREADS`). Under another server with more threads, requests take turns.",
+        "(`USERHUB_THREADS`) and one for the mail sender. Set, the sender takes its turn with "
+        "the requests; under another server with more threads, requests take turns.",
     ),
     Setting(
         "USERHUB_ARGON2_TIME_COST", "ARGON2_TIME_COST", int, 2, "argon2id iterations (minimum 2)."
