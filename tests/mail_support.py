@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import parseaddr
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,7 +16,6 @@ from flask import Flask
 
 from tests.smtp_server import ReceivedMail, SmtpSink
 from userhub.services import outbox
-from userhub.services.mail_transport import transport_for
 
 LINK = re.compile(r"https?://\S+")
 
@@ -67,12 +65,10 @@ class Mailbox:
 
     def deliver(self) -> int:
         """Send what is due now; how many mails were claimed."""
+        sender = outbox.Sender.configured(self.app.config)
+        assert sender is not None, "the app has no USERHUB_MAIL_URL"
         with self.app.app_context():
-            return outbox.deliver_due(
-                transport_for(self.app.config["USERHUB_MAIL_URL"]),
-                "test",
-                parseaddr(self.app.config["USERHUB_MAIL_FROM"])[1],
-            )
+            return sender.send_due()
 
     def received(self) -> list[ReceivedMail]:
         return self.sink.messages()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from email.utils import parseaddr
-
 import click
 from flask import current_app
+from sqlalchemy.engine import make_url
 
+from ..config.values import shown
 from ..models import utc_iso
 from ..services import outbox
-from ..services.mail_transport import transport_for
 from .commands import database_command
 
 
@@ -25,7 +24,9 @@ def status() -> None:
     counts = outbox.counts()
     url = current_app.config.get("USERHUB_MAIL_URL")
     click.echo(f"pending: {counts.pending}  failed: {counts.failed}  sent: {counts.sent}")
-    click.echo(f"sending to: {_shown(url) if url else 'nowhere: USERHUB_MAIL_URL is not set'}")
+    click.echo(
+        f"sending to: {shown(make_url(url)) if url else 'nowhere: USERHUB_MAIL_URL is not set'}"
+    )
 
 
 @mail.command("list")
@@ -44,17 +45,10 @@ def list_mail(state: str | None, limit: int) -> None:
 @database_command
 def send() -> None:
     """Send every mail that is due now, in this process, and say how many were claimed."""
-    url = current_app.config.get("USERHUB_MAIL_URL")
-    if not url:
+    sender = outbox.Sender.configured(current_app.config)
+    if sender is None:
         raise click.ClickException("USERHUB_MAIL_URL is not set: there is nowhere to send to.")
-    transport = transport_for(url)
-    sender = outbox.sender_name()
-    envelope_from = parseaddr(current_app.config["USERHUB_MAIL_FROM"])[1]
-    total = 0
-    while (claimed := outbox.deliver_due(transport, sender, envelope_from)) > 0:
-        total += claimed
-        if claimed < outbox.BATCH:
-            break
+    total = sender.send_due()
     counts = outbox.counts()
     click.echo(f"claimed {total}; now pending: {counts.pending}, failed: {counts.failed}")
 
@@ -66,14 +60,3 @@ def retry(ids: tuple[int, ...]) -> None:
     """Make the failed mails IDS (or every failed one) and the waiting ones due now; a running
     server sends them within seconds (or run `mail send`)."""
     click.echo(f"{outbox.retry(list(ids))} mail(s) due now")
-
-
-def _shown(url: str) -> str:
-    """The mail URL without its password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()

@@ -13,12 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from email.utils import parseaddr
 
 from flask import Flask
 
-from .mail_transport import transport_for
-from .outbox import BATCH, deliver_due, mail_committed, prune, sender_name
+from .outbox import Sender, mail_committed, prune
 
 log = logging.getLogger("userhub")
 
@@ -36,24 +34,20 @@ def start(app: Flask) -> threading.Thread:
 
 
 def _run(app: Flask) -> None:
-    url = app.config.get("USERHUB_MAIL_URL")
-    if not url:
+    sender = Sender.configured(app.config)
+    if sender is None:
         log.warning(
             "USERHUB_MAIL_URL is not set: account mail is queued, not sent "
             "(flask --app userhub mail list shows it)"
         )
         return
-    transport = transport_for(url)
-    sender = sender_name()
-    envelope_from = parseaddr(app.config["USERHUB_MAIL_FROM"])[1]
     pruned_at = 0.0
     while True:
         mail_committed.wait(POLL_SECONDS)
         mail_committed.clear()
         try:
             with app.app_context():
-                while deliver_due(transport, sender, envelope_from) == BATCH:
-                    pass
+                sender.send_due()
                 if time.monotonic() - pruned_at > PRUNE_SECONDS:
                     prune()
                     pruned_at = time.monotonic()

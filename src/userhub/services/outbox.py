@@ -28,11 +28,13 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import parseaddr
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, event, func, select, update
@@ -42,7 +44,7 @@ from sqlalchemy.orm import Session
 from .. import transactions
 from ..extensions import db
 from ..models import EmailLink, OutboxMessage, utcnow
-from .mail_transport import PermanentFailure, TemporaryFailure, Transport
+from .mail_transport import PermanentFailure, TemporaryFailure, Transport, transport_for
 
 log = logging.getLogger("userhub")
 
@@ -94,6 +96,35 @@ def backoff(attempts: int) -> timedelta:
     """How long a refused mail waits after its ``attempts``-th try: 10 s, 20 s, 40 s … 1 h."""
     wait: timedelta = FIRST_RETRY * 2 ** max(attempts - 1, 0)
     return min(wait, LONGEST_RETRY)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """One sender of the outbox: where its mail goes, the name its claims carry, and the
+    envelope's From. The background thread of a worker and ``flask --app userhub mail send``
+    are each one."""
+
+    transport: Transport
+    name: str
+    envelope_from: str
+
+    @classmethod
+    def configured(cls, config: Mapping[str, Any]) -> Sender | None:
+        """The sender the settings describe; None without ``USERHUB_MAIL_URL``."""
+        url = config.get("USERHUB_MAIL_URL")
+        if not url:
+            return None
+        envelope_from = parseaddr(config["USERHUB_MAIL_FROM"])[1]
+        return cls(transport_for(url), sender_name(), envelope_from)
+
+    def send_due(self) -> int:
+        """Claim and send batches of due mail until one comes back short; how many mails
+        were claimed in all."""
+        claimed = total = deliver_due(self.transport, self.name, self.envelope_from)
+        while claimed == BATCH:
+            claimed = deliver_due(self.transport, self.name, self.envelope_from)
+            total += claimed
+        return total
 
 
 def deliver_due(transport: Transport, sender: str, envelope_from: str) -> int:
