@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterator
 
 from flask import current_app
-from limits import parse
 from sqlalchemy import select
 
 from .. import transactions
-from ..extensions import RATE_LIMIT_KEY_PREFIX, db, limiter
-from ..models import User, utcnow
+from ..extensions import db
+from ..models import User
 from . import account_mail, email_links, login_limits
 from .account_rules import normalise_email, password_problems, raise_if_any
 from .errors import EmailTaken, InvalidLink, NoAddress
@@ -34,14 +33,9 @@ MAIL_ADDRESS_SCOPE = "mail-to-address"
 
 def _within_address_limit(address: str) -> bool:
     """Count a mail of a link to ``address``; False when the address had its share
-    (``USERHUB_RATELIMIT_MAIL_ADDRESS``). Fails open if the limits storage is out of reach."""
-    if not limiter.enabled:
-        return True
-    item = parse(current_app.config["USERHUB_RATELIMIT_MAIL_ADDRESS"])
-    try:
-        return bool(limiter.limiter.hit(item, RATE_LIMIT_KEY_PREFIX, MAIL_ADDRESS_SCOPE, address))
-    except Exception:  # the storage is down: mail anyway, like every other limit here
-        return True
+    (``USERHUB_RATELIMIT_MAIL_ADDRESS``)."""
+    limit = current_app.config["USERHUB_RATELIMIT_MAIL_ADDRESS"]
+    return login_limits.counted(limit, MAIL_ADDRESS_SCOPE, address)
 
 
 def request_password_reset(*, email: str | None = None, username: str | None = None) -> None:
@@ -60,7 +54,7 @@ def request_verification(*, email: str | None = None, username: str | None = Non
     unverified address, and answered alike (and no sooner) either way."""
     with _answer_no_sooner_than(RESET_ANSWER_SECONDS):
         user = _account_named(email, username)
-        if user is not None and user.email is not None and user.email_verified_at is None:
+        if user is not None and user.email_unverified:
             send_verification(user)
 
 
@@ -93,8 +87,7 @@ def reset_password(token: str, password: str) -> User:
         link = email_links.spend(email_links.RESET, token)
         user = _user_of(link.user_id)
         user.password_hash = new_hash
-        if user.email is not None and user.email_verified_at is None:
-            user.email_verified_at = utcnow()
+        user.confirm_address()  # the link reached it
         end_sessions_and_tokens(user)
         email_links.drop(user, email_links.RESET, email_links.UNLOCK)
         account_mail.password_changed(user)
@@ -113,8 +106,7 @@ def verify_email(token: str) -> User:
         user = _user_of(link.user_id)
         if user.email != link.email:
             raise InvalidLink()  # the address changed since: this link is about another one
-        if user.email_verified_at is None:
-            user.email_verified_at = utcnow()
+        user.confirm_address()
         return user
 
     return commit_account_change(apply)
@@ -139,7 +131,7 @@ def confirm_email_change(token: str) -> User:
             raise InvalidLink()  # cancelled, or replaced by another change since
         if address_taken(link.email, user):
             raise EmailTaken()
-        user.email, user.email_verified_at, user.pending_email = link.email, utcnow(), None
+        user.set_address(link.email, verified=True)
         email_links.drop(user, email_links.VERIFY)
         return user
 
@@ -157,7 +149,7 @@ def undo_email_change(token: str) -> User:
         user = _user_of(link.user_id)
         if link.email is not None and address_taken(link.email, user):
             raise EmailTaken()
-        user.email, user.email_verified_at, user.pending_email = link.email, utcnow(), None
+        user.set_address(link.email, verified=True)
         email_links.drop(user, email_links.CHANGE, email_links.VERIFY)
         end_sessions_and_tokens(user)
         account_mail.reset_password(user)

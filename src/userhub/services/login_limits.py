@@ -84,13 +84,23 @@ def newly_locked(account_key: str) -> bool:
     try:
         if limiter.limiter.test(item, *_bucket(account_key, None)):
             return False
-        notice = parse(LOCK_NOTICE_LIMIT)
-        return bool(
-            limiter.limiter.hit(notice, RATE_LIMIT_KEY_PREFIX, LOCK_NOTICE_SCOPE, account_key)
-        )
     except Exception as exc:
         _storage_unreachable(exc)
         return False
+    return counted(LOCK_NOTICE_LIMIT, LOCK_NOTICE_SCOPE, account_key)
+
+
+def counted(limit: str, scope: str, key: str) -> bool:
+    """Count one more in the bucket ``scope``/``key`` under ``limit`` (``5 per hour``); False
+    when it is full. If the storage cannot be reached, True, with a warning: an outage must not
+    stop what the limit only paces (a mail of a link, a notice)."""
+    if not limiter.enabled:
+        return True
+    try:
+        return bool(limiter.limiter.hit(parse(limit), RATE_LIMIT_KEY_PREFIX, scope, key))
+    except Exception as exc:
+        _storage_unreachable(exc)
+        return True
 
 
 def unlock(account_key: str) -> None:
