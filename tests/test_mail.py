@@ -11,12 +11,10 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.helpers import PASSWORD, assert_problem, bearer, error_fields
-from tests.mail_support import Mailbox, html_of, links, text_of, token_in
-from tests.smtp_server import SinkStarter
+from tests.mail_support import Mailbox, MailboxBuilder, html_of, links, text_of, token_in
 from userhub.services.email_flows import RESET_ANSWER_SECONDS
 
 ADDRESS = "zhangsan@example.com"
@@ -269,16 +267,13 @@ def test_a_first_address_is_set_at_once_and_verified_by_its_link(
 
 
 def test_strangers_locking_an_account_mail_its_owner_one_unlock_link(
-    build_app: Callable[..., Flask], database_url: str, start_smtp_sink: SinkStarter
+    build_mailbox: MailboxBuilder,
 ) -> None:
-    sink = start_smtp_sink()
-    app = build_app(
-        database_url,
-        USERHUB_MAIL_URL=sink.url,
+    mailbox = build_mailbox(
         RATELIMIT_ENABLED=True,
         RATELIMIT_STORAGE_URI="memory://",
     )
-    mailbox, client = Mailbox(app, sink), app.test_client()
+    client = mailbox.app.test_client()
     register(client)
     mailbox.new_mail()
     stranger = mailbox.app.test_client()
@@ -304,11 +299,10 @@ def test_strangers_locking_an_account_mail_its_owner_one_unlock_link(
 
 
 def test_required_verification_refuses_log_in_until_the_link_is_followed(
-    build_app: Callable[..., Flask], database_url: str, start_smtp_sink: SinkStarter
+    build_mailbox: MailboxBuilder,
 ) -> None:
-    sink = start_smtp_sink()
-    app = build_app(database_url, USERHUB_MAIL_URL=sink.url, USERHUB_REQUIRE_VERIFIED_EMAIL=True)
-    mailbox, client = Mailbox(app, sink), app.test_client()
+    mailbox = build_mailbox(USERHUB_REQUIRE_VERIFIED_EMAIL=True)
+    client = mailbox.app.test_client()
     client.post("/api/v1/users", json={"username": "张三", "password": PASSWORD, "email": ADDRESS})
     refused = client.post("/api/v1/tokens", json={"username": "张三", "password": PASSWORD})
     assert assert_problem(refused, 403)["type"] == "/problems/email-not-verified"
@@ -326,18 +320,15 @@ def test_mail_is_written_in_the_readers_language(client: FlaskClient, mailbox: M
 
 
 def test_reset_requests_are_limited_per_address_silently_and_per_ip_openly(
-    build_app: Callable[..., Flask], database_url: str, start_smtp_sink: SinkStarter
+    build_mailbox: MailboxBuilder,
 ) -> None:
-    sink = start_smtp_sink()
-    app = build_app(
-        database_url,
-        USERHUB_MAIL_URL=sink.url,
+    mailbox = build_mailbox(
         RATELIMIT_ENABLED=True,
         RATELIMIT_STORAGE_URI="memory://",
         USERHUB_RATELIMIT_MAIL="8 per hour",
         USERHUB_RATELIMIT_MAIL_ADDRESS="3 per hour",
     )
-    mailbox, client = Mailbox(app, sink), app.test_client()
+    client = mailbox.app.test_client()
     client.post("/api/v1/users", json={"username": "张三", "password": PASSWORD, "email": ADDRESS})
     mailbox.new_mail()  # the verification mail (not a mail of this limit)
     answers = [
@@ -350,11 +341,10 @@ def test_reset_requests_are_limited_per_address_silently_and_per_ip_openly(
 
 
 def test_an_account_that_cannot_log_in_unverified_gets_a_new_link_by_name(
-    build_app: Callable[..., Flask], database_url: str, start_smtp_sink: SinkStarter
+    build_mailbox: MailboxBuilder,
 ) -> None:
-    sink = start_smtp_sink()
-    app = build_app(database_url, USERHUB_MAIL_URL=sink.url, USERHUB_REQUIRE_VERIFIED_EMAIL=True)
-    mailbox, client = Mailbox(app, sink), app.test_client()
+    mailbox = build_mailbox(USERHUB_REQUIRE_VERIFIED_EMAIL=True)
+    client = mailbox.app.test_client()
     client.post("/api/v1/users", json={"username": "张三", "password": PASSWORD, "email": ADDRESS})
     mailbox.new_mail()  # the first link, lost
     answers = {

@@ -80,6 +80,22 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     def email_verified(self) -> bool:
         return self.email is not None and self.email_verified_at is not None
 
+    @property
+    def email_unverified(self) -> bool:
+        """An address its owner has not confirmed yet (False without an address)."""
+        return self.email is not None and self.email_verified_at is None
+
+    def confirm_address(self) -> None:
+        """The owner proved the address is theirs (a mailed link reached it)."""
+        if self.email_unverified:
+            self.email_verified_at = utcnow()
+
+    def set_address(self, email: str | None, *, verified: bool) -> None:
+        """Make ``email`` the account's address (None: no address), confirmed now or not; a
+        pending change ends."""
+        self.email, self.pending_email = email, None
+        self.email_verified_at = utcnow() if verified and email is not None else None
+
     # Flask-Login protocol: every user we load is an active, authenticated account.
     is_active = True
     is_authenticated = True

@@ -77,21 +77,26 @@ def _send(kind: str, to: str, user: User, **context: Any) -> None:
     outbox.enqueue(compose(kind, to, user=user, **context), kind=kind)
 
 
+def _link(endpoint: str, user: User, purpose: str, *, email: str | None = None) -> str:
+    """A new link of ``purpose`` for ``user`` (``email_links.make``), as the address of the
+    page ``endpoint`` that uses it."""
+    return public_link(endpoint, token=email_links.make(user, purpose, email=email))
+
+
 def verify_email(user: User) -> None:
     """A link that proves ``user.email`` is theirs."""
     assert user.email is not None
-    token = email_links.make(user, email_links.VERIFY, email=user.email)
-    _send("verify-email", user.email, user, link=public_link("email.verify", token=token))
+    link = _link("email.verify", user, email_links.VERIFY, email=user.email)
+    _send("verify-email", user.email, user, link=link)
 
 
 def reset_password(user: User) -> None:
     assert user.email is not None
-    token = email_links.make(user, email_links.RESET)
     _send(
         "reset-password",
         user.email,
         user,
-        link=public_link("email.reset_password", token=token),
+        link=_link("email.reset_password", user, email_links.RESET),
         minutes=int(email_links.lifetime(email_links.RESET).total_seconds() // 60),
     )
 
@@ -99,41 +104,32 @@ def reset_password(user: User) -> None:
 def change_email(user: User, new_email: str) -> None:
     """The link to the new address that makes it the account's, and to the old one a notice
     with a link that says "this was not me"."""
-    token = email_links.make(user, email_links.CHANGE, email=new_email)
-    link = public_link("email.confirm_change", token=token)
+    link = _link("email.confirm_change", user, email_links.CHANGE, email=new_email)
     _send("change-email", new_email, user, new_email=new_email, link=link)
     if user.email is not None:
-        undo = email_links.make(user, email_links.UNDO, email=user.email)
-        _send(
-            "email-change-requested",
-            user.email,
-            user,
-            new_email=new_email,
-            undo_link=public_link("email.undo_change", token=undo),
-        )
+        undo = _link("email.undo_change", user, email_links.UNDO, email=user.email)
+        _send("email-change-requested", user.email, user, new_email=new_email, undo_link=undo)
 
 
 def email_removed(user: User, old_email: str) -> None:
-    undo = email_links.make(user, email_links.UNDO, email=old_email)
-    _send("email-removed", old_email, user, undo_link=public_link("email.undo_change", token=undo))
+    undo = _link("email.undo_change", user, email_links.UNDO, email=old_email)
+    _send("email-removed", old_email, user, undo_link=undo)
 
 
 def password_changed(user: User) -> None:
     """The notice after a password change or reset, with the way to get the account back."""
     if user.email is not None:
-        _send(
-            "password-changed", user.email, user, forgot_link=public_link("email.forgot_password")
-        )
+        forgot = public_link("email.forgot_password")
+        _send("password-changed", user.email, user, forgot_link=forgot)
 
 
 def account_locked(user: User) -> None:
     """Too many wrong passwords from strangers: the owner's link to get in regardless."""
     if user.email is not None:
-        token = email_links.make(user, email_links.UNLOCK)
         _send(
             "account-locked",
             user.email,
             user,
-            link=public_link("email.unlock", token=token),
+            link=_link("email.unlock", user, email_links.UNLOCK),
             forgot_link=public_link("email.forgot_password"),
         )

@@ -184,14 +184,14 @@ def _change_email(user: User, new_email: str | None, *, by_admin: bool) -> None:
         user.pending_email = None
         return
     if new_email is None:
-        user.email, user.email_verified_at, user.pending_email = None, None, None
+        user.set_address(None, verified=False)
         if old_email is not None:
             account_mail.email_removed(user, old_email)
         return
     if address_taken(new_email, user):
         raise EmailTaken()
     if old_email is None or by_admin:
-        user.email, user.email_verified_at, user.pending_email = new_email, None, None
+        user.set_address(new_email, verified=False)
         account_mail.verify_email(user)
         return
     user.pending_email = new_email
@@ -291,11 +291,7 @@ def authenticate(username: str, password: str, *, device: str | None = None) -> 
     if not check_password(username_key(username), user, password, device=device):
         return None
     assert user is not None
-    if (
-        current_app.config["USERHUB_REQUIRE_VERIFIED_EMAIL"]
-        and user.email is not None
-        and user.email_verified_at is None
-    ):
+    if current_app.config["USERHUB_REQUIRE_VERIFIED_EMAIL"] and user.email_unverified:
         raise EmailNotVerified()
     return user
 
