@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ import requests
 import schemathesis
 from click.testing import CliRunner
 from flask import Flask
+from hypothesis.errors import HypothesisWarning
 from requests.structures import CaseInsensitiveDict
 from schemathesis import Case
 from schemathesis.cli import schemathesis as schemathesis_cli
@@ -233,7 +235,18 @@ def test_schemathesis_finds_nothing(backend: str, tmp_path: Path, build_app: App
         accounts = Accounts(base, app)
         accounts.create(database_url, tmp_path)
         operations = documented_operations(base)
-        with authenticated_as(accounts), fresh_idempotency_keys(), counting_calls() as calls:
+        with (
+            authenticated_as(accounts),
+            fresh_idempotency_keys(),
+            counting_calls() as calls,
+            warnings.catch_warnings(),
+        ):
+            # Hypothesis warns when the text of a generated case (a PATCH body of kilobyte-long
+            # names) is large; pytest makes warnings errors, and one such case stopped a run in
+            # which every request had passed. It is about printing a case, not about userhub.
+            warnings.filterwarnings(
+                "ignore", message="Generating overly large repr", category=HypothesisWarning
+            )
             result = CliRunner().invoke(schemathesis_cli, [*arguments, f"{base}/openapi.json"])
     elapsed = time.monotonic() - started
 
