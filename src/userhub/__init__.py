@@ -24,6 +24,7 @@ from .web import (
     errors,
     hosts,
     i18n,
+    origin,
     proxies,
     ratelimits,
     request_limits,
@@ -90,7 +91,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     ratelimits.init_app(app)  # before CSRF and the views: every attempt counts
     database.init_app(app)
     passwords.init_app(app)
-    sessions.init_app(app)
+    sessions.init_app(app)  # server-side: the cookie carries a session row's key
+    origin.init_app(app)  # who and where, for the security log and the session list
     csrf.init_app(app)
     security_headers.init_app(app)
     i18n.init_app(app)  # the reader's language: pages, flash messages, error texts

@@ -16,6 +16,10 @@ DISPLAY_NAME_MAX_LENGTH = 50
 EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path
 TOKEN_HASH_LENGTH = 64  # hex SHA-256
 DIGEST_LENGTH = 64  # hex SHA-256 or HMAC-SHA-256
+API_KEY_NAME_MAX_LENGTH = 100
+IP_MAX_LENGTH = 45  # the longest IPv6 text form
+USER_AGENT_MAX_LENGTH = 100  # a summary ("Chrome 156 on Linux"), not the header
+DETAILS_MAX_LENGTH = 500
 
 
 # Case-insensitive uniqueness is decided in Python (NFKC + casefold), so the database must
@@ -67,8 +71,6 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     # An address asked for and not confirmed yet: ``email`` stays in use until its link is followed.
     pending_email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
-    # Bumped to end every session of this user at once (log out everywhere, new password).
-    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -100,10 +102,14 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     is_active = True
     is_authenticated = True
     is_anonymous = False
+    # The browser session this object was loaded for or logged in with: the random key its
+    # cookie carries (``services/sessions.py``), which is what Flask-Login stores.
+    session_key: str | None = None
 
-    def get_id(self) -> str:
-        """The session identifier: id and session version, so a bump logs every session out."""
-        return f"{self.id}:{self.session_version}"
+    def get_id(self) -> str | None:
+        """Flask-Login's identifier: the browser session's key, not the account's id, so a
+        session ends server-side when its row is deleted."""
+        return self.session_key
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r}>"
@@ -124,11 +130,79 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
     token_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    # A personal API key has a name and scopes (``services/api_keys.py``); a log-in token
+    # (``POST /api/v1/tokens``) has neither and may do whatever its user may.
+    name: Mapped[str | None] = mapped_column(String(API_KEY_NAME_MAX_LENGTH))
+    scopes: Mapped[str | None] = mapped_column(String(40))  # space-separated, e.g. "read write"
+    prefix: Mapped[str | None] = mapped_column(String(16))  # the key's start, to recognise it
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
+    @property
+    def is_key(self) -> bool:
+        return self.name is not None
+
+    @property
+    def scope_set(self) -> frozenset[str] | None:
+        """A key's scopes; None for a log-in token (everything its user may do)."""
+        return None if self.scopes is None else frozenset(self.scopes.split())
+
     def __repr__(self) -> str:
         return f"<ApiToken {self.id} of user {self.user_id}>"
+
+
+class BrowserSession(db.Model):  # type: ignore[name-defined,misc]
+    """A logged-in browser: the cookie carries a random key, the table its SHA-256, so deleting
+    the row logs that browser out wherever its cookie is (``services/sessions.py``)."""
+
+    __tablename__ = "user_session"
+    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The absolute end: no activity keeps a session alive past it.
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    ip: Mapped[str | None] = mapped_column(String(IP_MAX_LENGTH))
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX_LENGTH))  # a summary
+    auth_method: Mapped[str] = mapped_column(String(20))  # "password", ...
+
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<BrowserSession {self.id} of user {self.user_id}>"
+
+
+class SecurityEvent(db.Model):  # type: ignore[name-defined,misc]
+    """One line of an account's security log: append-only, never a secret
+    (``services/security_log.py``).
+
+    ``user_id`` is not a foreign key: the log outlives what it tells of (a deleted session,
+    key, or account)."""
+
+    __tablename__ = "security_event"
+    __table_args__ = (
+        Index("ix_security_event_user_time", "user_id", "created_at"),
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # Who did it when it was not the account's owner (an administrator), else None.
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    ip: Mapped[str | None] = mapped_column(String(IP_MAX_LENGTH))
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX_LENGTH))
+    session_id: Mapped[int | None] = mapped_column(Integer)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[str | None] = mapped_column(String(DETAILS_MAX_LENGTH))  # a JSON object
+
+    def __repr__(self) -> str:
+        return f"<SecurityEvent {self.id} {self.type} of user {self.user_id}>"
 
 
 class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]
@@ -172,6 +246,8 @@ class EmailLink(db.Model):  # type: ignore[name-defined,misc]
     # A digest of the password hash when the link was made: a reset link dies when the password
     # changes any other way.
     password_stamp: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH))
+    # What an end-session link ends: the session's or the token's id.
+    target_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,8 +1,12 @@
-"""Who is calling the API: a Bearer token, or else the browser's log-in session.
+"""Who is calling the API: a Bearer token (a log-in token or a personal API key), or else the
+browser's log-in session.
 
 Bearer calls carry their credential in a header a forged cross-site request cannot set, so they
 need no CSRF token. A call that rides on the session cookie can be forged, so its writes must
 carry the ``X-CSRFToken`` header (Flask-WTF's token, as in every page's forms).
+
+An API key does only what its scopes allow (``services/api_keys.py``): a ``read`` key's write is
+refused with 403 ``insufficient-scope``, and only a key with ``admin`` acts as an administrator.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from flask_login import current_user
 
 from ..extensions import csrf
 from ..models import ApiToken, User
-from ..services import tokens
+from ..services import api_keys, tokens
 from ..web.private_answers import for_user
-from ..web.problems import problem_response
+from ..web.problems import Problem, problem_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN = "admin"
@@ -46,6 +50,14 @@ AUTH_DETAILS = {
     ),
     403: _l("This needs an administrator account."),
 }
+READ_ONLY_KEY = _l(
+    "This API key has only the read scope: it can make GET calls, not this one. Make a key "
+    "with the write scope (POST /api/v1/users/me/api-keys)."
+)
+NOT_ADMIN_KEY = _l(
+    "This needs an administrator account, and an API key with the admin scope (a log-in token "
+    "of an administrator also works)."
+)
 
 
 @token_auth.verify_token
@@ -57,6 +69,8 @@ def _verify(token: str) -> User | None:
             return None
         g.api_token = api_token
         for_user(api_token.user_id)
+        if not api_keys.allows(api_token.scope_set, request.method):
+            raise Problem(403, str(READ_ONLY_KEY), kind="insufficient-scope")
         return api_token.user
     if current_user.is_authenticated:
         if request.method not in SAFE_METHODS:
@@ -68,13 +82,17 @@ def _verify(token: str) -> User | None:
 
 @token_auth.get_user_roles
 def _roles(user: User) -> list[str]:
-    return [ADMIN] if user.is_admin else []
+    api_token = caller_token()
+    scopes = api_token.scope_set if api_token is not None else None
+    return [ADMIN] if api_keys.acts_as_admin(user, scopes) else []
 
 
 @token_auth.error_processor
 def _auth_error(error: HTTPError) -> Response:
-    detail = str(AUTH_DETAILS.get(error.status_code) or error.message)
-    return problem_response(error.status_code, detail)
+    detail = AUTH_DETAILS.get(error.status_code) or error.message
+    if error.status_code == 403 and caller_token() is not None and g.api_token.is_key:
+        detail = NOT_ADMIN_KEY
+    return problem_response(error.status_code, str(detail))
 
 
 def caller() -> User:

@@ -99,11 +99,13 @@ def create_token() -> Response:
     username get the same 401. With an `Idempotency-Key`, a retry of this request (which must
     still carry the right password) gets the same token again instead of a second one."""
     credentials = _credentials()
-    user = devices.log_in(credentials.username, credentials.password)
-    if user is None:
+    logged_in = devices.log_in(credentials.username, credentials.password)
+    if logged_in is None:
         raise bad_credentials()
     return replayable(
-        lambda before_commit: tokens.issue(user, before_commit=before_commit),
+        lambda before_commit: tokens.issue(
+            logged_in.user, known_device=logged_in.known_device, before_commit=before_commit
+        ),
         lambda issued: shaped(TokenOut, issued, 201, {"Cache-Control": "no-store"}),
     )
 

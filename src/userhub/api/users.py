@@ -9,11 +9,10 @@ from typing import Any
 from flask import Response, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_user
 
 from ..models import User
 from ..services import users
-from ..web import devices
+from ..web import devices, sessions
 from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, count_password_check, register_limit
 from .auth import ADMIN, caller, caller_token, token_auth
@@ -123,7 +122,7 @@ def update_me(json_data: ProfileUpdate) -> User:
         keep_token=caller_token(),
     )
     if "password" in changes and caller_token() is None:
-        login_user(user)  # this browser session carries on under the new session version
+        sessions.log_in(user)  # every session ended: this browser carries on in a new one
     return user
 
 

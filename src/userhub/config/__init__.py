@@ -342,6 +342,36 @@ SETTINGS: tuple[Setting, ...] = (
         "goes (nobody can flood an inbox, and the answer tells nothing).",
     ),
     Setting(
+        "USERHUB_SESSION_IDLE_SECONDS",
+        "USERHUB_SESSION_IDLE_SECONDS",
+        int,
+        7 * 24 * 60 * 60,
+        "A browser session unused this long ends (default 7 days).",
+    ),
+    Setting(
+        "USERHUB_SESSION_MAX_SECONDS",
+        "USERHUB_SESSION_MAX_SECONDS",
+        int,
+        30 * 24 * 60 * 60,
+        "A browser session ends this long after its log-in, however active (default 30 days).",
+    ),
+    Setting(
+        "USERHUB_LAST_USED_INTERVAL_SECONDS",
+        "USERHUB_LAST_USED_INTERVAL_SECONDS",
+        int,
+        5 * 60,
+        'How often a session\'s "last seen" and an API key\'s "last used" are written '
+        "(default 5 min): at most once per interval, so reads stay reads. Idle sessions end "
+        "within this much of their idle lifetime.",
+    ),
+    Setting(
+        "USERHUB_SECURITY_LOG_RETENTION_DAYS",
+        "USERHUB_SECURITY_LOG_RETENTION_DAYS",
+        int,
+        365,
+        "How long the security log keeps an event (default 1 year); older ones are pruned.",
+    ),
+    Setting(
         "USERHUB_SHUTDOWN_TIMEOUT",
         "USERHUB_SHUTDOWN_TIMEOUT",
         int,
@@ -452,9 +482,14 @@ def _finish_mail(config: dict[str, Any], instance_path: str, production: bool) -
         "USERHUB_EMAIL_LINK_TTL_SECONDS",
         "USERHUB_PASSWORD_RESET_TTL_SECONDS",
         "USERHUB_MAIL_CLAIM_SECONDS",
+        "USERHUB_SESSION_IDLE_SECONDS",
+        "USERHUB_SESSION_MAX_SECONDS",
+        "USERHUB_LAST_USED_INTERVAL_SECONDS",
+        "USERHUB_SECURITY_LOG_RETENTION_DAYS",
     ):
         if config[key] <= 0:
-            raise ConfigError(f"{key} must be a positive number of seconds.")
+            unit = "days" if key.endswith("_DAYS") else "seconds"
+            raise ConfigError(f"{key} must be a positive number of {unit}.")
 
 
 def _check_argon2_floor(config: Mapping[str, Any]) -> None:

@@ -1,22 +1,20 @@
 """Accounts in the browser: register, log in (the form behind the tutorial's ``/test_post``),
 log out (here, or everywhere), account page, change password.
 
-Sessions are signed cookies naming the user and the user's session version; bumping the
-version (a password change, "log out everywhere") ends every session of that user at once,
-server-side, wherever the cookies are."""
+Sessions are rows on the server; the cookie carries only a session's random key
+(``web/sessions.py``), so ending a session ends it wherever its cookie is."""
 
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import flash, make_response, redirect, render_template, session, url_for
+from flask import flash, make_response, redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from ..models import User
 from ..services import users
 from ..services.errors import EmailNotVerified, TooManyFailures, UserError
-from ..web import devices
+from ..web import devices, sessions
 from ..web.errors import retry_headers, service_status
 from ..web.ratelimits import login_limit, register_limit
 from ..web.redirects import is_safe_redirect
@@ -54,15 +52,16 @@ def submit_login_form() -> Response | tuple[str, int]:
     if not form.validate():
         return render_login(form, status=400)
     try:
-        user = devices.log_in(form.username.data, form.password.data)
+        logged_in = devices.log_in(form.username.data, form.password.data)
     except TooManyFailures as exc:
         return waiting(render_login(form, status=429, error=exc.message), exc)
     except EmailNotVerified as exc:
         resend = ResendVerificationForm(username=form.username.data)
         return render_login(form, status=service_status(exc), error=exc.message, resend=resend)
-    if user is None:
+    if logged_in is None:
         return render_login(form, error=str(users.BAD_CREDENTIALS))
-    start_session(user)
+    user = logged_in.user
+    sessions.log_in(user, known_device=logged_in.known_device)
     target = form.next.data
     if is_safe_redirect(target):
         return redirect(target)
@@ -76,15 +75,8 @@ def waiting(page: tuple[str, int], refusal: TooManyFailures) -> Response:
     return response
 
 
-def start_session(user: User) -> None:
-    """A new session: nothing from before carries over (no session fixation)."""
-    session.clear()
-    login_user(user)
-
-
 def end_session(message: str) -> Response:
-    logout_user()
-    session.clear()
+    sessions.log_out()
     flash(message, "info")
     return redirect(url_for("tutorial.index"))
 
@@ -190,7 +182,7 @@ def change_password() -> Response | tuple[str, int]:
     except UserError as exc:
         show_user_errors(form, exc)
         return render_template("change_password.html", form=form), service_status(exc)
-    start_session(user)
+    sessions.log_in(user)
     flash(
         _("Password changed. Your other sessions and API tokens have been logged out."), "success"
     )

@@ -14,14 +14,17 @@ from __future__ import annotations
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from ..models import User
-from . import email_links, outbox
+from ..models import User, utc_iso, utcnow
+from . import email_links, origin, outbox
+
+if TYPE_CHECKING:
+    from ..models import ApiToken, BrowserSession
 
 SUBJECTS = {
     "verify-email": _l("Confirm your e-mail address"),
@@ -31,6 +34,7 @@ SUBJECTS = {
     "email-removed": _l("Your e-mail address was removed"),
     "password-changed": _l("Your password was changed"),
     "account-locked": _l("Someone is trying to log in to your account"),
+    "new-device": _l("A new log-in to your account"),
 }
 
 
@@ -77,10 +81,18 @@ def _send(kind: str, to: str, user: User, **context: Any) -> None:
     outbox.enqueue(compose(kind, to, user=user, **context), kind=kind)
 
 
-def _link(endpoint: str, user: User, purpose: str, *, email: str | None = None) -> str:
+def _link(
+    endpoint: str,
+    user: User,
+    purpose: str,
+    *,
+    email: str | None = None,
+    target_id: int | None = None,
+) -> str:
     """A new link of ``purpose`` for ``user`` (``email_links.make``), as the address of the
     page ``endpoint`` that uses it."""
-    return public_link(endpoint, token=email_links.make(user, purpose, email=email))
+    token = email_links.make(user, purpose, email=email, target_id=target_id)
+    return public_link(endpoint, token=token)
 
 
 def verify_email(user: User) -> None:
@@ -133,3 +145,29 @@ def account_locked(user: User) -> None:
             link=_link("email.unlock", user, email_links.UNLOCK),
             forgot_link=public_link("email.forgot_password"),
         )
+
+
+def new_device(
+    user: User, *, session: BrowserSession | None = None, token: ApiToken | None = None
+) -> None:
+    """A log-in from a device the account has not used: when, from where, with what, and a
+    link that ends that session (or revokes that token) without logging in."""
+    if user.email is None:
+        return
+    if session is not None:
+        end = _link("email.end_session", user, email_links.END_SESSION, target_id=session.id)
+    else:
+        assert token is not None
+        end = _link("email.end_session", user, email_links.END_TOKEN, target_id=token.id)
+    where = origin.current()
+    _send(
+        "new-device",
+        user.email,
+        user,
+        when=utc_iso(utcnow()).replace("T", " ").removesuffix("Z")[:16] + " UTC",
+        ip=where.ip or "?",
+        browser=where.user_agent or "?",
+        via="browser" if session is not None else "api",
+        end_link=end,
+        forgot_link=public_link("email.forgot_password"),
+    )

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from .. import transactions
 from ..extensions import db
-from ..models import User
-from . import account_mail, email_links, login_limits
+from ..models import EmailLink, User
+from . import account_mail, email_links, login_limits, security_log
 from .account_rules import normalise_email, password_problems, raise_if_any
 from .errors import EmailTaken, InvalidLink, NoAddress
 from .passwords import passwords
@@ -91,6 +91,7 @@ def reset_password(token: str, password: str) -> User:
         end_sessions_and_tokens(user)
         email_links.drop(user, email_links.RESET, email_links.UNLOCK)
         account_mail.password_changed(user)
+        security_log.record(security_log.PASSWORD_RESET, user.id)
         return user
 
     user = commit_account_change(apply)
@@ -133,6 +134,7 @@ def confirm_email_change(token: str) -> User:
             raise EmailTaken()
         user.set_address(link.email, verified=True)
         email_links.drop(user, email_links.VERIFY)
+        security_log.record(security_log.EMAIL_CHANGED, user.id)
         return user
 
     return commit_account_change(apply)
@@ -153,6 +155,7 @@ def undo_email_change(token: str) -> User:
         email_links.drop(user, email_links.CHANGE, email_links.VERIFY)
         end_sessions_and_tokens(user)
         account_mail.reset_password(user)
+        security_log.record(security_log.EMAIL_CHANGED, user.id, undone=True)
         return user
 
     return commit_account_change(apply)
@@ -161,7 +164,13 @@ def undo_email_change(token: str) -> User:
 def unlock(token: str) -> User:
     """The owner's way past strangers' failed log-ins: the account's shared bucket is emptied
     (the web layer also makes this browser a known device of the account)."""
-    link = transactions.committed(lambda: email_links.spend(email_links.UNLOCK, token))
+
+    def spend() -> EmailLink:
+        link = email_links.spend(email_links.UNLOCK, token)
+        security_log.record(security_log.ACCOUNT_UNLOCKED, link.user_id)
+        return link
+
+    link = transactions.committed(spend)
     user = _user_of(link.user_id)
     login_limits.unlock(user.username_key)
     return user

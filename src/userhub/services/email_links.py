@@ -26,6 +26,8 @@ RESET = "reset-password"
 CHANGE = "change-email"
 UNDO = "undo-email-change"
 UNLOCK = "unlock"
+END_SESSION = "end-session"  # from the new-device mail: ends that browser session
+END_TOKEN = "end-token"  # noqa: S105 (a purpose) from the new-device mail: revokes that log-in token
 LINK_BYTES = 32
 MAX_TOKEN_LENGTH = 100  # a real one is 43 characters; anything longer is not worth hashing
 UNDO_LIFETIME = timedelta(days=7)  # the old address may read its mail late
@@ -36,6 +38,8 @@ def lifetime(purpose: str) -> timedelta:
     config = current_app.config
     if purpose == UNDO:
         return UNDO_LIFETIME
+    if purpose in (END_SESSION, END_TOKEN):
+        return UNDO_LIFETIME  # as long as the mail may sit unread
     if purpose in (RESET, UNLOCK):
         return timedelta(seconds=config["USERHUB_PASSWORD_RESET_TTL_SECONDS"])
     return timedelta(seconds=config["USERHUB_EMAIL_LINK_TTL_SECONDS"])
@@ -46,12 +50,16 @@ def password_stamp(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()
 
 
-def make(user: User, purpose: str, *, email: str | None = None) -> str:
+def make(
+    user: User, purpose: str, *, email: str | None = None, target_id: int | None = None
+) -> str:
     """A new link's token, its row added to the current transaction (the caller commits).
-    Earlier unspent links of the same purpose for the user are dropped: only the newest works."""
+    Earlier unspent links of the same purpose for the user are dropped: only the newest works
+    (except links that each end their own session or token, ``target_id``)."""
     now = utcnow()
     token = secrets.token_urlsafe(LINK_BYTES)
-    drop(user, purpose)
+    if target_id is None:
+        drop(user, purpose)
     db.session.add(
         EmailLink(
             user_id=user.id,
@@ -59,6 +67,7 @@ def make(user: User, purpose: str, *, email: str | None = None) -> str:
             token_hash=token_hash(token),
             email=email,
             password_stamp=password_stamp(user) if purpose == RESET else None,
+            target_id=target_id,
             created_at=now,
             expires_at=now + lifetime(purpose),
         )

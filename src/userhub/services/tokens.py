@@ -2,11 +2,14 @@
 
 A token is ``uh_`` followed by 32 random bytes in URL-safe base64 (256 bits). The prefix lets
 secret scanners and people recognise a leaked userhub token; the database never holds the token
-itself, so a copy of the database grants nothing.
+itself, so a copy of the database grants nothing. Personal API keys (``api_keys.py``) are
+tokens too, with a name and scopes: this module finds both, and writes when each was last used
+(at most once per ``USERHUB_LAST_USED_INTERVAL_SECONDS``, so an API read stays a read).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from collections.abc import Callable
@@ -15,12 +18,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import ColumnElement, bindparam, delete, select, update
 from sqlalchemy.orm import joinedload
 
 from .. import transactions
 from ..extensions import db
 from ..models import ApiToken, utcnow
+from . import log_ins, security_log
 
 if TYPE_CHECKING:
     from ..models import User
@@ -49,24 +53,35 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def issue(user: User, *, before_commit: Callable[[IssuedToken], None] | None = None) -> IssuedToken:
-    """A new token for ``user``, committed. The user's expired tokens are swept at the same
-    time, so the table does not grow without bound. ``before_commit`` is called with the token
-    inside the transaction, so what it writes commits with it (the API's idempotency record)."""
+def new_secret() -> str:
+    """A new token or API key: the prefix and 256 random bits."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def issue(
+    user: User,
+    *,
+    known_device: bool = True,
+    before_commit: Callable[[IssuedToken], None] | None = None,
+) -> IssuedToken:
+    """A new log-in token for ``user``, committed with its ``logged-in`` event (and the
+    new-device mail unless ``known_device``: ``log_ins.logged_in``). The user's expired tokens
+    are swept at the same time, so the table does not grow without bound. ``before_commit`` is
+    called with the token inside the transaction, so what it writes commits with it (the API's
+    idempotency record)."""
     now = utcnow()
-    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    token = new_secret()
     issued = IssuedToken(
         token=token,
         expires_at=now + timedelta(seconds=current_app.config["USERHUB_TOKEN_TTL_SECONDS"]),
     )
 
     def insert() -> IssuedToken:
-        db.session.execute(
-            delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at <= now)
-        )
-        db.session.add(
-            ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=issued.expires_at)
-        )
+        sweep_expired(user)
+        row = ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=issued.expires_at)
+        db.session.add(row)
+        db.session.flush()  # its id, for the event
+        log_ins.logged_in(user, method="password", known_device=known_device, token=row)
         if before_commit is not None:
             before_commit(issued)
         return issued
@@ -74,25 +89,73 @@ def issue(user: User, *, before_commit: Callable[[IssuedToken], None] | None = N
     return transactions.committed(insert)
 
 
+def sweep_expired(user: User) -> None:
+    """Delete ``user``'s expired tokens and keys (the caller commits). Found first, then deleted
+    by primary key: a DELETE by ``user_id`` that finds nothing locks InnoDB's gap."""
+    ids = db.session.scalars(
+        select(ApiToken.id).where(ApiToken.user_id == user.id, ApiToken.expires_at <= utcnow())
+    ).all()
+    if ids:
+        delete_rows(ApiToken.id.in_(ids))
+
+
 def find(token: str) -> ApiToken | None:
-    """The live (unexpired) token row for this token, with its user loaded."""
+    """The live (unexpired) token row for this token, with its user loaded; when it was last
+    used is written if that is older than the interval."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    return db.session.scalar(FIND_LIVE_TOKEN, {"token_hash": token_hash(token), "now": utcnow()})
+    now = utcnow()
+    row: ApiToken | None = db.session.scalar(
+        FIND_LIVE_TOKEN, {"token_hash": token_hash(token), "now": now}
+    )
+    if row is not None:
+        interval = timedelta(seconds=current_app.config["USERHUB_LAST_USED_INTERVAL_SECONDS"])
+        if row.last_used_at is None or row.last_used_at <= now - interval:
+            _touch(row.id, now, now - interval)
+            row.last_used_at = now
+    return row
+
+
+def _touch(token_id: int, now: datetime, stale: datetime) -> None:
+    """Write "last used", once per interval whoever else tries at the same moment."""
+    statement = (
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at <= stale),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    with contextlib.suppress(transactions.RowVanished):
+        transactions.committed(lambda: db.session.execute(statement))
 
 
 def revoke(api_token: ApiToken) -> None:
-    """Revoke one token, committed. A statement, not ``session.delete``: a token already gone
-    (a password change on another node revoked it) is revoked all the same."""
-    token_id = api_token.id
-    transactions.committed(
-        lambda: db.session.execute(delete(ApiToken).where(ApiToken.id == token_id))
-    )
+    """Revoke the log-in token a client logs out with, committed, with its ``logged-out``
+    event. A statement, not ``session.delete``: a token already gone (a password change on
+    another node revoked it) is revoked all the same."""
+    token_id, user_id = api_token.id, api_token.user_id
+
+    def delete_it() -> None:
+        if delete_rows(ApiToken.id == token_id):
+            security_log.record(security_log.LOGGED_OUT, user_id, api_key_id=token_id)
+
+    transactions.committed(delete_it)
 
 
 def revoke_all(user: User, *, keep: ApiToken | None = None) -> None:
-    """Revoke every token of ``user`` but ``keep``. The caller commits."""
-    statement = delete(ApiToken).where(ApiToken.user_id == user.id)
-    if keep is not None:
-        statement = statement.where(ApiToken.id != keep.id)
-    db.session.execute(statement)
+    """Revoke every token and API key of ``user`` but ``keep`` (the caller commits): a thief's
+    key dies with the password they stole."""
+    ids = db.session.scalars(select(ApiToken.id).where(ApiToken.user_id == user.id)).all()
+    doomed = [token_id for token_id in ids if keep is None or token_id != keep.id]
+    if doomed:
+        delete_rows(ApiToken.id.in_(doomed))
+
+
+def delete_rows(condition: ColumnElement[bool]) -> int:
+    """Delete the tokens that match; how many there were (the caller commits)."""
+    result = db.session.execute(
+        delete(ApiToken).where(condition).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

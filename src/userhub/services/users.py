@@ -7,7 +7,6 @@ decide duplicates (no check-then-insert race). It knows nothing of HTTP.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -23,7 +22,7 @@ from ..models import (
     ApiToken,
     User,
 )
-from . import account_mail, login_limits, tokens
+from . import account_mail, login_limits, security_log, sessions, tokens
 from .account_rules import (
     check_new_account,
     password_problems,
@@ -79,6 +78,7 @@ def register_user(
         db.session.flush()  # the id, for the verification link and the idempotency record
         if user.email is not None:
             account_mail.verify_email(user)
+        security_log.record(security_log.REGISTERED, user.id)
         if before_commit is not None:
             before_commit(user)
         return user
@@ -115,6 +115,7 @@ def update_user(
     device: str | None = None,
     by_admin: User | None = None,
     keep_token: ApiToken | None = None,
+    keep_session: int | None = None,
 ) -> User:
     """Apply ``changes`` (``display_name``, ``email``, ``password``, and ``is_admin`` for an
     admin) in one commit: every field is valid and written, or nothing is.
@@ -122,10 +123,11 @@ def update_user(
     The owner changes a password only with ``current_password``, checked as a log-in is
     (``check_password``, for this client's ``device``): a wrong one counts as a failed log-in,
     and over the limit TooManyFailures is raised before it is checked. An admin
-    (``by_admin``) does not need it. A new password ends the user's sessions and revokes every
-    token but ``keep_token`` (the one the request came with), so a thief holding an old one is
-    locked out. An admin cannot take away their own admin rights (that could leave nobody to
-    manage users).
+    (``by_admin``) does not need it. A new password ends the user's sessions but
+    ``keep_session`` and revokes every token and key but ``keep_token`` (the ones the request
+    came with), so a thief holding an old one is locked out. An admin cannot take away their
+    own admin rights (that could leave nobody to manage users). Each change is in the security
+    log; an admin's names the admin.
     """
     errors: dict[str, list[str]] = {}
     values = profile_fields(changes, errors)
@@ -158,17 +160,24 @@ def update_user(
             for field, value in values.items():
                 setattr(user, field, value)
             if email_given:
-                _change_email(user, new_email, by_admin=by_admin is not None)
+                _change_email(user, new_email, by_admin=by_admin)
             if new_hash is not None:
                 user.password_hash = new_hash
-                end_sessions_and_tokens(user, keep_token=keep_token)
+                end_sessions_and_tokens(user, keep_token=keep_token, keep_session=keep_session)
                 account_mail.password_changed(user)
+                security_log.record(security_log.PASSWORD_CHANGED, user.id, actor_id=actor)
+            if by_admin is not None and values:
+                security_log.record(
+                    security_log.ACCOUNT_UPDATED, user.id, actor_id=actor, fields=sorted(values)
+                )
         return user
+
+    actor = by_admin.id if by_admin is not None else None
 
     return commit_account_change(apply)
 
 
-def _change_email(user: User, new_email: str | None, *, by_admin: bool) -> None:
+def _change_email(user: User, new_email: str | None, *, by_admin: User | None) -> None:
     """A new address, as ``update_user`` applies it (inside its transaction):
 
     * the owner replacing an address: the new one is only ``pending_email`` until the link
@@ -180,11 +189,13 @@ def _change_email(user: User, new_email: str | None, *, by_admin: bool) -> None:
     * the current address again: a pending change is cancelled.
     """
     old_email = user.email
+    actor = by_admin.id if by_admin is not None else None
     if new_email == old_email:
         user.pending_email = None
         return
     if new_email is None:
         user.set_address(None, verified=False)
+        security_log.record(security_log.EMAIL_CHANGED, user.id, actor_id=actor, removed=True)
         if old_email is not None:
             account_mail.email_removed(user, old_email)
         return
@@ -192,6 +203,7 @@ def _change_email(user: User, new_email: str | None, *, by_admin: bool) -> None:
         raise EmailTaken()
     if old_email is None or by_admin:
         user.set_address(new_email, verified=False)
+        security_log.record(security_log.EMAIL_CHANGED, user.id, actor_id=actor)
         account_mail.verify_email(user)
         return
     user.pending_email = new_email
@@ -216,18 +228,23 @@ def make_admin(user: User) -> bool:
     return True
 
 
-def end_sessions_and_tokens(user: User, *, keep_token: ApiToken | None = None) -> None:
-    """End every browser session of ``user`` (a new session version) and revoke its tokens
-    except ``keep_token``. The caller commits."""
-    user.session_version += 1
+def end_sessions_and_tokens(
+    user: User, *, keep_token: ApiToken | None = None, keep_session: int | None = None
+) -> None:
+    """End every browser session of ``user`` but ``keep_session`` and revoke its tokens and
+    keys but ``keep_token``. The caller commits."""
+    sessions.end_all(user, keep=keep_session)
     tokens.revoke_all(user, keep=keep_token)
 
 
 def log_out_everywhere(user: User) -> None:
-    """End every browser session and API token of ``user``, and commit (nothing to end if the
-    account was deleted meanwhile)."""
-    with contextlib.suppress(transactions.RowVanished):
-        transactions.committed(lambda: end_sessions_and_tokens(user))
+    """End every browser session, API token and key of ``user``, and commit."""
+
+    def end_all() -> None:
+        end_sessions_and_tokens(user)
+        security_log.record(security_log.LOGGED_OUT_EVERYWHERE, user.id)
+
+    transactions.committed(end_all)
 
 
 def delete_user(user: User, *, by_admin: User) -> None:
@@ -236,8 +253,15 @@ def delete_user(user: User, *, by_admin: User) -> None:
         raise OwnAccount()
     # A statement, not ``session.delete``: deleted meanwhile (on another node) is done all the
     # same. The database's ON DELETE CASCADE takes the tokens.
-    user_id = user.id
-    transactions.committed(lambda: db.session.execute(delete(User).where(User.id == user_id)))
+    user_id, username = user.id, user.username
+
+    def delete_it() -> None:
+        if db.session.execute(delete(User).where(User.id == user_id)).rowcount:  # type: ignore[attr-defined]
+            security_log.record(
+                security_log.ACCOUNT_DELETED, user_id, actor_id=by_admin.id, username=username
+            )
+
+    transactions.committed(delete_it)
 
 
 MAX_ID = 2**63 - 1  # BIGINT's range; SQLite cannot even look up a larger integer
@@ -307,14 +331,19 @@ def check_password(
     ``device``: a device this account knows (its own bucket), or None. A hash made with
     outdated parameters is replaced."""
     passed = login_limits.attempt(account_key, device, lambda: _password_matches(user, password))
-    if (
-        not passed
-        and user is not None
-        and device is None
-        and login_limits.newly_locked(account_key)
-    ):
-        transactions.committed(lambda: account_mail.account_locked(user))
+    if not passed and user is not None:
+        locked = device is None and login_limits.newly_locked(account_key)
+        transactions.committed(lambda: _failed(user, locked=locked))
     return passed
+
+
+def _failed(user: User, *, locked: bool) -> None:
+    """A wrong password for ``user``: in the log; and the owner told when it locked strangers
+    out."""
+    security_log.record(security_log.LOGIN_FAILED, user.id)
+    if locked:
+        security_log.record(security_log.ACCOUNT_LOCKED, user.id)
+        account_mail.account_locked(user)
 
 
 def _password_matches(user: User | None, password: str) -> bool:
@@ -330,14 +359,3 @@ def _password_matches(user: User | None, password: str) -> bool:
         except transactions.RowVanished:
             return False  # the account was deleted while its owner logged in
     return True
-
-
-def load_session_user(session_id: str) -> User | None:
-    """The user a session cookie names, if that session is still valid (see ``User.get_id``)."""
-    user_id, _, version = session_id.partition(":")
-    if not (user_id.isdigit() and version.isdigit()):
-        return None
-    user = db.session.get(User, int(user_id))
-    if user is None or user.session_version != int(version):
-        return None
-    return user

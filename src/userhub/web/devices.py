@@ -12,7 +12,8 @@ not the names (the cookie is signed, not encrypted); the latest ``MAX_ACCOUNTS``
 A client whose cookie is valid and names the account counts its failures in its own bucket;
 any other client (no cookie, a forged, tampered or expired one, one naming only other
 accounts) counts in the account's shared bucket of untrusted clients. Every log-in route and
-every password asked for again take the device from here, so they all count alike.
+every password asked for again take the device from here, so they all count alike. The same
+cookie decides whether a log-in comes from a new device, which mails the owner.
 """
 
 from __future__ import annotations
@@ -46,13 +47,24 @@ class Device:
     accounts: tuple[str, ...]  # account hashes, the latest log-in first
 
 
-def log_in(username: str, password: str) -> User | None:
+@dataclass(frozen=True)
+class LoggedIn:
+    """A right password: the account, and whether this client is a device it knows (else the
+    owner is mailed about the new device, ``services/log_ins.py``)."""
+
+    user: User
+    known_device: bool
+
+
+def log_in(username: str, password: str) -> LoggedIn | None:
     """``users.authenticate``, counted in this client's bucket for the account; a success
     (re)sets the device cookie on the response, naming the account first."""
-    user = users.authenticate(username, password, device=device_for(username_key(username)))
-    if user is not None:
-        remember(user.username_key)
-    return user
+    device = device_for(username_key(username))
+    user = users.authenticate(username, password, device=device)
+    if user is None:
+        return None
+    remember(user.username_key)
+    return LoggedIn(user, known_device=device is not None)
 
 
 def device_for(account_key: str) -> str | None:

@@ -79,6 +79,11 @@ PROBLEM_TYPES = {
         ProblemType("bad-credentials", 401, _l("The username or the password is wrong.")),
         ProblemType("forbidden", 403, _l("The caller may not do this.")),
         ProblemType(
+            "insufficient-scope",
+            403,
+            _l("The API key's scopes do not cover this call (a read key cannot write)."),
+        ),
+        ProblemType(
             "email-not-verified",
             403,
             _l("Log-in needs a verified e-mail address here; follow the mailed link first."),

@@ -1,5 +1,8 @@
-"""Browser sessions: Flask's signed cookie, with Flask-Login on top; a session is valid while
-its user's session version is (see ``User.get_id``).
+"""Browser sessions: a row per log-in (``services/sessions.py``), whose random key is all
+Flask's signed cookie carries (Flask-Login's user id, ``User.get_id``); the session is valid
+while its row is, so log-out, ending it from another device, "log out everywhere" and a new
+password end it server-side, wherever copies of the cookie are. ``log_in`` and ``log_out`` are
+the one way pages and the API start and end one.
 
 Two things Flask and Flask-Login do on every request are trimmed here, because most requests
 (the tutorial's JSON routes, the API with a token) never look at the session:
@@ -24,16 +27,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Request, Response, g
+from flask import Flask, Request, Response, g, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_babel import lazy_gettext as _l
-from flask_login import user_unauthorized
+from flask_login import login_user, logout_user, user_unauthorized
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import db, login_manager
-from ..models import User
-from ..services.users import load_session_user
+from ..models import BrowserSession, User
+from ..services import sessions
 from .private_answers import for_user, keep_out_of_caches
 from .problems import wants_problem_json
 
@@ -73,23 +76,51 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     # Flask-Login's "basic" protection hashes the client's address and browser on every
     # request only to mark a session "not fresh", and userhub never asks for freshness.
-    # Sessions end server-side instead (the session version).
+    # Sessions end server-side instead (their rows).
     login_manager.session_protection = None
 
 
+def log_in(user: User, *, known_device: bool = True) -> BrowserSession:
+    """Start a new session for ``user`` in this browser: a new row and a new cookie, nothing
+    from before carried over (no session fixation)."""
+    row = sessions.start(user, known_device=known_device)
+    session.clear()
+    login_user(user)
+    g.browser_session = row
+    return row
+
+
+def log_out() -> None:
+    """End this browser's session, server-side, and clear its cookie."""
+    row = current_session()
+    if row is not None:
+        sessions.log_out(row)
+    logout_user()
+    session.clear()
+    g.browser_session = None
+
+
+def current_session() -> BrowserSession | None:
+    """This browser's session row, once ``current_user`` has been loaded from it."""
+    row: BrowserSession | None = g.get("browser_session")
+    return row
+
+
 @login_manager.user_loader
-def _load_user(session_id: str) -> User | None:
+def _load_user(key: str) -> User | None:
     try:
-        user = load_session_user(session_id)
+        row = sessions.find(key)
     except OperationalError as exc:
         if wants_problem_json():
             raise
         db.session.rollback()  # a later query fails as an outage (503), not as a pending rollback
         g.session_user_error = exc  # the page goes on as a visitor's, unless it needs the user
         return None
-    if user is not None:
-        for_user(user.id)
-    return user
+    if row is None:
+        return None
+    g.browser_session = row
+    for_user(row.user_id)
+    return row.user
 
 
 @user_unauthorized.connect

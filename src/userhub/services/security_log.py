@@ -1,0 +1,159 @@
+"""The security log: what happened to each account, stored, for its owner and the admins to
+read (``/account/activity``, ``GET /api/v1/users/me/events``, ``GET /api/v1/events``).
+
+An event is added in the transaction of what it tells (``record``), so the log holds exactly
+what was committed; a failed log-in, which commits nothing else, is committed on its own
+(``record_now``). Each event has its time, the client's address and browser summary, the session
+or API key the request came with (``origin.py``), and, when an administrator acted on someone
+else's account, the administrator's id (``actor_id``). Never a password, token, key or link:
+``details`` holds only the names the code passes (a method, a key's name, the fields changed).
+
+Rows are never updated. Events older than ``USERHUB_SECURITY_LOG_RETENTION_DAYS`` are pruned
+by the housekeeping of every ``userhub serve`` worker (``housekeeping.py``), or by
+``flask --app userhub prune``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import ColumnElement, and_, delete, func, select, true
+
+from .. import transactions
+from ..extensions import db
+from ..models import DETAILS_MAX_LENGTH, SecurityEvent, utcnow
+from . import origin
+
+REGISTERED = "registered"
+LOGGED_IN = "logged-in"
+LOGIN_FAILED = "login-failed"  # a wrong password for an account that exists
+LOGGED_OUT = "logged-out"
+SESSION_ENDED = "session-ended"  # another session of the account (or an admin ended one)
+LOGGED_OUT_EVERYWHERE = "logged-out-everywhere"
+PASSWORD_CHANGED = "password-changed"  # noqa: S105 (an event type, as are those below)
+PASSWORD_RESET = "password-reset"  # noqa: S105
+EMAIL_CHANGED = "email-changed"
+API_KEY_CREATED = "api-key-created"
+API_KEY_REVOKED = "api-key-revoked"
+ACCOUNT_LOCKED = "account-locked"
+ACCOUNT_UNLOCKED = "account-unlocked"
+ACCOUNT_UPDATED = "account-updated"  # an admin changed the profile or the admin flag
+ACCOUNT_DELETED = "account-deleted"  # by an admin
+
+TYPES = (
+    REGISTERED,
+    LOGGED_IN,
+    LOGIN_FAILED,
+    LOGGED_OUT,
+    SESSION_ENDED,
+    LOGGED_OUT_EVERYWHERE,
+    PASSWORD_CHANGED,
+    PASSWORD_RESET,
+    EMAIL_CHANGED,
+    API_KEY_CREATED,
+    API_KEY_REVOKED,
+    ACCOUNT_LOCKED,
+    ACCOUNT_UNLOCKED,
+    ACCOUNT_UPDATED,
+    ACCOUNT_DELETED,
+)
+PRUNE_BATCH = 1000  # rows per DELETE: short transactions, even on a Galera cluster
+
+
+def record(
+    kind: str,
+    user_id: int,
+    *,
+    actor_id: int | None = None,
+    session_id: int | None = None,
+    api_key_id: int | None = None,
+    **details: Any,
+) -> None:
+    """Add an event to the current transaction (the caller commits). ``actor_id``: who acted,
+    when not the account's owner. ``session_id`` and ``api_key_id`` default to the request's."""
+    assert kind in TYPES, kind
+    where = origin.current()
+    text = json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None
+    db.session.add(
+        SecurityEvent(
+            user_id=user_id,
+            type=kind,
+            created_at=utcnow(),
+            actor_id=actor_id if actor_id != user_id else None,
+            ip=where.ip,
+            user_agent=where.user_agent,
+            session_id=session_id if session_id is not None else where.session_id,
+            api_key_id=api_key_id if api_key_id is not None else where.api_key_id,
+            details=text[:DETAILS_MAX_LENGTH] if text else None,
+        )
+    )
+
+
+def record_now(kind: str, user_id: int, **fields: Any) -> None:
+    """``record`` in a transaction of its own, committed."""
+    transactions.committed(lambda: record(kind, user_id, **fields))
+
+
+def has_logged_in(user_id: int) -> bool:
+    """Whether the account has logged in before (a first log-in is no new device)."""
+    found = db.session.scalar(
+        select(SecurityEvent.id)
+        .where(SecurityEvent.user_id == user_id, SecurityEvent.type == LOGGED_IN)
+        .limit(1)
+    )
+    return found is not None
+
+
+def details_of(event: SecurityEvent) -> dict[str, Any]:
+    return json.loads(event.details) if event.details else {}
+
+
+def page(
+    number: int,
+    per_page: int,
+    *,
+    user_id: int | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+) -> tuple[list[SecurityEvent], int]:
+    """One page of events, newest first, and how many match."""
+    condition: ColumnElement[bool] = true()
+    if user_id is not None:
+        condition = and_(condition, SecurityEvent.user_id == user_id)
+    if kind is not None:
+        condition = and_(condition, SecurityEvent.type == kind)
+    if since is not None:
+        condition = and_(condition, SecurityEvent.created_at >= since)
+    total = db.session.scalar(select(func.count()).select_from(SecurityEvent).where(condition))
+    rows = db.session.scalars(
+        select(SecurityEvent)
+        .where(condition)
+        .order_by(SecurityEvent.created_at.desc(), SecurityEvent.id.desc())
+        .offset((number - 1) * per_page)
+        .limit(per_page)
+    )
+    return list(rows), total or 0
+
+
+def prune() -> int:
+    """Forget events older than the retention; how many went."""
+    days = current_app.config["USERHUB_SECURITY_LOG_RETENTION_DAYS"]
+    cutoff = utcnow() - timedelta(days=days)
+    gone = 0
+    while True:
+        ids = db.session.scalars(
+            select(SecurityEvent.id).where(SecurityEvent.created_at < cutoff).limit(PRUNE_BATCH)
+        ).all()
+        if not ids:
+            db.session.rollback()
+            return gone
+        statement = (
+            delete(SecurityEvent)
+            .where(SecurityEvent.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+        transactions.committed(lambda: db.session.execute(statement))  # noqa: B023 (run now)
+        gone += len(ids)
