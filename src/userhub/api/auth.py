@@ -23,6 +23,7 @@ from ..models import ApiToken, User
 from ..services import api_keys, tokens
 from ..web.private_answers import for_user
 from ..web.problems import Problem, problem_response
+from ..web.sessions import after_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN = "admin"
@@ -68,6 +69,9 @@ def _verify(token: str) -> User | None:
         if api_token is None:
             return None
         g.api_token = api_token
+        if tokens.stale(api_token):
+            token_id = api_token.id
+            after_response(lambda: tokens.touch(token_id))
         for_user(api_token.user_id)
         if not api_keys.allows(api_token.scope_set, request.method):
             raise Problem(403, str(READ_ONLY_KEY), kind="insufficient-scope")

@@ -5,19 +5,23 @@ another device, "log out everywhere", a new password.
 
 A session lives ``USERHUB_SESSION_IDLE_SECONDS`` past its last use and never more than
 ``USERHUB_SESSION_MAX_SECONDS`` after its log-in. "Last seen" is written at most once per
-``USERHUB_LAST_USED_INTERVAL_SECONDS`` (a conditional UPDATE: two requests at once, on two
-nodes, write it once), so a logged-in page view is a read. Rows past either lifetime are
+``USERHUB_LAST_USED_INTERVAL_SECONDS`` (``touch``, which the web layer runs after the
+response: a conditional UPDATE, so two requests at once, on two nodes, write it once), so a
+logged-in page view is a read. Rows past either lifetime are
 pruned by the workers' housekeeping (``housekeeping.py``) or ``flask --app userhub prune``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from .. import transactions
@@ -25,6 +29,8 @@ from ..extensions import db
 from ..models import BrowserSession, User, utcnow
 from . import log_ins, origin, security_log
 from .tokens import token_hash
+
+log = logging.getLogger("userhub")
 
 KEY_BYTES = 32
 MAX_KEY_LENGTH = 100  # a real key is 43 characters
@@ -44,6 +50,19 @@ FIND_SESSION = (
 )
 
 
+@dataclass(frozen=True)
+class Current:
+    """What a request keeps of the session it came with: ids, which stay readable after a
+    commit expires the row (or another request deletes it)."""
+
+    id: int
+    user_id: int
+
+    @classmethod
+    def of(cls, row: BrowserSession) -> Current:
+        return cls(row.id, row.user_id)
+
+
 def _idle() -> timedelta:
     return timedelta(seconds=current_app.config["USERHUB_SESSION_IDLE_SECONDS"])
 
@@ -54,7 +73,7 @@ def _interval() -> timedelta:
 
 def start(user: User, *, method: str = PASSWORD, known_device: bool = True) -> BrowserSession:
     """A new session for ``user``, committed with its ``logged-in`` event (and the new-device
-    mail, ``log_ins.logged_in``). Sets ``user.session_key``, the cookie's value."""
+    mail, ``log_ins.logged_in``). Binds ``user`` to the new key, the cookie's value."""
     now = utcnow()
     key = secrets.token_urlsafe(KEY_BYTES)
     where = origin.current()
@@ -76,38 +95,45 @@ def start(user: User, *, method: str = PASSWORD, known_device: bool = True) -> B
         return row
 
     transactions.committed(insert)
-    user.session_key = key
+    user.bind_session(key)
     return row
 
 
 def find(key: str) -> BrowserSession | None:
-    """The live session behind a cookie's key, with its user (``user.session_key`` set); its
-    "last seen" written if it is older than the interval."""
+    """The live session behind a cookie's key, with its user (bound to the key). A read only:
+    ``stale`` says whether "last seen" is due."""
     if not key or len(key) > MAX_KEY_LENGTH:
         return None
     now = utcnow()
     row: BrowserSession | None = db.session.scalar(
         FIND_SESSION, {"key_hash": token_hash(key), "now": now, "idle_since": now - _idle()}
     )
-    if row is None:
-        return None
-    if row.last_seen_at <= now - _interval():
-        _touch(row.id, now)
-        row.last_seen_at = now
-    row.user.session_key = key
+    if row is not None:
+        row.user.bind_session(key)
     return row
 
 
-def _touch(session_id: int, now: datetime) -> None:
-    """Write "last seen", once per interval whoever else tries at the same moment."""
+def stale(row: BrowserSession) -> bool:
+    """Whether the session's "last seen" is older than the interval (``touch`` it)."""
+    return row.last_seen_at <= utcnow() - _interval()
+
+
+def touch(session_id: int) -> None:
+    """Write "last seen", once per interval however many requests try at the same moment;
+    committed. Bookkeeping: a failure is logged, never an error of the request."""
+    now = utcnow()
     statement = (
         update(BrowserSession)
         .where(BrowserSession.id == session_id, BrowserSession.last_seen_at <= now - _interval())
         .values(last_seen_at=now)
         .execution_options(synchronize_session=False)
     )
-    with contextlib.suppress(transactions.RowVanished):
-        transactions.committed(lambda: db.session.execute(statement))
+    try:
+        with contextlib.suppress(transactions.RowVanished):
+            transactions.committed(lambda: db.session.execute(statement))
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("could not write when session %s was last seen", session_id, exc_info=True)
 
 
 def listed(user: User) -> list[BrowserSession]:
@@ -125,12 +151,12 @@ def listed(user: User) -> list[BrowserSession]:
     return list(rows)
 
 
-def log_out(row: BrowserSession) -> None:
-    """This browser logs out: its session ends, committed."""
+def log_out(current: Current) -> None:
+    """This browser logs out: its session ends, committed (if it had not ended already)."""
 
     def end() -> None:
-        if _delete(BrowserSession.id == row.id):
-            security_log.record(security_log.LOGGED_OUT, row.user_id, session_id=row.id)
+        if _delete(BrowserSession.id == current.id):
+            security_log.record(security_log.LOGGED_OUT, current.user_id, session_id=current.id)
 
     transactions.committed(end)
 

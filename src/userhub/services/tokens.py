@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from .. import transactions
@@ -28,6 +30,8 @@ from . import log_ins, security_log
 
 if TYPE_CHECKING:
     from ..models import User
+
+log = logging.getLogger("userhub")
 
 TOKEN_PREFIX = "uh_"  # noqa: S105 (a public prefix, not a secret)
 TOKEN_BYTES = 32
@@ -78,7 +82,12 @@ def issue(
 
     def insert() -> IssuedToken:
         sweep_expired(user)
-        row = ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=issued.expires_at)
+        row = ApiToken(
+            user_id=user.id,
+            token_hash=token_hash(token),
+            expires_at=issued.expires_at,
+            last_used_at=now,  # the log-in is its first use
+        )
         db.session.add(row)
         db.session.flush()  # its id, for the event
         log_ins.logged_in(user, method="password", known_device=known_device, token=row)
@@ -100,35 +109,42 @@ def sweep_expired(user: User) -> None:
 
 
 def find(token: str) -> ApiToken | None:
-    """The live (unexpired) token row for this token, with its user loaded; when it was last
-    used is written if that is older than the interval."""
+    """The live (unexpired) token row for this token, with its user loaded. A read only:
+    ``stale`` says whether "last used" is due."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    now = utcnow()
-    row: ApiToken | None = db.session.scalar(
-        FIND_LIVE_TOKEN, {"token_hash": token_hash(token), "now": now}
-    )
-    if row is not None:
-        interval = timedelta(seconds=current_app.config["USERHUB_LAST_USED_INTERVAL_SECONDS"])
-        if row.last_used_at is None or row.last_used_at <= now - interval:
-            _touch(row.id, now, now - interval)
-            row.last_used_at = now
-    return row
+    return db.session.scalar(FIND_LIVE_TOKEN, {"token_hash": token_hash(token), "now": utcnow()})
 
 
-def _touch(token_id: int, now: datetime, stale: datetime) -> None:
-    """Write "last used", once per interval whoever else tries at the same moment."""
+def _stale_before() -> datetime:
+    interval = current_app.config["USERHUB_LAST_USED_INTERVAL_SECONDS"]
+    return utcnow() - timedelta(seconds=interval)
+
+
+def stale(row: ApiToken) -> bool:
+    """Whether the token's "last used" is older than the interval (``touch`` it)."""
+    return row.last_used_at is None or row.last_used_at <= _stale_before()
+
+
+def touch(token_id: int) -> None:
+    """Write "last used", once per interval however many requests try at the same moment;
+    committed. Bookkeeping: a failure is logged, never an error of the request."""
+    before = _stale_before()
     statement = (
         update(ApiToken)
         .where(
             ApiToken.id == token_id,
-            (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at <= stale),
+            (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at <= before),
         )
-        .values(last_used_at=now)
+        .values(last_used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    with contextlib.suppress(transactions.RowVanished):
-        transactions.committed(lambda: db.session.execute(statement))
+    try:
+        with contextlib.suppress(transactions.RowVanished):
+            transactions.committed(lambda: db.session.execute(statement))
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("could not write when token %s was last used", token_id, exc_info=True)
 
 
 def revoke(api_token: ApiToken) -> None:

@@ -25,9 +25,10 @@ outage is a 503 too, never a 401.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Request, Response, g, session
+from flask import Flask, Request, Response, after_this_request, g, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user, user_unauthorized
@@ -35,7 +36,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import db, login_manager
-from ..models import BrowserSession, User
+from ..models import User
 from ..services import sessions
 from .private_answers import for_user, keep_out_of_caches
 from .problems import wants_problem_json
@@ -80,14 +81,14 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = None
 
 
-def log_in(user: User, *, known_device: bool = True) -> BrowserSession:
+def log_in(user: User, *, known_device: bool = True) -> sessions.Current:
     """Start a new session for ``user`` in this browser: a new row and a new cookie, nothing
     from before carried over (no session fixation)."""
-    row = sessions.start(user, known_device=known_device)
+    current = sessions.Current.of(sessions.start(user, known_device=known_device))
     session.clear()
     login_user(user)
-    g.browser_session = row
-    return row
+    g.browser_session = current
+    return current
 
 
 def log_out() -> None:
@@ -100,10 +101,10 @@ def log_out() -> None:
     g.browser_session = None
 
 
-def current_session() -> BrowserSession | None:
-    """This browser's session row, once ``current_user`` has been loaded from it."""
-    row: BrowserSession | None = g.get("browser_session")
-    return row
+def current_session() -> sessions.Current | None:
+    """This browser's session (its id and user's), once ``current_user`` has been loaded."""
+    current: sessions.Current | None = g.get("browser_session")
+    return current
 
 
 @login_manager.user_loader
@@ -118,9 +119,22 @@ def _load_user(key: str) -> User | None:
         return None
     if row is None:
         return None
-    g.browser_session = row
+    g.browser_session = sessions.Current.of(row)
+    if sessions.stale(row):
+        session_id = row.id
+        after_response(lambda: sessions.touch(session_id))
     for_user(row.user_id)
     return row.user
+
+
+def after_response(bookkeeping: Callable[[], None]) -> None:
+    """Run ``bookkeeping`` once the view is done (its own transaction), so that what the view
+    reads is not expired by its commit: "last seen", "last used"."""
+
+    @after_this_request
+    def run(response: Response) -> Response:
+        bookkeeping()
+        return response
 
 
 @user_unauthorized.connect

@@ -19,7 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("user") as batch:
+    # SQLite drops a column by copying the table: it must stay AUTOINCREMENT (a deleted
+    # account's id is never given to another).
+    with op.batch_alter_table("user", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("session_version")
     with op.batch_alter_table("api_token") as batch:
         batch.add_column(sa.Column("name", sa.String(100), nullable=True))
@@ -80,7 +82,7 @@ def downgrade() -> None:
         batch.drop_column("prefix")
         batch.drop_column("scopes")
         batch.drop_column("name")
-    with op.batch_alter_table("user") as batch:
+    with op.batch_alter_table("user", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.add_column(
             sa.Column("session_version", sa.Integer, nullable=False, server_default=sa.text("1"))
         )
