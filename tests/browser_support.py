@@ -91,6 +91,7 @@ CHINESE = {
     "Send a new link": "发送新链接",
     "Confirm your new e-mail address": "确认你的新电子邮件地址",
     "This was not me": "这不是我",
+    "End the session": "结束会话",
     "Unlock your account": "解锁你的账户",
     "Change e-mail address": "修改电子邮件地址",
     "New e-mail address": "新电子邮件地址",

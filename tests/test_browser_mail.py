@@ -373,6 +373,18 @@ def show_unlock(page: Page, strict: MailServer, language: str) -> None:
     expect(heading(page)).to_have_text(text(language, "Unlock your account"))
 
 
+def show_end_session(page: Page, server: MailServer, language: str) -> None:
+    """A log-in from a browser the account has not used (after a first one through the API,
+    which mails nothing) mails its owner a link that ends that session: the link's page."""
+    username, address = server.account(language)
+    server.token(username)
+    log_in(page, server.base, language, username, PASSWORD)
+    page.goto(link_in(server.next_mail(address), "/email/end-session"))
+    expect(page.get_by_role("main").get_by_role("button")).to_have_text(
+        text(language, "End the session")
+    )
+
+
 def show_login_unverified(page: Page, strict: MailServer, language: str) -> None:
     username, _ = strict.account(language)
     log_in(page, strict.base, language, username, PASSWORD)
@@ -408,6 +420,7 @@ PAGES: dict[str, tuple[str, ShowPage]] = {
     "confirm-change": ("server", show_confirm_change),
     "undo-change": ("server", show_undo_change),
     "unlock": ("strict", show_unlock),
+    "end-session": ("server", show_end_session),
     "login-unverified": ("strict", show_login_unverified),
     "account-address-pending": ("server", show_account_pending),
     "account-email-pending": ("server", show_account_email_pending),

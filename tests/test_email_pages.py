@@ -142,7 +142,15 @@ def test_the_verify_link_confirms_only_when_its_button_is_pressed(
 
 @pytest.mark.parametrize(
     "path",
-    ["/email/verify", "/password/reset", "/email/change/confirm", "/email/change/undo", "/unlock"],
+    [
+        "/email/verify",
+        "/password/reset",
+        "/email/change/confirm",
+        "/email/change/undo",
+        "/unlock",
+        "/email/end-session",
+        "/email/end-token",
+    ],
 )
 @pytest.mark.parametrize("token", ["", "not-a-token", "x" * 500])
 def test_a_wrong_token_shows_the_link_error_page(

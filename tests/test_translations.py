@@ -53,6 +53,7 @@ ALLOWED_ENGLISH = {
     # names on /problems: RFC 9457, its "type" member, the Idempotency-Key header, CSRF, ASCII,
     # the Host and X-Forwarded-Host headers
     *["RFC", "type", "Idempotency", "Key", "CSRF", "ASCII", "Host", "Forwarded"],
+    "UTC",  # the time zone of the times in mail ("2026-12-07 09:14 UTC")
     *[
         "GET",
         "POST",
@@ -304,6 +305,14 @@ ADDRESS = "lisi@example.com"
 NEW_ADDRESS = "new@example.com"
 
 
+def stranger(mailbox: Mailbox) -> FlaskClient:
+    """A client the account has not seen, that names no browser (a summary is in English:
+    "Firefox 133 on Windows")."""
+    client = mailbox.app.test_client()
+    client.environ_base["HTTP_USER_AGENT"] = ""
+    return client
+
+
 def mail_pages_in_chinese(mailbox: Mailbox) -> Iterator[tuple[str, str]]:
     """The pages of account e-mail, in Chinese: the forgotten password, the pages mailed links
     open (each with the link as the SMTP server received it), the account's address."""
@@ -336,6 +345,15 @@ def mail_pages_in_chinese(mailbox: Mailbox) -> Iterator[tuple[str, str]]:
 
     auth.login("李四")
     token = {"csrf_token": auth.token("/account")}
+    new_device = stranger(mailbox)  # logs in: its session's link, mailed
+    AuthActions(new_device).login("李四")
+    end = link_to(mailbox.only(ADDRESS), "/email/end-session")
+    yield "end-session page", chinese_page(client, end)
+    ended = {"method": "POST", "data": token, "follow_redirects": True}
+    yield "session ended", chinese_page(client, end, **ended)
+    yield "end-session link used", chinese_page(client, end)
+    stranger(mailbox).post("/api/v1/tokens", json={"username": "李四", "password": PASSWORD})
+    yield "end-token page", chinese_page(client, link_to(mailbox.only(ADDRESS), "/email/end-token"))
     yield "account, address not confirmed", chinese_page(client, "/account")
     yield "/account/email", chinese_page(client, "/account/email")
     no_address = {"method": "POST", "data": {"email": "", **token}}
@@ -393,6 +411,27 @@ def test_the_mail_is_in_the_readers_language(mailbox: Mailbox) -> None:
         assert mail["Subject"] in {"确认你的电子邮件地址", "重置你的密码"}
         for part in (text_of(mail), html_of(mail)):
             assert english_words(part, name="张三") == set(), (mail["Subject"], part)
+
+
+def test_the_new_device_mail_is_in_the_readers_language(mailbox: Mailbox) -> None:
+    """Both new-device mails (a browser's log-in and the API's) to a Chinese reader."""
+    owner = AuthActions(mailbox.app.test_client())
+    owner.register(email=ADDRESS)
+    mailbox.new_mail()
+    owner.login()  # the first log-in: no mail
+    browser = stranger(mailbox)
+    data = {"username": "张三", "password": PASSWORD, "csrf_token": AuthActions(browser).token()}
+    assert browser.post("/test_post", data=data, headers=CHINESE).status_code == 302
+    stranger(mailbox).post(
+        "/api/v1/tokens", json={"username": "张三", "password": PASSWORD}, headers=CHINESE
+    )
+    for received in mailbox.new_mail(2):
+        mail = received.message
+        assert mail["Content-Language"] == "zh-CN"
+        assert mail["Subject"] == "你的账户有一次新的登录"
+        for part in (text_of(mail), html_of(mail)):
+            assert "未知浏览器" in part
+            assert english_words(part, name="张三") == set(), part
 
 
 @pytest.mark.parametrize("status", [400, 403, 404, 405, 413, 429, 500, 503])

@@ -47,6 +47,12 @@ def utc_iso(value: datetime) -> str:
     return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
+def utc_minute(value: datetime) -> str:
+    """A stored (naive UTC) time as a person reads it in a mail or on a page, to the minute:
+    ``2026-12-07 09:14 UTC`` (the reader's time zone is not known)."""
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
 class User(db.Model):  # type: ignore[name-defined,misc]
     """An account. The table keeps the tutorial's name and columns ``id`` and ``username``."""
 

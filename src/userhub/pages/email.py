@@ -10,6 +10,8 @@ the link, so a mail scanner that fetches every link uses none up. The work is th
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 from apiflask import APIBlueprint
 from flask import flash, redirect, render_template, request, url_for
@@ -17,7 +19,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
-from ..models import User
+from ..models import EmailLink, User
 from ..services import email_flows, email_links
 from ..services.errors import LinkError, ServiceError, UserError
 from ..web import devices
@@ -27,15 +29,18 @@ from .auth import rejected_fields, show_user_errors
 from .forms import ButtonForm, ForgotPasswordForm, ResendVerificationForm, ResetPasswordForm
 
 bp = APIBlueprint("email", __name__, enable_openapi=False)
+Redeemed = TypeVar("Redeemed")
 
 
 def _link_page(
     purpose: str,
     template: str,
-    redeem: Callable[[str], User],
-    done: Callable[[User], Response],
+    redeem: Callable[[str], Redeemed],
+    done: Callable[[Redeemed], Response],
+    describe: Callable[[EmailLink], dict[str, Any]] | None = None,
 ) -> Response | tuple[str, int]:
-    """GET: the page with its button (or why the link cannot be used); POST: use the link."""
+    """GET: the page with its button (or why the link cannot be used); POST: use the link.
+    ``describe``: more for the page to show, from the link."""
     token = request.args.get("token", "")
     form = ButtonForm()
     try:
@@ -44,16 +49,23 @@ def _link_page(
         link = email_links.peek(purpose, token)
     except ServiceError as exc:  # a dead link, or an address another account took meanwhile
         return link_error(purpose, exc)
-    page = render_template(template, form=form, token=token, email=link.email)
+    more = describe(link) if describe else {}
+    page = render_template(template, form=form, token=token, email=link.email, **more)
     return page, 400 if form.errors else 200
 
 
 def link_error(purpose: str, exc: ServiceError) -> tuple[str, int]:
-    """Why a mailed link cannot be used, and where to get a new one of its kind: the account
-    page mails a new confirmation link; the forgotten-password form any other (a reset link
-    gets its owner in as well)."""
-    from_account = purpose in (email_links.VERIFY, email_links.CHANGE)
-    page = render_template("email/link_error.html", error=exc.message, from_account=from_account)
+    """Why a mailed link cannot be used, and the way to what it did: the account page mails a
+    new confirmation link; a new-device link's log-in is ended from the account's sessions (or
+    by a new password); the forgotten-password form gives any other (a reset link gets its
+    owner in as well)."""
+    if purpose in (email_links.VERIFY, email_links.CHANGE):
+        way = "account"
+    elif purpose in (email_links.END_SESSION, email_links.END_TOKEN):
+        way = "sessions"
+    else:
+        way = "reset"
+    page = render_template("email/link_error.html", error=exc.message, way=way)
     return page, service_status(exc)
 
 
@@ -121,6 +133,42 @@ def _unlocked(user: User) -> Response:
 def unlock() -> Response | tuple[str, int]:
     """The link in the mail sent when strangers' wrong passwords locked the account."""
     return _link_page(email_links.UNLOCK, "email/unlock.html", email_flows.unlock, _unlocked)
+
+
+def _end_log_in(purpose: str) -> Response | tuple[str, int]:
+    """A new-device mail's link: its page tells of the log-in; its button ends it."""
+    return _link_page(
+        purpose,
+        "email/end_log_in.html",
+        partial(email_flows.end_by_link, purpose),
+        partial(_log_in_ended, purpose),
+        lambda link: {"log_in": email_flows.log_in_of(link)},
+    )
+
+
+def _log_in_ended(purpose: str, ended: bool) -> Response:
+    """Said on the forgotten-password form: the next step, if the log-in was not the owner's."""
+    if purpose == email_links.END_SESSION:
+        done = _("That session is ended: its browser is logged out.")
+        before = _("That session had ended already.")
+    else:
+        done = _("That token is revoked: it no longer works.")
+        before = _("That token had stopped working already.")
+    flash(done if ended else before, "success")
+    flash(_("If that log-in was not yours, someone knows your password: choose a new one."), "info")
+    return redirect(url_for("email.forgot_password"))
+
+
+@bp.route("/email/end-session", methods=["GET", "POST"])
+def end_session() -> Response | tuple[str, int]:
+    """The link in the new-device mail of a browser's log-in."""
+    return _end_log_in(email_links.END_SESSION)
+
+
+@bp.route("/email/end-token", methods=["GET", "POST"])
+def end_token() -> Response | tuple[str, int]:
+    """The link in the new-device mail of a log-in through the API."""
+    return _end_log_in(email_links.END_TOKEN)
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])

@@ -11,6 +11,7 @@ host is not the public one.
 
 from __future__ import annotations
 
+import re
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -20,7 +21,7 @@ from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from ..models import User, utc_iso, utcnow
+from ..models import User, utc_minute, utcnow
 from . import email_links, origin, outbox
 
 if TYPE_CHECKING:
@@ -158,16 +159,26 @@ def new_device(
         end = _link("email.end_session", user, email_links.END_SESSION, target_id=session.id)
     else:
         assert token is not None
-        end = _link("email.end_session", user, email_links.END_TOKEN, target_id=token.id)
+        end = _link("email.end_token", user, email_links.END_TOKEN, target_id=token.id)
     where = origin.current()
     _send(
         "new-device",
         user.email,
         user,
-        when=utc_iso(utcnow()).replace("T", " ").removesuffix("Z")[:16] + " UTC",
-        ip=where.ip or "?",
-        browser=where.user_agent or "?",
+        when=utc_minute(utcnow()),
+        ip=where.ip,
+        browser=_inert(where.user_agent),
         via="browser" if session is not None else "api",
         end_link=end,
         forgot_link=public_link("email.forgot_password"),
     )
+
+
+def _inert(client_text: str | None) -> str | None:
+    """Words a client chose (its browser summary), as a mail may show them: letters, digits,
+    spaces and brackets only. A browser summary has no more, but a made-up ``User-Agent`` can
+    put ``http://…`` in it, which mail readers would make a link of, in a mail about security."""
+    if not client_text:
+        return None
+    words = " ".join(re.sub(r"[^\w ()+-]+", " ", client_text).split())
+    return words or None

@@ -1,5 +1,6 @@
 """What a mailed link does, and the requests that mail one: verify an address, reset a
-forgotten password, confirm or undo a change of address, unlock an account.
+forgotten password, confirm or undo a change of address, unlock an account, end the log-in a
+new-device mail told of.
 
 Each redeeming function spends its link (``email_links.spend``) in the transaction of what it
 does, so a link works once, and the effect and the spending commit together.
@@ -10,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
 
 from .. import transactions
 from ..extensions import db
-from ..models import EmailLink, User
-from . import account_mail, email_links, login_limits, security_log
+from ..models import ApiToken, BrowserSession, EmailLink, User, utc_minute
+from . import account_mail, email_links, login_limits, security_log, sessions, tokens
 from .account_rules import normalise_email, password_problems, raise_if_any
 from .errors import EmailTaken, InvalidLink, NoAddress
 from .passwords import passwords
@@ -174,6 +177,69 @@ def unlock(token: str) -> User:
     user = _user_of(link.user_id)
     login_limits.unlock(user.username_key)
     return user
+
+
+@dataclass(frozen=True)
+class NewDeviceLogIn:
+    """The log-in a new-device mail's link ends, as the link's page tells it."""
+
+    browser: bool  # a browser session; else a log-in token of the API
+    live: bool  # its session or token still works
+    at: datetime | None  # None once its event has left the security log
+    ip: str | None = None
+    user_agent: str | None = None  # the browser summary
+
+    @property
+    def when(self) -> str | None:
+        return utc_minute(self.at) if self.at else None
+
+
+def log_in_of(link: EmailLink) -> NewDeviceLogIn:
+    """What a new-device link (``END_SESSION`` or ``END_TOKEN``) would end: the session or
+    token of a log-in, when, where from and with what it logged in, and whether it still
+    works."""
+    assert link.target_id is not None
+    row = _target(link)
+    if isinstance(row, BrowserSession):
+        live = sessions.is_live(row)
+    else:
+        live = row is not None and tokens.is_live(row)
+    browser = link.purpose == email_links.END_SESSION
+    target = {"session_id" if browser else "api_key_id": link.target_id}
+    event = security_log.log_in_event(link.user_id, until=link.created_at, **target)
+    if event is None:
+        return NewDeviceLogIn(browser, live, None)
+    return NewDeviceLogIn(browser, live, event.created_at, event.ip, event.user_agent)
+
+
+def end_by_link(purpose: str, token: str) -> bool:
+    """The new-device mail's "this was not me": the session (``END_SESSION``) or log-in token
+    (``END_TOKEN``) of that log-in ends at once, with its event, without a log-in; the link is
+    spent with it. False if it had ended already (logged out, expired): the link is spent all
+    the same."""
+    assert purpose in (email_links.END_SESSION, email_links.END_TOKEN), purpose
+
+    def apply() -> bool:
+        row = _target(email_links.spend(purpose, token))
+        if isinstance(row, BrowserSession):
+            return sessions.end_one(row.user_id, row.id, via="new-device-mail")
+        return row is not None and tokens.end_one(row.user_id, row.id, via="new-device-mail")
+
+    return transactions.committed(apply)
+
+
+def _target(link: EmailLink) -> BrowserSession | ApiToken | None:
+    """The session or token a new-device link was made for, while the account has it: by id,
+    and made no later than the link (SQLite gives a new row the id of a deleted highest one,
+    and a later log-in is not the one the mail told of)."""
+    row: BrowserSession | ApiToken | None
+    if link.purpose == email_links.END_SESSION:
+        row = db.session.get(BrowserSession, link.target_id)
+    else:
+        row = db.session.get(ApiToken, link.target_id)
+    if row is None or row.user_id != link.user_id or row.created_at > link.created_at:
+        return None
+    return row
 
 
 def _user_of(user_id: int) -> User:

@@ -38,6 +38,7 @@ PASSWORD_RESET = "password-reset"  # noqa: S105
 EMAIL_CHANGED = "email-changed"
 API_KEY_CREATED = "api-key-created"
 API_KEY_REVOKED = "api-key-revoked"
+TOKEN_REVOKED = "token-revoked"  # noqa: S105 (a log-in token ended from the new-device mail)
 ACCOUNT_LOCKED = "account-locked"
 ACCOUNT_UNLOCKED = "account-unlocked"
 ACCOUNT_UPDATED = "account-updated"  # an admin changed the profile or the admin flag
@@ -55,6 +56,7 @@ TYPES = (
     EMAIL_CHANGED,
     API_KEY_CREATED,
     API_KEY_REVOKED,
+    TOKEN_REVOKED,
     ACCOUNT_LOCKED,
     ACCOUNT_UNLOCKED,
     ACCOUNT_UPDATED,
@@ -105,6 +107,33 @@ def has_logged_in(user_id: int) -> bool:
         .limit(1)
     )
     return found is not None
+
+
+def log_in_event(
+    user_id: int,
+    *,
+    until: datetime,
+    session_id: int | None = None,
+    api_key_id: int | None = None,
+) -> SecurityEvent | None:
+    """The ``logged-in`` event of a session or of a log-in token (the newest ``until``: SQLite
+    may give a later one the same id), unless it has been pruned since."""
+    if session_id is not None:
+        which = SecurityEvent.session_id == session_id
+    else:
+        which = SecurityEvent.api_key_id == api_key_id
+    event: SecurityEvent | None = db.session.scalar(
+        select(SecurityEvent)
+        .where(
+            SecurityEvent.user_id == user_id,
+            SecurityEvent.type == LOGGED_IN,
+            which,
+            SecurityEvent.created_at <= until,
+        )
+        .order_by(SecurityEvent.id.desc())
+        .limit(1)
+    )
+    return event
 
 
 def details_of(event: SecurityEvent) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, or_, select, update
@@ -151,6 +152,12 @@ def listed(user: User) -> list[BrowserSession]:
     return list(rows)
 
 
+def is_live(row: BrowserSession) -> bool:
+    """Whether a session (found, so not ended) is within both its lifetimes."""
+    now = utcnow()
+    return row.expires_at > now and row.last_seen_at > now - _idle()
+
+
 def log_out(current: Current) -> None:
     """This browser logs out: its session ends, committed (if it had not ended already)."""
 
@@ -164,19 +171,23 @@ def log_out(current: Current) -> None:
 def end(user: User, session_id: int, *, by: User | None = None) -> bool:
     """End one of ``user``'s sessions (from another of theirs, or an admin ``by``),
     committed; False if there was no such live session."""
+    actor_id = by.id if by else None
+    return transactions.committed(lambda: end_one(user.id, session_id, actor_id=actor_id))
 
-    def end_it() -> bool:
-        if not _delete(BrowserSession.id == session_id, BrowserSession.user_id == user.id):
-            return False
-        security_log.record(
-            security_log.SESSION_ENDED,
-            user.id,
-            actor_id=by.id if by else None,
-            ended_session_id=session_id,
-        )
-        return True
 
-    return transactions.committed(end_it)
+def end_one(user_id: int, session_id: int, *, actor_id: int | None = None, **details: Any) -> bool:
+    """End one of the account's sessions, with its ``session-ended`` event (and ``details``),
+    in the caller's transaction; False if there was no such session."""
+    if not _delete(BrowserSession.id == session_id, BrowserSession.user_id == user_id):
+        return False
+    security_log.record(
+        security_log.SESSION_ENDED,
+        user_id,
+        actor_id=actor_id,
+        ended_session_id=session_id,
+        **details,
+    )
+    return True
 
 
 def end_all(user: User, *, keep: int | None = None) -> None:

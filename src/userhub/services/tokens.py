@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
@@ -158,6 +158,21 @@ def revoke(api_token: ApiToken) -> None:
             security_log.record(security_log.LOGGED_OUT, user_id, api_key_id=token_id)
 
     transactions.committed(delete_it)
+
+
+def end_one(user_id: int, token_id: int, **details: Any) -> bool:
+    """Revoke one of the account's log-in tokens from elsewhere (the new-device mail's link),
+    with its ``token-revoked`` event (and ``details``), in the caller's transaction; False if it
+    was gone already."""
+    if not delete_rows((ApiToken.id == token_id) & (ApiToken.user_id == user_id)):
+        return False
+    security_log.record(security_log.TOKEN_REVOKED, user_id, revoked_token_id=token_id, **details)
+    return True
+
+
+def is_live(row: ApiToken) -> bool:
+    """Whether a token (found, so not revoked) still works."""
+    return row.expires_at > utcnow()
 
 
 def revoke_all(user: User, *, keep: ApiToken | None = None) -> None:
