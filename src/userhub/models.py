@@ -166,7 +166,12 @@ class BrowserSession(db.Model):  # type: ignore[name-defined,misc]
     the row logs that browser out wherever its cookie is (``services/sessions.py``)."""
 
     __tablename__ = "user_session"
-    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+    # AUTOINCREMENT: SQLite never gives an ended session's id to another (the log names them).
+    __table_args__ = {
+        "mysql_engine": "InnoDB",
+        "mysql_charset": "utf8mb4",
+        "sqlite_autoincrement": True,
+    }
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)

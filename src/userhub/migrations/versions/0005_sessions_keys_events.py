@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("key_hash", name="uq_user_session_key_hash"),
         mysql_engine="InnoDB",
         mysql_charset="utf8mb4",
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_user_session_user_id", "user_session", ["user_id"])
     op.create_index("ix_user_session_expires_at", "user_session", ["expires_at"])
