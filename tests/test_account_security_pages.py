@@ -293,7 +293,9 @@ def create_key(client: FlaskClient, name: str, *scopes: str, lifetime: str = "30
         client, KEYS, KEYS, name=name, scopes=list(scopes or ["write"]), lifetime=lifetime
     )
     assert response.status_code == 201, response.get_data(as_text=True)[-2000:]
-    found = re.search(r'id="secret" class="secret" type="text" value="([^"]+)"', response.text)
+    found = re.search(
+        r'<textarea id="secret" class="secret"[^>]*>([^<]+)</textarea>', response.text
+    )
     assert found, "the answer shows no key"
     return found.group(1)
 
@@ -306,7 +308,7 @@ def test_a_new_key_is_shown_once_and_works_as_its_scopes_say(
     response = post(client, KEYS, KEYS, name="backup script", scopes=["read"], lifetime="90")
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
-    secret = re.search(r'value="(uh_[^"]+)"', response.text)
+    secret = re.search(r">(uh_[^<]+)</textarea>", response.text)
     assert secret is not None
     key = secret.group(1)
     assert "shown only this once" in response.text
