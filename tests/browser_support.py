@@ -95,6 +95,20 @@ CHINESE = {
     "Unlock your account": "解锁你的账户",
     "Change e-mail address": "修改电子邮件地址",
     "New e-mail address": "新电子邮件地址",
+    "Your sessions": "你的会话",
+    "This device": "本设备",
+    "End": "结束",
+    "The session was ended: that browser is logged out.": "会话已结束：那个浏览器已退出登录。",
+    "Account activity": "账户动态",
+    "Logged in": "已登录",
+    "Failed log-in: wrong password": "登录失败：密码错误",
+    "API keys": "API 密钥",
+    "Name": "名称",
+    "Make the key": "创建密钥",
+    "Your new API key": "你的新 API 密钥",
+    "Give the key a name, e.g. the script or service that will use it.": (
+        "请给密钥起个名字，例如将使用它的脚本或服务。"
+    ),
 }
 
 

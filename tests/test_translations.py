@@ -53,7 +53,8 @@ ALLOWED_ENGLISH = {
     # names on /problems: RFC 9457, its "type" member, the Idempotency-Key header, CSRF, ASCII,
     # the Host and X-Forwarded-Host headers
     *["RFC", "type", "Idempotency", "Key", "CSRF", "ASCII", "Host", "Forwarded"],
-    "UTC",  # the time zone of the times in mail ("2026-12-07 09:14 UTC")
+    # an address's kind, and the zone every time is shown in (the security pages)
+    *["IP", "UTC"],
     *[
         "GET",
         "POST",
@@ -376,6 +377,59 @@ def test_every_mail_page_a_chinese_reader_reaches_is_in_chinese(mailbox: Mailbox
         name: words
         for name, html in mail_pages_in_chinese(mailbox)
         if (words := english_words(html, name="李四"))
+    }
+    assert leftovers == {}
+
+
+def security_pages_in_chinese(app: Flask) -> Iterator[tuple[str, str]]:
+    """The account's sessions, activity and API keys, in Chinese, through each of their
+    buttons (another browser of the account to end; a key made, refused and revoked)."""
+    client = app.test_client()
+    auth = AuthActions(client)
+    auth.register()
+    auth.login(password="wrong password")
+    auth.login()
+    AuthActions(app.test_client()).login()
+    yield "account with security links", chinese_page(client, "/account")
+    sessions = chinese_page(client, "/account/sessions")
+    yield "two sessions", sessions
+    token = {"csrf_token": csrf_token(sessions)}
+    press = {"method": "POST", "data": token, "follow_redirects": True}
+    mine = re.search(r'id="session-(\d+)">[^<]*<span class="tag tag-ok">', sessions)
+    assert mine is not None, "no session is marked as this browser's"
+    this = f"/account/sessions/{mine.group(1)}/end"
+    [other] = [path for path in re.findall(r'action="([^"]+/end)"', sessions) if path != this]
+    yield "the other session ended", chinese_page(client, other, **press)
+    yield "no other sessions", chinese_page(client, "/account/sessions/end-others", **press)
+    yield "/account/api-keys", chinese_page(client, "/account/api-keys")
+    key = {"name": "备份", "scopes": ["read", "write"], "lifetime": "90", **token}
+    yield "key made", chinese_page(client, "/account/api-keys", method="POST", data=key)
+    nameless = {**key, "name": ""}
+    yield (
+        "key without a name",
+        chinese_page(client, "/account/api-keys", method="POST", data=nameless),
+    )
+    no_scope = {**key, "scopes": []}
+    yield (
+        "key without a scope",
+        chinese_page(client, "/account/api-keys", method="POST", data=no_scope),
+    )
+    keys = chinese_page(client, "/account/api-keys")
+    yield "one key", keys
+    [revoke] = re.findall(r'action="(/account/api-keys/\d+/revoke)"', keys)
+    yield "key revoked", chinese_page(client, revoke, **press)
+    yield "key already revoked", chinese_page(client, revoke, **press)
+    yield "/account/activity", chinese_page(client, "/account/activity")
+    yield "this session ended from the list", chinese_page(client, this, **press)
+
+
+def test_every_security_page_a_chinese_reader_reaches_is_in_chinese(app: Flask) -> None:
+    """The scope names a refusal quotes (``read``, ``write``, ``admin``) are what the API takes;
+    the key's secret and prefix hold an underscore, which ``english_words`` skips."""
+    leftovers = {
+        name: words
+        for name, html in security_pages_in_chinese(app)
+        if (words := english_words(html, name="张三 read write admin"))
     }
     assert leftovers == {}
 

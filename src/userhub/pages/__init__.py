@@ -1,13 +1,20 @@
-"""The HTML pages: the tutorial's routes, accounts in the browser (and their e-mail address),
-mailed links, the problem types."""
+"""The HTML pages: the tutorial's routes, accounts in the browser (their e-mail address, their
+sessions, security log and API keys), mailed links, the problem types."""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from . import account_email, auth, email, problems, tutorial
+from . import account_email, account_security, auth, email, problems, tutorial
 
-BLUEPRINTS = (tutorial.bp, auth.bp, account_email.bp, email.bp, problems.bp)
+BLUEPRINTS = (
+    tutorial.bp,
+    auth.bp,
+    account_email.bp,
+    account_security.bp,
+    email.bp,
+    problems.bp,
+)
 
 
 def init_app(app: Flask) -> None:

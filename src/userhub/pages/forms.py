@@ -12,10 +12,20 @@ from flask import request
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms import (
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..models import EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
+from ..models import API_KEY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
+from ..services import api_keys
 from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 
@@ -160,3 +170,39 @@ class ResendVerificationForm(TextForm):
 
 class LogoutForm(TextForm):
     """A button only: logging out is a POST, so another site cannot log a user out."""
+
+
+class ApiKeyForm(TextForm):
+    """A new personal API key. Every scope is a choice here, so the service's own words refuse
+    ``admin`` for a user who is no administrator (the page shows that box only to them)."""
+
+    name = StringField(
+        _l("Name"),
+        validators=[
+            DataRequired(_l("Give the key a name, e.g. the script or service that will use it.")),
+            Length(max=API_KEY_NAME_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+        description=_l("What will use the key, so you can tell your keys apart."),
+    )
+    scopes = SelectMultipleField(
+        _l("Scopes"),
+        choices=[
+            SelectChoice(api_keys.READ, _l("read: GET calls only")),
+            SelectChoice(api_keys.WRITE, _l("write: every call of your account, reading too")),
+            SelectChoice(api_keys.ADMIN, _l("admin: the administrators' operations too")),
+        ],
+        default=[api_keys.READ],
+        validate_choice=False,  # the service names what is wrong
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),  # a box each, in the page's own fieldset
+    )
+    lifetime = SelectField(
+        _l("Expires after"),
+        choices=[
+            SelectChoice("30", _l("30 days")),
+            SelectChoice("90", _l("90 days")),
+            SelectChoice("365", _l("365 days")),
+        ],
+        coerce=int,
+        default=90,
+    )

@@ -78,7 +78,6 @@ def record(
     when not the account's owner. ``session_id`` and ``api_key_id`` default to the request's."""
     assert kind in TYPES, kind
     where = origin.current()
-    text = json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None
     db.session.add(
         SecurityEvent(
             user_id=user_id,
@@ -89,9 +88,26 @@ def record(
             user_agent=where.user_agent,
             session_id=session_id if session_id is not None else where.session_id,
             api_key_id=api_key_id if api_key_id is not None else where.api_key_id,
-            details=text[:DETAILS_MAX_LENGTH] if text else None,
+            details=_as_json(details),
         )
     )
+
+
+def _as_json(details: dict[str, Any]) -> str | None:
+    """``details`` as a JSON object that fits its column: the longest value is shortened until
+    it does (a name of escaped characters takes up to six times its length), never the text
+    cut, which would leave JSON that ``details_of`` cannot read."""
+    while details:
+        text = json.dumps(details, ensure_ascii=False, sort_keys=True)
+        if len(text) <= DETAILS_MAX_LENGTH:
+            return text
+        name = max(details, key=lambda key: len(json.dumps(details[key], ensure_ascii=False)))
+        value = details[name]
+        if value is None:
+            return None  # only the names are left, and they do not fit: nothing to keep
+        shorter = value[: len(value) // 2] if isinstance(value, str) and value else None
+        details = {**details, name: shorter}
+    return None
 
 
 def record_now(kind: str, user_id: int, **fields: Any) -> None:

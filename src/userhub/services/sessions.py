@@ -190,8 +190,8 @@ def end_one(user_id: int, session_id: int, *, actor_id: int | None = None, **det
     return True
 
 
-def end_all(user: User, *, keep: int | None = None) -> None:
-    """End every session of ``user`` but ``keep`` (the caller commits).
+def end_all(user: User, *, keep: int | None = None) -> int:
+    """End every session of ``user`` but ``keep`` (the caller commits); how many rows went.
 
     Found by a plain read, then deleted by primary key: an InnoDB DELETE by ``user_id`` that
     finds nothing locks the index's gap, and concurrent log-ins then deadlock."""
@@ -199,8 +199,21 @@ def end_all(user: User, *, keep: int | None = None) -> None:
         select(BrowserSession.id).where(BrowserSession.user_id == user.id)
     ).all()
     doomed = [session_id for session_id in ids if session_id != keep]
-    if doomed:
-        _delete(BrowserSession.id.in_(doomed))
+    return _delete(BrowserSession.id.in_(doomed)) if doomed else 0
+
+
+def end_others(user: User, keep: int) -> int:
+    """End every session of ``user`` but ``keep``, the browser asking ("log out everywhere
+    else"), committed with one ``session-ended`` event that counts them; API tokens stay. How
+    many ended (none: no event)."""
+
+    def end_them() -> int:
+        ended = end_all(user, keep=keep)
+        if ended:
+            security_log.record(security_log.SESSION_ENDED, user.id, ended_sessions=ended)
+        return ended
+
+    return transactions.committed(end_them)
 
 
 def _delete(*conditions: ColumnElement[bool]) -> int:

@@ -1,0 +1,203 @@
+"""The account's security pages: where it is logged in (and ending those sessions), its
+security log, and its personal API keys.
+
+Each view is a call into a service (``services/sessions.py``, ``security_log.py``,
+``api_keys.py``) and a template; what the pages say about an event is worded here
+(``event_words``), in the reader's language. A new key's secret is on the answer to the POST
+that made it and nowhere else: not flashed (the session cookie is signed, not encrypted), not
+on the list, never cached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from babel.lists import format_list
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import LazyString, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from ..models import ApiToken, SecurityEvent, User
+from ..services import api_keys, security_log, sessions
+from ..services.errors import UserError
+from ..web import sessions as browser_sessions
+from ..web.errors import service_status
+from ..web.private_answers import NO_STORE
+from .auth import end_session, rejected_fields
+from .forms import ApiKeyForm
+
+bp = APIBlueprint("account_security", __name__, enable_openapi=False)
+
+EVENTS_PER_PAGE = 20
+LAST_PAGE = 1_000_000  # as the API's lists: far past any log, and an offset every database takes
+DAY_SECONDS = 24 * 3600
+
+# What each event of the log is, for its owner. ``%(name)s``: the key's name, from the event.
+EVENT_WORDS: dict[str, LazyString] = {
+    security_log.REGISTERED: _l("Account created"),
+    security_log.LOGGED_IN: _l("Logged in"),
+    security_log.LOGIN_FAILED: _l("Failed log-in: wrong password"),
+    security_log.LOGGED_OUT: _l("Logged out"),
+    security_log.SESSION_ENDED: _l("Another session was ended"),
+    security_log.LOGGED_OUT_EVERYWHERE: _l("Logged out everywhere, API tokens revoked"),
+    security_log.PASSWORD_CHANGED: _l("Password changed"),
+    security_log.PASSWORD_RESET: _l("Password reset by a mailed link"),
+    security_log.EMAIL_CHANGED: _l("E-mail address changed"),
+    security_log.API_KEY_CREATED: _l("API key created: %(name)s"),
+    security_log.API_KEY_REVOKED: _l("API key revoked: %(name)s"),
+    security_log.ACCOUNT_LOCKED: _l("Account locked after failed log-ins"),
+    security_log.ACCOUNT_UNLOCKED: _l("Account unlocked"),
+    security_log.ACCOUNT_UPDATED: _l("Account details changed"),
+    security_log.ACCOUNT_DELETED: _l("Account deleted"),
+}
+# Events whose details change what they were.
+API_LOG_IN = _l("Logged in to the API (a token was issued)")
+OTHER_SESSIONS_ENDED = _l("Other sessions logged out")
+EMAIL_REMOVED = _l("E-mail address removed")
+METHOD_WORDS = {sessions.PASSWORD: _l("Password")}
+SCOPE_WORDS = {
+    api_keys.READ: _l("read"),
+    api_keys.WRITE: _l("write"),
+    api_keys.ADMIN: _l("admin"),
+}
+
+
+def event_words(event: SecurityEvent) -> str:
+    """The event in a few words of the reader's language (plain text: the page escapes it)."""
+    details = security_log.details_of(event)
+    words = EVENT_WORDS.get(event.type)
+    if event.type == security_log.LOGGED_IN and event.api_key_id is not None:
+        words = API_LOG_IN
+    elif event.type == security_log.SESSION_ENDED and "ended_sessions" in details:
+        words = OTHER_SESSIONS_ENDED
+    elif event.type == security_log.EMAIL_CHANGED and details.get("removed"):
+        words = EMAIL_REMOVED
+    if words is None:
+        return event.type
+    return str(words) % {"name": details.get("name", "")}
+
+
+def browser_words(summary: str | None) -> str:
+    """A browser as the session or event recorded it ("Firefox 133 on Windows"), or words
+    saying it is not known (no header, or one nobody recognises)."""
+    return summary if summary and summary != "Other" else _("Unknown browser")
+
+
+def scope_names(key: ApiToken) -> str:
+    """A key's scopes in the reader's words and list style ("read and write", "只读和读写"), in
+    the order of ``api_keys.SCOPES``."""
+    words = [str(SCOPE_WORDS.get(scope, scope)) for scope in (key.scopes or "").split()]
+    return format_list(words, locale=get_locale())
+
+
+def _render(template: str, **context: Any) -> str:
+    """A security page, with the words it names ways of logging in, scopes and browsers by."""
+    return render_template(
+        template,
+        method_words=METHOD_WORDS,
+        scope_names=scope_names,
+        browser_words=browser_words,
+        **context,
+    )
+
+
+def _user() -> User:
+    user: User = current_user._get_current_object()
+    return user
+
+
+@bp.get("/account/sessions")
+@login_required
+def list_sessions() -> str:
+    """Every live session of the account, this browser's marked."""
+    current = browser_sessions.current_session()
+    return _render(
+        "account_sessions.html",
+        rows=sessions.listed(_user()),
+        current_id=current.id if current is not None else None,
+    )
+
+
+@bp.post("/account/sessions/<int:session_id>/end")
+@login_required
+def end(session_id: int) -> Response:
+    """End one session: another browser's (it is logged out wherever it is), or this one's,
+    which is logging out. Someone else's, or one already gone: nothing happens."""
+    current = browser_sessions.current_session()
+    if current is not None and current.id == session_id:
+        return end_session(_("You have been logged out."))
+    if sessions.end(_user(), session_id):
+        flash(_("The session was ended: that browser is logged out."), "success")
+    else:
+        flash(_("That session had already ended."), "info")
+    return redirect(url_for(".list_sessions"))
+
+
+@bp.post("/account/sessions/end-others")
+@login_required
+def end_others() -> Response:
+    """Log out every other browser of the account; this one stays, and so do API keys."""
+    current = browser_sessions.current_session()
+    assert current is not None  # a logged-in page request came with its session
+    if sessions.end_others(_user(), keep=current.id):
+        flash(_("Your other sessions were logged out."), "success")
+    else:
+        flash(_("You had no other sessions."), "info")
+    return redirect(url_for(".list_sessions"))
+
+
+@bp.get("/account/activity")
+@login_required
+def activity() -> str:
+    """The account's security log, newest first, a page at a time (``?page=``)."""
+    number = request.args.get("page", 1, type=int)
+    if not 1 <= number <= LAST_PAGE:
+        abort(404)
+    events, total = security_log.page(number, EVENTS_PER_PAGE, user_id=_user().id)
+    pages = max(1, -(-total // EVENTS_PER_PAGE))
+    if number > pages:
+        abort(404)
+    lines = [(event, event_words(event)) for event in events]
+    return _render("account_activity.html", lines=lines, number=number, pages=pages)
+
+
+def _keys_page(form: ApiKeyForm, status: int = 200) -> tuple[str, int]:
+    user = _user()
+    return _render("account_api_keys.html", form=form, keys=api_keys.listed(user)), status
+
+
+@bp.route("/account/api-keys", methods=["GET", "POST"])
+@login_required
+def keys() -> Response | tuple[str, int]:
+    """The account's API keys and the form for a new one; a new key's secret is shown on the
+    answer to its POST only (``no-store``)."""
+    form = ApiKeyForm()
+    if not form.is_submitted():
+        return _keys_page(form)
+    if not form.validate():
+        return _keys_page(form, rejected_fields(form))
+    days = form.lifetime.data
+    try:
+        new = api_keys.create(_user(), form.name.data, form.scopes.data, days * DAY_SECONDS)
+    except UserError as exc:
+        for field, messages in exc.errors.items():
+            form["lifetime" if field == "expires_in" else field].errors = list(messages)
+        return _keys_page(form, service_status(exc))
+    response = make_response(_render("account_api_key_created.html", key=new), 201)
+    response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
+@bp.post("/account/api-keys/<int:key_id>/revoke")
+@login_required
+def revoke(key_id: int) -> Response:
+    """Revoke one of the account's keys: it stops working at once. Someone else's, or one
+    already gone: nothing happens."""
+    if api_keys.revoke(_user(), key_id):
+        flash(_("The API key was revoked: it no longer works."), "success")
+    else:
+        flash(_("That API key was already revoked or has expired."), "info")
+    return redirect(url_for(".keys"))
