@@ -68,15 +68,19 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, cap)  # noqa: S311 (not secret)
 
 
-def committed(body: Callable[[], T]) -> T:
+def committed(body: Callable[[], T], *, expire: bool = True) -> T:
     """Run ``body``, commit, and return what it returned; run both again when the database
     aborted the transaction as a deadlock or lock timeout. RowVanished when a row it changes
-    was deleted meanwhile; other errors roll back and go up."""
+    was deleted meanwhile; other errors roll back and go up.
+
+    ``expire=False`` keeps the objects the session loaded as they are after the commit, for a
+    body that changes none of them (a conditional UPDATE of "last used"): the request then goes
+    on without reading them again."""
     attempt = 1
     while True:
         try:
             result = body()
-            db.session.commit()
+            _commit(expire=expire)
             return result
         except DBAPIError as error:
             db.session.rollback()
@@ -95,3 +99,15 @@ def committed(body: Callable[[], T]) -> T:
         except BaseException:
             db.session.rollback()
             raise
+
+
+def _commit(*, expire: bool) -> None:
+    session = db.session()
+    if expire:
+        session.commit()
+        return
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True

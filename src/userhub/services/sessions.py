@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, or_, select, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import transactions
 from ..extensions import db
-from ..models import BrowserSession, User, utcnow
+from ..models import BrowserSession, User, stored_id, utcnow
 from . import log_ins, origin, security_log
 from .tokens import token_hash
 
@@ -93,7 +94,7 @@ def find(key: str) -> BrowserSession | None:
         return None
     if row.last_seen_at <= now - _interval():
         _touch(row.id, now)
-        row.last_seen_at = now
+        set_committed_value(row, "last_seen_at", now)  # as written: nothing left to flush
     row.user.bind_session(key)
     return row
 
@@ -107,7 +108,7 @@ def _touch(session_id: int, now: datetime) -> None:
         .execution_options(synchronize_session=False)
     )
     with contextlib.suppress(transactions.RowVanished):
-        transactions.committed(lambda: db.session.execute(statement))
+        transactions.committed(lambda: db.session.execute(statement), expire=False)
 
 
 def listed(user: User) -> list[BrowserSession]:
@@ -126,11 +127,16 @@ def listed(user: User) -> list[BrowserSession]:
 
 
 def log_out(row: BrowserSession) -> None:
-    """This browser logs out: its session ends, committed."""
+    """This browser logs out: its session ends, committed. Nothing to do if it has ended
+    already (the request just logged out everywhere, or another device ended it)."""
+    session_id = stored_id(row)
 
     def end() -> None:
-        if _delete(BrowserSession.id == row.id):
-            security_log.record(security_log.LOGGED_OUT, row.user_id, session_id=row.id)
+        user_id = db.session.scalar(
+            select(BrowserSession.user_id).where(BrowserSession.id == session_id)
+        )
+        if user_id is not None and _delete(BrowserSession.id == session_id):
+            security_log.record(security_log.LOGGED_OUT, user_id, session_id=session_id)
 
     transactions.committed(end)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import transactions
 from ..extensions import db
@@ -112,7 +113,7 @@ def find(token: str) -> ApiToken | None:
         interval = timedelta(seconds=current_app.config["USERHUB_LAST_USED_INTERVAL_SECONDS"])
         if row.last_used_at is None or row.last_used_at <= now - interval:
             _touch(row.id, now, now - interval)
-            row.last_used_at = now
+            set_committed_value(row, "last_used_at", now)  # as written: nothing left to flush
     return row
 
 
@@ -128,7 +129,7 @@ def _touch(token_id: int, now: datetime, stale: datetime) -> None:
         .execution_options(synchronize_session=False)
     )
     with contextlib.suppress(transactions.RowVanished):
-        transactions.committed(lambda: db.session.execute(statement))
+        transactions.committed(lambda: db.session.execute(statement), expire=False)
 
 
 def revoke(api_token: ApiToken) -> None:
