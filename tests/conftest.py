@@ -179,7 +179,8 @@ def database_url(backend: str, migrated_template: dict[str, str], tmp_path: Path
         return f"sqlite:///{target}"
     engine = sa.create_engine(MYSQL_URL)
     with engine.begin() as connection:
-        connection.exec_driver_sql("DELETE FROM `user`")
+        connection.exec_driver_sql("DELETE FROM `user`")  # and, by cascade, what is theirs
+        connection.exec_driver_sql("DELETE FROM `security_event`")  # which outlives accounts
         connection.exec_driver_sql("DELETE FROM `idempotency_record`")
         connection.exec_driver_sql("DELETE FROM `mail_outbox`")
         # Not a foreign key of `user` (the log outlives accounts): emptied too, or the next

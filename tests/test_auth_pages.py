@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import PASSWORD, AuthActions
+from tests.helpers import PASSWORD, AuthActions, is_logged_in
+from userhub.extensions import db
+from userhub.models import BrowserSession
 from userhub.services.users import find_user
 
 
@@ -164,19 +167,28 @@ def test_account_page_shows_the_user(client: FlaskClient, auth: AuthActions) -> 
     assert "<b>bold</b>" not in html
 
 
-def test_a_bumped_session_version_ends_old_sessions(
+def test_a_browser_whose_session_row_is_deleted_is_logged_out(
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
-    from userhub.extensions import db
-
+    """The cookie is only a key: deleting its row (here, as another node or an admin would)
+    ends the session, and the same cookie, sent again, logs nobody in."""
     auth.register()
     auth.login()
+    other = AuthActions(app.test_client())
+    other.login()
+    cookie = client.get_cookie("session")
+    assert cookie is not None
     with app.app_context():
-        user = find_user("张三")
-        assert user is not None
-        user.session_version += 1
+        ids = db.session.scalars(sa.select(BrowserSession.id).order_by(BrowserSession.id)).all()
+        assert len(ids) == 2
+        db.session.execute(sa.delete(BrowserSession).where(BrowserSession.id == ids[0]))
         db.session.commit()
-    assert client.get("/success").status_code == 302
+    response = client.get("/success")
+    assert response.status_code == 302 and response.location.startswith("/login")
+    replay = app.test_client()
+    replay.set_cookie("session", cookie.value)
+    assert not is_logged_in(replay)
+    assert is_logged_in(other.client), "the account's other session goes on"
 
 
 @pytest.mark.parametrize("target", ["/account", "/success?x=1"])

@@ -89,7 +89,7 @@ def test_import_creates_accounts_that_can_log_in(
     assert login(app, "bob", "alice-password-1") is None
     rows = api.rows("user")
     assert [row["username"] for row in rows] == ["alice", "张三", "bob"]
-    assert {row["session_version"] for row in rows} == {1}
+    assert {row["pending_email"] for row in rows} == {None}
     assert all(row["created_at"] is not None for row in rows)
     with app.app_context():  # the app's configured parameters, so no rehash at first log-in
         assert not any(passwords().needs_rehash(row["password_hash"]) for row in rows)

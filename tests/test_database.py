@@ -67,8 +67,8 @@ def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
 
 
 INSERT_USER = (
-    "INSERT INTO user (username, username_key, password_hash, is_admin, session_version, "
-    "created_at, updated_at) VALUES ('open', 'open', 'x', 0, 1, '2026-01-01', '2026-01-01')"
+    "INSERT INTO user (username, username_key, password_hash, is_admin, "
+    "created_at, updated_at) VALUES ('open', 'open', 'x', 0, '2026-01-01', '2026-01-01')"
 )
 
 

@@ -201,7 +201,7 @@ def assert_complete(row: dict[str, Any]) -> None:
     assert ARGON2ID.fullmatch(row["password_hash"]), row
     assert row["username_key"] == username_key(username), row
     assert row["created_at"] is not None and row["updated_at"] is not None, row
-    assert row["session_version"] == 1, row
+    assert row["email_verified_at"] is None and row["pending_email"] is None, row
     assert not row["is_admin"], row
     assert row["display_name"] is None and row["email"] is None, row
 

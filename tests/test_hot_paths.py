@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 
 from tests.helpers import Account, AuthActions
 from userhub.extensions import db
+from userhub.models import ApiToken, BrowserSession, utcnow
 from userhub.web.fastjson import OrjsonProvider
 
 NO_DATA_ROUTES = ["/", "/test_get?user_name=%E5%BC%A0%E4%B8%89", "/response_json", "/login"]
@@ -80,10 +81,46 @@ def test_a_page_that_shows_the_user_loads_them_once_and_varies_on_the_cookie(
 def test_a_token_read_is_one_query_for_the_token_and_its_user(
     app: Flask, client: FlaskClient, member: Account
 ) -> None:
+    client.get("/api/v1/users/me", headers=member.headers)  # its first use writes "last used"
     with statements(app) as sent:
         response = client.get("/api/v1/users/me", headers=member.headers)
     assert response.get_json()["username"] == "member"
     assert len(sent) == 1
+
+
+def test_a_tokens_first_use_in_an_interval_adds_one_conditional_update(
+    app: Flask, client: FlaskClient, member: Account
+) -> None:
+    """ "Last used" is written once per interval, by one UPDATE that nothing else follows: the
+    request neither reads the token again nor leaves a write pending (a lock held until the
+    request ends)."""
+    with statements(app) as sent:
+        response = client.get("/api/v1/users/me", headers=member.headers)
+    assert response.get_json()["username"] == "member"
+    assert [statement.split()[0] for statement in sent] == ["SELECT", "UPDATE"]
+    assert "last_used_at IS NULL OR" in sent[1]
+    with app.app_context():
+        assert db.session.scalar(sa.select(ApiToken.last_used_at)) is not None
+
+
+def test_a_page_view_writes_last_seen_once_per_interval(
+    app: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    auth.register()
+    auth.login()
+    with app.app_context():  # the session was last seen an interval ago
+        long_ago = utcnow() - timedelta(seconds=app.config["USERHUB_LAST_USED_INTERVAL_SECONDS"])
+        db.session.execute(sa.update(BrowserSession).values(last_seen_at=long_ago))
+        db.session.commit()
+    with statements(app) as sent:
+        assert "张三" in client.get("/").get_data(as_text=True)
+    assert [statement.split()[0] for statement in sent] == ["SELECT", "UPDATE"]
+    with statements(app) as sent:
+        assert "张三" in client.get("/").get_data(as_text=True)
+    assert len(sent) == 1
+    with app.app_context():
+        seen = db.session.scalar(sa.select(BrowserSession.last_seen_at))
+        assert seen is not None and seen > long_ago
 
 
 def test_response_json_is_byte_for_byte_what_flask_would_send(client: FlaskClient) -> None:

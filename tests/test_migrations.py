@@ -27,10 +27,15 @@ from flask import Flask
 from tests.helpers import (
     AppBuilder,
     AuthActions,
+    bearer,
     drop_mysql_database,
     mysql_url,
     recreate_mysql_database,
 )
+from userhub.extensions import db
+from userhub.models import User
+from userhub.services import api_keys, tokens, users
+from userhub.services.tokens import token_hash
 
 # The upgrade hashes the tutorial's plaintext passwords with the app's hasher: the real one.
 pytestmark = pytest.mark.real_hashing
@@ -46,7 +51,8 @@ TUTORIAL_TABLE = {
         "username VARCHAR(20) NOT NULL, password VARCHAR(20) NOT NULL)"
     ),
 }
-# What an interrupted upgrade leaves behind: the new columns added, still nullable.
+# What an interrupted upgrade (0001) leaves behind: the new columns added, still nullable
+# (``session_version`` among them: 0001 adds it, 0005 drops it).
 NEW_COLUMNS_NULLABLE = {
     "mysql": [
         "username_key VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
@@ -75,11 +81,10 @@ USERHUB_COLUMNS = {
     "email_verified_at",
     "pending_email",
     "is_admin",
-    "session_version",
     "created_at",
     "updated_at",
 }
-HEAD = "0004"  # the newest revision
+HEAD = "0005"  # the newest revision
 TUTORIAL_USERS = [("张三", "123456"), ("lisi", "li-si-secret"), ("Wang Wu", "密码 with spaces")]
 LONG_PASSWORD = "a long enough password"
 AN_HOUR = datetime(2026, 1, 1, 12)
@@ -412,11 +417,8 @@ def test_the_upgraded_table_takes_rows_that_name_only_the_required_columns(
         )
 
     added = table_rows(url)[-1]
-    assert (added["username"], bool(added["is_admin"]), added["session_version"]) == (
-        "zhaoliu",
-        False,
-        1,
-    )
+    assert (added["username"], bool(added["is_admin"])) == ("zhaoliu", False)
+    assert (added["display_name"], added["email"], added["email_verified_at"]) == (None,) * 3
     assert greeting_after_login(app, "zhaoliu", "typed-in-sql") == "Hello,zhaoliu"
 
 
@@ -562,3 +564,130 @@ def test_downgrade_to_0001_removes_profiles_and_tokens_and_upgrade_restores_them
     assert_succeeded(db_upgrade(app))
     assert stamped_version(url) == [HEAD]
     assert greeting_after_login(app, "张三", LONG_PASSWORD) == "Hello,张三"
+
+
+# --- 0004 to 0005: server-side sessions, named API keys, the security log --------------------
+
+OLD_TOKEN = "uh_" + "t" * 43  # a log-in token issued before the upgrade
+
+
+def migrate_to(app: Flask, revision: str, command: str = "upgrade") -> None:
+    assert_succeeded(app.test_cli_runner().invoke(args=["db", command, revision]))
+
+
+def rows_of(url: str, table: str) -> list[dict[str, Any]]:
+    with connect(url) as connection:
+        result = connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))
+        return [dict(row._mapping) for row in result]
+
+
+def fill_0004(url: str) -> list[int]:
+    """Two accounts at revision 0004 (one with its session version bumped), a log-in token and
+    a mailed link; the accounts' ids."""
+    hashed = PasswordHasher().hash(LONG_PASSWORD)
+    with connect(url) as connection:
+        for name, version in (("zhangsan", 1), ("lisi", 4)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO user (username, username_key, password_hash, is_admin, "
+                    "session_version, created_at, updated_at) "
+                    "VALUES (:name, :name, :hash, 0, :version, :at, :at)"
+                ),
+                {"name": name, "hash": hashed, "version": version, "at": AN_HOUR},
+            )
+        ids = list(connection.execute(sa.text("SELECT id FROM user ORDER BY id")).scalars())
+        connection.execute(
+            sa.text(
+                "INSERT INTO api_token (user_id, token_hash, created_at, expires_at) "
+                "VALUES (:user, :hash, :at, :until)"
+            ),
+            {
+                "user": ids[0],
+                "hash": token_hash(OLD_TOKEN),
+                "at": AN_HOUR,
+                "until": datetime(2099, 1, 1),
+            },
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO email_link (user_id, purpose, token_hash, email, created_at, "
+                "expires_at) VALUES (:user, 'verify', :hash, 'lisi@example.com', :at, :until)"
+            ),
+            {"user": ids[1], "hash": "ab" * 32, "at": AN_HOUR, "until": datetime(2099, 1, 1)},
+        )
+    return ids
+
+
+def test_the_upgrade_from_0004_keeps_accounts_tokens_and_links(
+    new_database: Callable[[str], str], build_app: AppBuilder
+) -> None:
+    """The session version goes, and nothing else: SQLite rebuilds ``user`` to drop it, which
+    must neither delete what references it (tokens, links) nor lose AUTOINCREMENT."""
+    url = new_database("upgrade")
+    app = build_app(url)
+    migrate_to(app, "0004")
+    ids = fill_0004(url)
+    users_before = table_rows(url)
+    link_before = rows_of(url, "email_link")
+
+    migrate_to(app, "head")
+
+    assert stamped_version(url) == [HEAD]
+    assert table_rows(url) == [
+        {column: value for column, value in row.items() if column != "session_version"}
+        for row in users_before
+    ]
+    [token] = rows_of(url, "api_token")
+    assert token["user_id"] == ids[0] and token["token_hash"] == token_hash(OLD_TOKEN)
+    assert [token[c] for c in ("name", "scopes", "prefix", "last_used_at")] == [None] * 4
+    assert rows_of(url, "email_link") == [{**link_before[0], "target_id": None}]
+    assert rows_of(url, "user_session") == rows_of(url, "security_event") == []
+    check = app.test_cli_runner().invoke(args=["db", "check"])
+    assert check.exit_code == 0, check.output
+
+    # The token issued before still works, and a log-in makes a session of the new kind.
+    me = app.test_client().get("/api/v1/users/me", headers=bearer(OLD_TOKEN))
+    assert me.status_code == 200 and me.get_json()["username"] == "zhangsan"
+    assert greeting_after_login(app, "lisi", LONG_PASSWORD) == "Hello,lisi"
+    assert [row["user_id"] for row in rows_of(url, "user_session")] == [ids[1]]
+    # Foreign keys are on again for the app: a deleted account takes its token and session.
+    with app.app_context():
+        db.session.execute(sa.delete(User).where(User.id.in_(ids)))
+        db.session.commit()
+    assert rows_of(url, "api_token") == rows_of(url, "user_session") == []
+    assert rows_of(url, "email_link") == []
+    # Ids of deleted accounts are not given again (the security log names accounts by id).
+    assert save_user(app, "wangwu") == 200
+    assert [row["id"] for row in table_rows(url)] == [ids[1] + 1]
+
+
+def test_a_downgrade_to_0004_restores_session_versions_and_drops_the_personal_keys(
+    new_database: Callable[[str], str], build_app: AppBuilder
+) -> None:
+    """0004 knows no scopes: a read-only key would become a token that may do anything, so the
+    keys go; log-in tokens and accounts stay, and the upgrade after brings the tables back."""
+    url = new_database("upgrade")
+    app = build_app(url)
+    assert_succeeded(db_upgrade(app))
+    with app.app_context():
+        user = users.register_user("zhangsan", LONG_PASSWORD)
+        issued = tokens.issue(user)
+        key = api_keys.create(user, "backup script", [api_keys.READ])
+        key_id = key.row.id
+    assert greeting_after_login(app, "zhangsan", LONG_PASSWORD) == "Hello,zhangsan"
+
+    migrate_to(app, "0004", "downgrade")
+
+    tables = schema(url)["tables"]
+    assert "user_session" not in tables and "security_event" not in tables
+    assert [row["session_version"] for row in table_rows(url)] == [1]
+    remaining = rows_of(url, "api_token")
+    assert [row["token_hash"] for row in remaining] == [token_hash(issued.token)]
+    assert key_id not in {row["id"] for row in remaining}
+    assert "name" not in remaining[0]
+
+    assert_succeeded(db_upgrade(app))
+    assert stamped_version(url) == [HEAD]
+    me = app.test_client().get("/api/v1/users/me", headers=bearer(issued.token))
+    assert me.status_code == 200
+    assert greeting_after_login(app, "zhangsan", LONG_PASSWORD) == "Hello,zhangsan"

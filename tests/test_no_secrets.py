@@ -18,27 +18,38 @@ which only the SHA-256 is stored, must not).
 
 Responses are checked too: no body or header ever carries a password, and a token appears
 exactly once, in the body of the 201 that issues it.
+
+And the database, after each run: no table holds a password, a token, an API key (one is made
+for the scenario by the service, and used over HTTP) or a browser session's key (each read from
+the session cookies the server set). ``user_session`` keeps only a SHA-256 of each session key,
+``api_token`` only that of each token and key, and the security log, which recorded the
+scenario's log-ins, failed log-ins, password changes and the key's creation, none of them.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, quote_plus, urlsplit
 
 import pytest
 import requests
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from itsdangerous import URLSafeSerializer
 
-from tests.helpers import csrf_token
+from tests.helpers import csrf_token, dispose, make_app
 from tests.live_server import ServerProcess, running_server
+from userhub.extensions import db
+from userhub.services import api_keys, security_log, users
 
 REQUEST_ID = re.compile(r"[0-9a-f]{16}")
 LOG_FIELDS = {"time", "level", "logger", "message"}
@@ -134,8 +145,23 @@ class Scenario:
     marker: str = field(default_factory=lambda: secrets.token_hex(4))
     passwords: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # API keys, never shown over HTTP here
     basic_headers: list[str] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
+
+    def session_keys(self) -> set[str]:
+        """The keys of the browser sessions the server started: what its session cookies
+        carried (signed, not encrypted: readable without the secret)."""
+        found = set()
+        for exchange in self.exchanges:
+            for name, value in exchange.headers:
+                if name.lower() == "set-cookie":
+                    found |= {
+                        key
+                        for cookie in SESSION_COOKIE.findall(value)
+                        if (key := session_key(cookie))
+                    }
+        return found
 
     def password(self, tag: str, length: int | None = None) -> str:
         """A distinctive password: non-ASCII, spaces, and an ASCII core ``<tag>-<marker>``
@@ -169,13 +195,46 @@ class Scenario:
             for tag, token in self.tokens.items():
                 found[token] = f"token {tag!r}"
                 found[token.removeprefix("uh_")] = f"token {tag!r} without its prefix"
+            for tag, key in self.keys.items():
+                found[key] = f"API key {tag!r}"
+                found[key.removeprefix("uh_")] = f"API key {tag!r} without its prefix"
+            for key in self.session_keys():
+                found[key] = f"session key {key[:6]}…"
             for header in self.basic_headers:
                 found[header.removeprefix("Basic ")] = f"HTTP Basic credentials {header!r}"
         return found
 
 
-def run_scenario(send: Transport) -> Scenario:
-    """Register, log in, fail to log in, use tokens, change a password, as a user would."""
+SESSION_COOKIE = re.compile(r"(?:^|[\s,;])session=([^;,\s]+)")
+
+
+def session_key(cookie: str) -> str | None:
+    """The session key a session cookie carries (Flask-Login's ``_user_id``), if any."""
+    payload = cookie.rsplit(".", 2)[0]
+    data = URLSafeSerializer("not needed to read").load_payload(payload.encode())
+    key = data.get("_user_id") if isinstance(data, dict) else None
+    return key if isinstance(key, str) else None
+
+
+# Makes an API key for a username, returns it (the service's, until the API has endpoints).
+KeyMaker = Callable[[str], str]
+
+
+def key_maker(app: Flask) -> KeyMaker:
+    """API keys made by the service, on the database of the server under test."""
+
+    def make(username: str) -> str:
+        with app.app_context():
+            user = users.find_user(username)
+            assert user is not None
+            return api_keys.create(user, f"script of {username}", [api_keys.READ]).secret
+
+    return make
+
+
+def run_scenario(send: Transport, make_key: KeyMaker) -> Scenario:
+    """Register, log in, fail to log in, use tokens and an API key, change a password, as a
+    user would."""
     s = Scenario()
     count = iter(range(1, 1000))
 
@@ -397,6 +456,16 @@ def run_scenario(send: Transport) -> Scenario:
         ),
         "after change",
     )
+    s.keys["read"] = key = make_key(api_user)
+    call("me (API key)", "GET", "/api/v1/users/me", expect=200, headers=bearer(key))
+    call(
+        "a write with a read-only key",
+        "PATCH",
+        "/api/v1/users/me",
+        expect=403,
+        headers=bearer(key),
+        json_body={"display_name": "refused"},
+    )
     call("revoke (token)", "DELETE", "/api/v1/tokens", expect=204, headers=bearer(first))
     call("revoked token", "GET", "/api/v1/users/me", expect=401, headers=bearer(first))
     call("me (Basic-issued token)", "GET", "/api/v1/users/me", expect=200, headers=bearer(second))
@@ -454,6 +523,49 @@ def assert_responses_keep_secrets(scenario: Scenario) -> None:
                 issued_in[token] = exchange.step
     never_shown = {tag for tag, token in scenario.tokens.items() if issued_in[token] is None}
     assert never_shown == {"made up"}, "an issued token was not in its 201"
+    unseen = {**scenario.keys, **{k: k for k in scenario.session_keys()}}
+    for exchange in scenario.exchanges:
+        text = exchange.body + "\n".join(f"{name}: {value}" for name, value in exchange.headers)
+        assert [tag for tag, key in unseen.items() if key in text] == [], exchange.step
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def assert_database_keeps_secrets(url: str, scenario: Scenario) -> None:
+    """No row of any table holds a secret of the scenario in any encoding; the tables of
+    sessions and tokens hold their SHA-256 only, and the security log has the scenario's
+    events (so the search was of the real thing)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            tables = {
+                table.name: [dict(row) for row in connection.execute(sa.select(table)).mappings()]
+                for table in db.metadata.sorted_tables
+            }
+    finally:
+        engine.dispose()
+    for name, rows in tables.items():
+        assert leaks(repr(rows), scenario.needles()) == [], f"secrets in table {name}"
+
+    session_keys = scenario.session_keys()
+    stored_sessions = {row["key_hash"] for row in tables["user_session"]}
+    assert len(session_keys) >= 3 and len(stored_sessions) >= 2  # two users, a new password
+    assert stored_sessions <= {sha256(key) for key in session_keys}
+    issued = [*scenario.tokens.values(), *scenario.keys.values()]
+    [stored_key] = tables["api_token"]  # the tokens were revoked; the key is alive
+    assert stored_key["token_hash"] == sha256(scenario.keys["read"])
+    assert stored_key["prefix"] == scenario.keys["read"][: api_keys.PREFIX_LENGTH]
+    assert {row["token_hash"] for row in tables["api_token"]} <= {sha256(t) for t in issued}
+    kinds = {row["type"] for row in tables["security_event"]}
+    assert {
+        security_log.LOGGED_IN,
+        security_log.LOGIN_FAILED,
+        security_log.PASSWORD_CHANGED,
+        security_log.API_KEY_CREATED,
+        security_log.LOGGED_OUT,
+    } <= kinds
 
 
 def assert_no_secret_in(text: str, scenario: Scenario, where: str) -> None:
@@ -469,6 +581,7 @@ class ServerRun:
     kind: str
     scenario: Scenario
     log: str
+    database_url: str
 
 
 SERVERS = [
@@ -488,13 +601,17 @@ def server_run(
     url = f"sqlite:///{workdir / 'userhub.sqlite3'}"
     limits_off = {"USERHUB_RATELIMIT_ENABLED": "false"}
     server: ServerProcess
+    with pytest.MonkeyPatch.context() as environment:  # the key maker's own instance folder
+        environment.setenv("USERHUB_INSTANCE_PATH", str(workdir / "key-maker"))
+        keys = make_app(url)
     with running_server(
         kind, url, workdir, server=server_name, log_level="DEBUG", env=limits_off
     ) as server:
-        scenario = run_scenario(live_transport(server.base))
+        scenario = run_scenario(live_transport(server.base), key_maker(keys))
         server.stop()  # every line written and flushed before the log is read
         log = server.log()
-    yield ServerRun(kind, scenario, log)
+    dispose(keys)
+    yield ServerRun(kind, scenario, log, url)
 
 
 def json_lines(log: str) -> list[dict[str, Any]]:
@@ -522,6 +639,10 @@ def test_no_response_shows_a_password_and_a_token_only_once_when_issued(
     server_run: ServerRun,
 ) -> None:
     assert_responses_keep_secrets(server_run.scenario)
+
+
+def test_no_table_holds_a_password_token_key_or_session_key(server_run: ServerRun) -> None:
+    assert_database_keeps_secrets(server_run.database_url, server_run.scenario)
 
 
 def test_the_server_logs_each_request_once_as_a_json_line_with_its_fields(
@@ -570,7 +691,7 @@ def test_no_password_or_token_reaches_any_logger_in_process(
     caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
     caplog.set_level(logging.DEBUG, logger="userhub")  # the app set it to INFO
     caplog.set_level(logging.DEBUG)
-    scenario = run_scenario(flask_transport(client))
+    scenario = run_scenario(flask_transport(client), key_maker(app))
 
     records = caplog.records
     texts = [caplog.text]
@@ -586,3 +707,4 @@ def test_no_password_or_token_reaches_any_logger_in_process(
     access = [r for r in records if r.name == "userhub.access"]
     assert len(access) == len(scenario.exchanges)
     assert_responses_keep_secrets(scenario)
+    assert_database_keeps_secrets(app.config["SQLALCHEMY_DATABASE_URI"], scenario)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -17,6 +18,9 @@ from tests.helpers import (
     csrf_token,
     is_logged_in,
 )
+from userhub.extensions import db
+from userhub.models import ApiToken, BrowserSession
+from userhub.services.users import find_user
 from userhub.web.security_headers import CONTENT_SECURITY_POLICY
 
 
@@ -42,6 +46,20 @@ def token_works(client: FlaskClient, token: str) -> bool:
 def post_form(auth: AuthActions, path: str, page: str, **fields: str) -> Any:
     token = csrf_token(auth.client.get(page).get_data(as_text=True))
     return auth.client.post(path, data={"csrf_token": token, **fields})
+
+
+def session_rows(app: Flask, username: str = "张三") -> list[int]:
+    """The ids of the account's session rows, live or not (each log-in makes one)."""
+    with app.app_context():
+        user = find_user(username)
+        assert user is not None
+        query = sa.select(BrowserSession.id).where(BrowserSession.user_id == user.id)
+        return list(db.session.scalars(query.order_by(BrowserSession.id)))
+
+
+def token_rows(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session.scalar(sa.select(sa.func.count()).select_from(ApiToken)) or 0)
 
 
 @pytest.fixture
@@ -72,9 +90,11 @@ def test_log_out_ends_this_session_only(
     app: Flask, two_browsers_and_a_token: tuple[AuthActions, AuthActions, str]
 ) -> None:
     here, elsewhere, token = two_browsers_and_a_token
+    here_row, elsewhere_row = session_rows(app)
     assert here.logout().status_code == 302
     assert not is_logged_in(here.client)
     assert is_logged_in(elsewhere.client) and token_works(here.client, token)
+    assert session_rows(app) == [elsewhere_row], "its row is deleted, the other's stays"
 
 
 def test_log_out_everywhere_ends_every_session_and_token(
@@ -87,6 +107,8 @@ def test_log_out_everywhere_ends_every_session_and_token(
 
     reply = post_form(here, "/logout/everywhere", "/account")
     assert reply.status_code == 302
+    assert session_rows(app) == [] and token_rows(app) == 0
+    assert len(session_rows(app, "李四")) == 1
     assert not is_logged_in(here.client) and not is_logged_in(elsewhere.client)
     assert not token_works(here.client, token)
     assert is_logged_in(other.client), "another user's session must not end"
@@ -105,6 +127,7 @@ def test_changing_the_password_ends_the_other_sessions_and_tokens(
     app: Flask, two_browsers_and_a_token: tuple[AuthActions, AuthActions, str]
 ) -> None:
     here, elsewhere, token = two_browsers_and_a_token
+    before = session_rows(app)
     reply = post_form(
         here,
         "/account/password",
@@ -114,6 +137,9 @@ def test_changing_the_password_ends_the_other_sessions_and_tokens(
         confirm=NEW_PASSWORD,
     )
     assert reply.status_code == 302 and reply.headers["Location"] == "/account"
+    # Every row went, this browser's too: it carries on in a new session, with a new key.
+    [new_row] = session_rows(app)
+    assert new_row not in before and token_rows(app) == 0
     assert "Password changed" in here.client.get("/account").get_data(as_text=True)
     assert is_logged_in(here.client), "the browser that changed it stays logged in"
     assert not is_logged_in(elsewhere.client)

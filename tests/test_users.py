@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime, timedelta
+
 import pytest
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from flask import Flask
 
 from tests.helpers import PASSWORD
 from userhub.extensions import db
-from userhub.services import account_rules, users
+from userhub.models import BrowserSession, utcnow
+from userhub.services import account_rules, sessions, users
 from userhub.services.errors import UsernameTaken
 from userhub.services.passwords import passwords
 
@@ -126,18 +131,70 @@ def test_duplicate_registration_is_decided_by_the_database(app: Flask) -> None:
         assert users.find_user("张三") is not None
 
 
-@pytest.mark.parametrize("session_id", ["", "1", "x:1", "1:x", "999:1", "1:2", "-1:1"])
-def test_invalid_session_ids_load_nobody(app: Flask, session_id: str) -> None:
+def start_a_session() -> tuple[str, int]:
+    """A new account's browser session, started as a log-in starts it: the key its cookie
+    carries, and the row's id."""
+    user = users.register_user("张三", PASSWORD)
+    row = sessions.start(user)
+    key = user.get_id()
+    assert key is not None
+    return key, row.id
+
+
+def set_session_times(session_id: int, **times: datetime) -> None:
+    db.session.execute(
+        sa.update(BrowserSession).where(BrowserSession.id == session_id).values(times)
+    )
+    db.session.commit()
+
+
+@pytest.mark.parametrize(
+    "key", ["", "1", "1:1", "-1:1", "x" * 43, "uh_" + "x" * 43, "x" * 5000, "\0"]
+)
+def test_keys_of_no_live_session_load_nobody(app: Flask, key: str) -> None:
     with app.app_context():
-        users.register_user("张三", PASSWORD)
-        assert users.load_session_user(session_id) is None
-        assert users.load_session_user("1:1") is not None
+        real, session_id = start_a_session()
+        assert sessions.find(key) is None
+        found = sessions.find(real)
+        assert found is not None and found.id == session_id
+        assert found.user.username == "张三"
+        assert found.user.get_id() == real  # what Flask-Login keeps in the cookie
+
+
+def test_the_session_key_is_random_and_only_its_digest_is_stored(app: Flask) -> None:
+    with app.app_context():
+        key, session_id = start_a_session()
+        other = sessions.start(users.find_user("张三"))  # type: ignore[arg-type]
+        stored = db.session.get(BrowserSession, session_id)
+        assert stored is not None and key not in stored.key_hash
+        assert stored.key_hash == hashlib.sha256(key.encode()).hexdigest()
+        assert len(key) >= 43 and other.key_hash != stored.key_hash
+
+
+def test_a_session_ends_after_its_idle_time_and_at_its_absolute_end(app: Flask) -> None:
+    idle = timedelta(seconds=app.config["USERHUB_SESSION_IDLE_SECONDS"])
+    with app.app_context():
+        key, session_id = start_a_session()
+        now = utcnow()
+        set_session_times(session_id, last_seen_at=now - idle - timedelta(seconds=1))
+        assert sessions.find(key) is None, "idle too long"
+        set_session_times(session_id, last_seen_at=now - idle + timedelta(minutes=1))
+        assert sessions.find(key) is not None, "idle, but not for long enough"
+        set_session_times(session_id, last_seen_at=now, expires_at=now - timedelta(seconds=1))
+        assert sessions.find(key) is None, "in use, but past its absolute end"
+
+
+def test_a_session_whose_row_is_deleted_loads_nobody(app: Flask) -> None:
+    with app.app_context():
+        key, session_id = start_a_session()
+        db.session.execute(sa.delete(BrowserSession).where(BrowserSession.id == session_id))
+        db.session.commit()
+        assert sessions.find(key) is None
 
 
 def test_a_deleted_users_id_is_never_given_to_a_new_account(app: Flask) -> None:
-    """Sessions name users by id: a new account must never inherit a deleted one's id."""
-    import sqlalchemy as sa
-
+    """The security log names users by id and outlives them: a new account must never inherit
+    a deleted one's id (and with it, its log)."""
     with app.app_context():
         users.register_user("first", PASSWORD)
         gone = users.register_user("second", PASSWORD).id

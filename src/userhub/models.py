@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    inspect,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -51,6 +62,15 @@ def utc_minute(value: datetime) -> str:
     """A stored (naive UTC) time as a person reads it in a mail or on a page, to the minute:
     ``2026-12-07 09:14 UTC`` (the reader's time zone is not known)."""
     return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stored_id(row: Any) -> int | None:
+    """A loaded row's id, read from its identity rather than from the row: an expired row
+    (after a commit) whose row was deleted meanwhile cannot be read, but keeps its identity."""
+    if row is None:
+        return None
+    identity = inspect(row).identity
+    return int(identity[0]) if identity else None
 
 
 class User(db.Model):  # type: ignore[name-defined,misc]
@@ -132,7 +152,13 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
     """
 
     __tablename__ = "api_token"
-    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+    # AUTOINCREMENT: SQLite never gives a revoked token's id again (the security log and the
+    # new-device mail's revoke link name tokens by id).
+    __table_args__ = {
+        "mysql_engine": "InnoDB",
+        "mysql_charset": "utf8mb4",
+        "sqlite_autoincrement": True,
+    }
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
@@ -166,7 +192,8 @@ class BrowserSession(db.Model):  # type: ignore[name-defined,misc]
     the row logs that browser out wherever its cookie is (``services/sessions.py``)."""
 
     __tablename__ = "user_session"
-    # AUTOINCREMENT: SQLite never gives an ended session's id to another (the log names them).
+    # AUTOINCREMENT: SQLite never gives an ended session's id again (the security log and the
+    # new-device mail's end-session link name sessions by id).
     __table_args__ = {
         "mysql_engine": "InnoDB",
         "mysql_charset": "utf8mb4",

@@ -16,7 +16,7 @@ from ..config import available_cores
 from ..database import check_ready
 from ..database_errors import explained
 from ..extensions import db
-from ..services import bulk_export, bulk_import, import_file, users
+from ..services import bulk_export, bulk_import, housekeeping, import_file, users
 from ..services.errors import NoSuchUser, UserError
 from . import checks
 
@@ -189,6 +189,22 @@ def export_users(fmt: str, output: Path | None, with_hashes: bool) -> None:
     click.echo(f"Exported {count} users to {output}.")
 
 
+@click.command("prune")
+@database_command
+def prune() -> None:
+    """Delete what has served its time, and say how many rows of each kind went: sent mail
+    and dead mailed links, ended browser sessions, security events older than
+    USERHUB_SECURITY_LOG_RETENTION_DAYS, expired API tokens and keys.
+
+    Every `userhub serve` worker does this hourly by itself; this command is for cron, or for
+    another server. Safe to run at any time, and beside running servers."""
+    pruned = housekeeping.prune_all()
+    click.echo(f"sent mail and dead links: {pruned.mail_and_links}")
+    click.echo(f"ended sessions: {pruned.sessions}")
+    click.echo(f"old security events: {pruned.security_events}")
+    click.echo(f"expired tokens and keys: {pruned.tokens}")
+
+
 @click.command("check")
 @with_appcontext
 def check() -> None:
@@ -213,3 +229,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin)
     app.cli.add_command(import_users)
     app.cli.add_command(export_users)
+    app.cli.add_command(prune)

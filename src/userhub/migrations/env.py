@@ -1,10 +1,13 @@
 """Alembic environment: runs inside the Flask app (``flask --app userhub db upgrade``)."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import Connection
 
 from userhub.database_errors import explained
 
@@ -31,10 +34,44 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     conf_args = current_app.extensions["migrate"].configure_args
-    with explained(target_db.engine.url), target_db.engine.connect() as connection:
+    with (
+        explained(target_db.engine.url),
+        target_db.engine.connect() as connection,
+        sqlite_foreign_keys_off(connection),
+    ):
         context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
         with context.begin_transaction():
             context.run_migrations()
+            check_foreign_keys(connection)
+
+
+@contextmanager
+def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite changes a table by copying it and dropping the old one, and with foreign keys on
+    (``database.py`` turns them on) that DROP deletes the rows that reference the table: every
+    API token, session and mailed link of every user when ``user`` is rebuilt. So the
+    migrations run with them off, as SQLite's own procedure for altering a table says, and on
+    again after (the setting cannot change inside a transaction: hence out here)."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
+        yield
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+def check_foreign_keys(connection: Connection) -> None:
+    """With the checks off, nothing stopped a migration from leaving a dangling reference:
+    refuse to finish if one did."""
+    if connection.dialect.name != "sqlite":
+        return
+    dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if dangling:
+        raise RuntimeError(f"the migration left rows that reference nothing: {dangling[:10]}")
 
 
 if context.is_offline_mode():

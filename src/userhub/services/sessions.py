@@ -242,5 +242,5 @@ def prune() -> int:
             db.session.rollback()
             return gone
         doomed = BrowserSession.id.in_(ids)
-        transactions.committed(lambda: _delete(doomed))  # noqa: B023 (run at once)
-        gone += len(ids)
+        # What was deleted, not what was found: another worker may have pruned some meanwhile.
+        gone += transactions.committed(lambda: _delete(doomed))  # noqa: B023 (run at once)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Flask, g, has_request_context, request
 
+from ..models import stored_id
 from ..services import origin
 from ..services.user_agents import summarise
 
@@ -18,8 +19,10 @@ def current() -> origin.Origin:
     return origin.Origin(
         ip=request.remote_addr,
         user_agent=summarise(request.headers.get("User-Agent", "")),
-        session_id=session.id if session is not None else None,
-        api_key_id=token.id if token is not None else None,
+        session_id=session.id if session is not None else None,  # ids kept, not a row
+        # Not ``token.id``: the request may just have deleted the row (a new password revokes
+        # every token, and an expired row cannot be read again).
+        api_key_id=stored_id(token),
     )
 
 

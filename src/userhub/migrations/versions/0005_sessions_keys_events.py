@@ -17,13 +17,18 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+# SQLite rebuilds a table to drop a column: ``user`` keeps AUTOINCREMENT, and ``api_token`` (rebuilt
+# for it) and ``user_session`` get it, so no id of a deleted row comes back. The security log
+# names accounts, sessions and tokens by id and outlives them; the new-device mail's links name
+# a session or a token.
+AUTOINCREMENT = {"sqlite_autoincrement": True}
+
 
 def upgrade() -> None:
-    # SQLite drops a column by copying the table: it must stay AUTOINCREMENT (a deleted
-    # account's id is never given to another).
-    with op.batch_alter_table("user", table_kwargs={"sqlite_autoincrement": True}) as batch:
+    with op.batch_alter_table("user", table_kwargs=AUTOINCREMENT) as batch:
         batch.drop_column("session_version")
-    with op.batch_alter_table("api_token") as batch:
+    rebuild = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+    with op.batch_alter_table("api_token", recreate=rebuild, table_kwargs=AUTOINCREMENT) as batch:
         batch.add_column(sa.Column("name", sa.String(100), nullable=True))
         batch.add_column(sa.Column("scopes", sa.String(40), nullable=True))
         batch.add_column(sa.Column("prefix", sa.String(16), nullable=True))
@@ -78,12 +83,14 @@ def downgrade() -> None:
     op.drop_table("user_session")
     with op.batch_alter_table("email_link") as batch:
         batch.drop_column("target_id")
+    # A personal key would lose its scopes and become a token that may do anything: it goes.
+    op.execute("DELETE FROM api_token WHERE name IS NOT NULL")
     with op.batch_alter_table("api_token") as batch:
         batch.drop_column("last_used_at")
         batch.drop_column("prefix")
         batch.drop_column("scopes")
         batch.drop_column("name")
-    with op.batch_alter_table("user", table_kwargs={"sqlite_autoincrement": True}) as batch:
+    with op.batch_alter_table("user", table_kwargs=AUTOINCREMENT) as batch:
         batch.add_column(
             sa.Column("session_version", sa.Integer, nullable=False, server_default=sa.text("1"))
         )

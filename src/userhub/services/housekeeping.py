@@ -1,0 +1,42 @@
+"""Housekeeping: what has served its time is deleted, so no table grows without end.
+
+``prune_all`` forgets sent mail and dead mailed links (``outbox.prune``), browser sessions past
+either lifetime (``sessions.prune``), security events older than
+``USERHUB_SECURITY_LOG_RETENTION_DAYS`` (``security_log.prune``) and expired log-in tokens and
+API keys (``tokens.prune``). Each runs in short transactions of its own, a batch of rows at a
+time, so none holds locks for long, even on a Galera cluster.
+
+Nothing needs scheduling: the background thread of every ``userhub serve`` worker runs it
+hourly, whether or not mail is configured (``mail_sender.py``). ``flask --app userhub prune``
+runs it once, for deployers who prefer cron or run another server. Several running it at once
+is harmless: each deletes by id what it found, and counts only the rows it deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import outbox, security_log, sessions, tokens
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """How many rows of each kind went."""
+
+    mail_and_links: int
+    sessions: int
+    security_events: int
+    tokens: int
+
+    @property
+    def total(self) -> int:
+        return self.mail_and_links + self.sessions + self.security_events + self.tokens
+
+
+def prune_all() -> Pruned:
+    """Forget everything past its time, kind by kind; how many rows of each went."""
+    mail_and_links = outbox.prune()
+    ended_sessions = sessions.prune()
+    old_events = security_log.prune()
+    expired_tokens = tokens.prune()
+    return Pruned(mail_and_links, ended_sessions, old_events, expired_tokens)
