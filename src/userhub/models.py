@@ -102,14 +102,16 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     is_active = True
     is_authenticated = True
     is_anonymous = False
-    # The browser session this object was loaded for or logged in with: the random key its
-    # cookie carries (``services/sessions.py``), which is what Flask-Login stores.
-    session_key: str | None = None
+    def bind_session(self, key: str) -> None:
+        """This object stands for the browser session whose cookie carries ``key``
+        (``services/sessions.py``)."""
+        self._session_key = key
 
     def get_id(self) -> str | None:
         """Flask-Login's identifier: the browser session's key, not the account's id, so a
         session ends server-side when its row is deleted."""
-        return self.session_key
+        key: str | None = getattr(self, "_session_key", None)
+        return key
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r}>"

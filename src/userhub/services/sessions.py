@@ -54,7 +54,7 @@ def _interval() -> timedelta:
 
 def start(user: User, *, method: str = PASSWORD, known_device: bool = True) -> BrowserSession:
     """A new session for ``user``, committed with its ``logged-in`` event (and the new-device
-    mail, ``log_ins.logged_in``). Sets ``user.session_key``, the cookie's value."""
+    mail, ``log_ins.logged_in``). Binds ``user`` to the new key, the cookie's value."""
     now = utcnow()
     key = secrets.token_urlsafe(KEY_BYTES)
     where = origin.current()
@@ -76,12 +76,12 @@ def start(user: User, *, method: str = PASSWORD, known_device: bool = True) -> B
         return row
 
     transactions.committed(insert)
-    user.session_key = key
+    user.bind_session(key)
     return row
 
 
 def find(key: str) -> BrowserSession | None:
-    """The live session behind a cookie's key, with its user (``user.session_key`` set); its
+    """The live session behind a cookie's key, with its user (bound to the key); its
     "last seen" written if it is older than the interval."""
     if not key or len(key) > MAX_KEY_LENGTH:
         return None
@@ -94,7 +94,7 @@ def find(key: str) -> BrowserSession | None:
     if row.last_seen_at <= now - _interval():
         _touch(row.id, now)
         row.last_seen_at = now
-    row.user.session_key = key
+    row.user.bind_session(key)
     return row
 
 
