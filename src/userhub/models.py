@@ -102,6 +102,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     is_active = True
     is_authenticated = True
     is_anonymous = False
+
     def bind_session(self, key: str) -> None:
         """This object stands for the browser session whose cookie carries ``key``
         (``services/sessions.py``)."""
