@@ -110,16 +110,18 @@ def _touch(session_id: int, now: datetime) -> None:
         transactions.committed(lambda: db.session.execute(statement))
 
 
+def _live() -> tuple[ColumnElement[bool], ...]:
+    """A session that has not ended: before its absolute end, and used within the idle
+    lifetime (a row past either waits for the pruning, but is no session any more)."""
+    now = utcnow()
+    return BrowserSession.expires_at > now, BrowserSession.last_seen_at > now - _idle()
+
+
 def listed(user: User) -> list[BrowserSession]:
     """The user's live sessions, the most recently used first."""
-    now = utcnow()
     rows = db.session.scalars(
         select(BrowserSession)
-        .where(
-            BrowserSession.user_id == user.id,
-            BrowserSession.expires_at > now,
-            BrowserSession.last_seen_at > now - _idle(),
-        )
+        .where(BrowserSession.user_id == user.id, *_live())
         .order_by(BrowserSession.last_seen_at.desc(), BrowserSession.id.desc())
     )
     return list(rows)
@@ -140,7 +142,9 @@ def end(user: User, session_id: int, *, by: User | None = None) -> bool:
     committed; False if there was no such live session."""
 
     def end_it() -> bool:
-        if not _delete(BrowserSession.id == session_id, BrowserSession.user_id == user.id):
+        if not _delete(
+            BrowserSession.id == session_id, BrowserSession.user_id == user.id, *_live()
+        ):
             return False
         security_log.record(
             security_log.SESSION_ENDED,
