@@ -182,6 +182,7 @@ def database_url(backend: str, migrated_template: dict[str, str], tmp_path: Path
         connection.exec_driver_sql("DELETE FROM `user`")
         connection.exec_driver_sql("DELETE FROM `idempotency_record`")
         connection.exec_driver_sql("DELETE FROM `mail_outbox`")
+        connection.exec_driver_sql("DELETE FROM `security_event`")  # no foreign key to `user`
         connection.exec_driver_sql("ALTER TABLE `user` AUTO_INCREMENT = 1")
     engine.dispose()
     return MYSQL_URL
