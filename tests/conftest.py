@@ -183,9 +183,6 @@ def database_url(backend: str, migrated_template: dict[str, str], tmp_path: Path
         connection.exec_driver_sql("DELETE FROM `security_event`")  # which outlives accounts
         connection.exec_driver_sql("DELETE FROM `idempotency_record`")
         connection.exec_driver_sql("DELETE FROM `mail_outbox`")
-        # Not a foreign key of `user` (the log outlives accounts): emptied too, or the next
-        # test's user 1 would inherit the log in (a first log-in would not be one).
-        connection.exec_driver_sql("DELETE FROM `security_event`")
         connection.exec_driver_sql("ALTER TABLE `user` AUTO_INCREMENT = 1")
     engine.dispose()
     return MYSQL_URL

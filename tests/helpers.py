@@ -282,10 +282,29 @@ def is_logged_in(client: FlaskClient, page: str = "/success") -> bool:
     return True
 
 
+def browser_of(
+    app: Flask, username: str = "张三", password: str = PASSWORD, *, user_agent: str = ""
+) -> FlaskClient:
+    """Another browser (a client with its own cookie jar), logged in through the log-in form
+    as ``username``; ``user_agent``: the header it sends with every request."""
+    browser = app.test_client()
+    if user_agent:
+        browser.environ_base["HTTP_USER_AGENT"] = user_agent
+    assert AuthActions(browser).login(username, password).status_code == 302
+    assert is_logged_in(browser, "/account")
+    return browser
+
+
+def csrf_header(browser: FlaskClient) -> dict[str, str]:
+    """What a logged-in browser's API writes send: the CSRF token of a page's form."""
+    return {"X-CSRFToken": csrf_token(browser.get("/account").get_data(as_text=True))}
+
+
 # --- The API -----------------------------------------------------------------------------------
 
 ME = "/api/v1/users/me"
 TOKENS = "/api/v1/tokens"
+API_KEYS = "/api/v1/users/me/api-keys"
 NEW_PASSWORD = "a brand new passphrase"
 BODY_LIMIT = 1024 * 1024  # MAX_CONTENT_LENGTH's default
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -394,6 +413,17 @@ class ApiActions:
 
     def user_row(self, username: str) -> dict[str, Any]:
         return next(row for row in self.rows("user") if row["username"] == username)
+
+
+def new_api_key(
+    client: FlaskClient, headers: dict[str, str], *scopes: str, name: str = "script"
+) -> dict[str, Any]:
+    """A personal API key made with ``headers``' credentials: the answer, secret (``key``)
+    included."""
+    response = client.post(API_KEYS, json={"name": name, "scopes": list(scopes)}, headers=headers)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    key: dict[str, Any] = response.get_json()
+    return key
 
 
 def user_count(app: Flask) -> int:

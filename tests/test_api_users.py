@@ -22,6 +22,7 @@ from tests.helpers import (
     AuthActions,
     assert_problem,
     bearer,
+    browser_of,
     csrf_token,
     error_fields,
     is_logged_in,
@@ -55,14 +56,6 @@ def can_get_token(client: FlaskClient, username: str, password: str) -> bool:
     response = client.post("/api/v1/tokens", json={"username": username, "password": password})
     assert response.status_code in {201, 401}, response.get_data(as_text=True)
     return response.status_code == 201
-
-
-def browser_of(app: Flask, username: str = "张三") -> FlaskClient:
-    """Another client, logged in through the log-in form as ``username``."""
-    browser = app.test_client()
-    assert AuthActions(browser).login(username).status_code == 302
-    assert is_logged_in(browser, "/account")
-    return browser
 
 
 # --- POST /api/v1/users ------------------------------------------------------------------------

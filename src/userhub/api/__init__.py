@@ -14,9 +14,9 @@ from flask import Response, request
 from flask_cors import CORS
 
 from ..extensions import csrf
-from . import email, health, openapi, tokens, users
+from . import api_keys, email, events, health, openapi, sessions, tokens, users
 
-BLUEPRINTS = (users.bp, tokens.bp, email.bp, health.bp)
+BLUEPRINTS = (users.bp, tokens.bp, api_keys.bp, sessions.bp, events.bp, email.bp, health.bp)
 
 
 def exact_origin(origin: str) -> re.Pattern[str]:

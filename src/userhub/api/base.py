@@ -1,23 +1,28 @@
-"""What every ``/api/v1`` blueprint shares: the prefix, the JSON body check, and the check
-of a query string's parameters."""
+"""What every ``/api/v1`` blueprint shares: the prefix, the JSON body check, the check of a
+query string's parameters, and the shape of a page of a list."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from apiflask import APIBlueprint
-from flask import Response, current_app, request
+from flask import Response, current_app, request, url_for
 from flask_babel import LazyString
 from flask_babel import gettext as _
 from pydantic import BaseModel
 
+from ..services.users import MAX_ID
 from ..web.json_bodies import OPTIONAL_BODY, require_json_body
 from ..web.problems import Problem
 from ..web.views import is_marked
 
 PREFIX = "/api/v1"
+# The path converter of a row's id: a larger number names nothing (404), and SQLite could not
+# even look it up.
+ID_CONVERTER = f"int(max={MAX_ID})"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -50,6 +55,39 @@ def shaped(schema: type[BaseModel], value: Any, status: int, headers: dict[str, 
     response.status_code = status
     response.headers.update(headers)
     return response
+
+
+def with_fields(schema: type[BaseModel], row: Any, **extra: Any) -> dict[str, Any]:
+    """The fields of ``schema`` read from ``row``, with ``extra`` ones the row does not hold
+    (whether a session is this request's, a key's secret shown once)."""
+    return {name: getattr(row, name) for name in schema.model_fields if name not in extra} | extra
+
+
+def paginated(
+    endpoint: str, items: Sequence[Any], total: int, page: int, per_page: int, **query: Any
+) -> dict[str, Any]:
+    """One page of a list as every list of the API answers it: the items, the total, and links
+    to this, the first, the last and the neighbouring pages, which keep ``query`` (a None value
+    is left out)."""
+    pages = max(1, math.ceil(total / per_page))
+
+    def link(number: int) -> str:
+        return url_for(endpoint, page=number, per_page=per_page, **query)
+
+    return {
+        "items": items,
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+        "pages": pages,
+        "links": {
+            "self": link(page),
+            "first": link(1),
+            "last": link(pages),
+            "prev": link(min(page - 1, pages)) if page > 1 else None,
+            "next": link(page + 1) if page < pages else None,
+        },
+    }
 
 
 def known_query(schema: type[BaseModel], hint: LazyString) -> Callable[[F], F]:

@@ -53,7 +53,8 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 APIFLASK_ERROR_SCHEMAS = ("HTTPError", "ValidationError")
 BODY_ERRORS = (400, 413, 415, 422)
 UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
-DATABASE_PATHS = frozenset({"/api/v1/tokens", "/save_data_to_mysql"})  # and /api/v1/users...
+DATABASE_PATHS = frozenset({"/api/v1/tokens", "/api/v1/events", "/save_data_to_mysql"})  # and
+# /api/v1/users...
 CSRF_DESCRIPTION = (
     "Bad Request (a write made with the browser's session cookie lacks the X-CSRFToken header)"
 )
@@ -72,10 +73,17 @@ ERROR_HEADERS: dict[int, dict[str, Any]] = {
         }
     },
 }
+ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
-    # Ids outside this range name no user (404); SQLite could not even look them up.
-    "user_id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID},
+    # Ids outside this range name nothing (404); SQLite could not even look them up.
+    "user_id": ID_SCHEMA,
+    "session_id": ID_SCHEMA,
+    "key_id": ID_SCHEMA,
 }
+READ_ONLY_KEY = (
+    "Forbidden: sent with an API key that has only the `read` scope "
+    "(`/problems/insufficient-scope`)"
+)
 
 
 def problem_spec(status: int, description: str | None = None) -> dict[str, Any]:
@@ -142,6 +150,7 @@ def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None
         wanted[401] = None
         if method in UNSAFE_METHODS and any("BearerAuth" in r for r in security):
             wanted.setdefault(400, CSRF_DESCRIPTION)  # the session is the other way in
+            wanted.setdefault(403, READ_ONLY_KEY)
     if any(roles for requirement in security for roles in requirement.values()):
         wanted[403] = None  # an admin-only operation
     if "{" in path:

@@ -9,15 +9,39 @@ Bodies are strict: ``"username": 5`` is an error, not the string ``"5"``.
 
 from __future__ import annotations
 
-from datetime import datetime
+import contextlib
+import json
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from flask_babel import gettext as _
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    RootModel,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from ..models import DISPLAY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH, utc_iso
+from ..models import (
+    API_KEY_NAME_MAX_LENGTH,
+    DISPLAY_NAME_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
+    utc_iso,
+)
+from ..services import api_keys, security_log
 from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from ..services.users import MAX_ID
 from ..web.rule_schemas import (
     PASSWORD_RULES,
+    display_name_pattern,
     document_display_name,
     document_email,
     document_username,
@@ -239,13 +263,207 @@ class PageLinks(BaseModel):
     next: str | None
 
 
-class UserPage(BaseModel):
-    items: list[UserOut]
-    total: int = Field(description="Accounts in all pages (those that match `q`, if given).")
+# What every page of a list answers (``base.paginated``); each list names its own items.
+class Page(BaseModel):
+    items: list[Any]
+    total: int
     page: int
     per_page: int
     pages: int
     links: PageLinks
+
+
+class UserPage(Page):
+    items: list[UserOut]
+    total: int = Field(description="Accounts in all pages (those that match `q`, if given).")
+
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def utc_from_rfc3339(value: object) -> datetime:
+    """An RFC 3339 date-time (with its offset: ``Z`` or ``+08:00``) as naive UTC, as times are
+    stored. Only that form: not a bare date, nor a number of seconds, which Pydantic would take.
+    Times whose UTC falls outside years 1–9999 are the earliest or latest there are."""
+    moment = None
+    if isinstance(value, str) and RFC3339.fullmatch(value):
+        with contextlib.suppress(ValueError):  # a 30 February, a 25th hour
+            moment = datetime.fromisoformat(value.upper())
+    if moment is None:
+        message = _("Not an RFC 3339 date-time with its offset, e.g. 2026-12-01T08:00:00Z.")
+        raise PydanticCustomError("rfc3339", message)
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        return datetime.min if moment.year == 1 else datetime.max
+
+
+def event_type(value: str) -> str:
+    if value not in security_log.TYPES:
+        message = _("Not an event type: %(types)s.", types=", ".join(security_log.TYPES))
+        raise PydanticCustomError("event_type", message)
+    return value
+
+
+UtcSince = Annotated[
+    datetime,
+    BeforeValidator(utc_from_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+EventType = Annotated[
+    str,
+    AfterValidator(event_type),
+    Field(json_schema_extra={"enum": list(security_log.TYPES)}),
+]
+
+
+class EventQuery(PageQuery):
+    user_id: Id | None = Field(default=None, description="Only this account's events.")
+    type: EventType | None = Field(default=None, description="Only events of this type.")
+    since: UtcSince | None = Field(
+        default=None,
+        description="Only events at or after this time: an RFC 3339 date-time with its offset "
+        "(`Z` for UTC).",
+        examples=["2026-12-01T00:00:00Z"],
+    )
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[42])
+    type: EventType = Field(examples=[security_log.LOGGED_IN])
+    created_at: UtcDateTime
+    ip: str | None = Field(examples=["203.0.113.7"], description="The client's address.")
+    user_agent: str | None = Field(
+        examples=["Firefox 133 on Windows"],
+        description="The client's browser or program in a few words (never the whole header).",
+    )
+    session_id: int | None = Field(description="The browser session the request came with.")
+    api_key_id: int | None = Field(description="The log-in token or API key the request came with.")
+    actor_id: int | None = Field(
+        description="The administrator who did it, when it was not the account's owner."
+    )
+    details: dict[str, Any] = Field(
+        examples=[{"method": "password"}],
+        description="What else the event tells: a log-in's method, a key's name and scopes, "
+        "the fields an administrator changed. Never a password, token, key or link.",
+    )
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _parsed(cls, value: object) -> object:
+        """Stored as JSON text (``security_log.record``)."""
+        return json.loads(value) if isinstance(value, str) else value or {}
+
+
+class EventPage(Page):
+    items: list[EventOut] = Field(description="The newest first.")
+    total: int = Field(description="Events in all pages (those that match the filters).")
+
+
+class SessionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[7])
+    created_at: UtcDateTime = Field(description="When the browser logged in.")
+    last_seen_at: UtcDateTime = Field(
+        description="When it was last used (written at most every "
+        "`USERHUB_LAST_USED_INTERVAL_SECONDS`, 5 minutes by default)."
+    )
+    expires_at: UtcDateTime = Field(
+        description="Its absolute end; it ends sooner when unused for "
+        "`USERHUB_SESSION_IDLE_SECONDS` (7 days by default)."
+    )
+    ip: str | None = Field(examples=["203.0.113.7"], description="The address it logged in from.")
+    user_agent: str | None = Field(
+        examples=["Chrome 131 on Linux"], description="Its browser, in a few words."
+    )
+    auth_method: str = Field(examples=["password"], description="How it logged in.")
+    current: bool = Field(
+        description="Whether this call came with this session (the browser's own cookie)."
+    )
+
+
+class SessionList(RootModel[list[SessionOut]]):
+    pass
+
+
+ScopeName = Annotated[str, Field(json_schema_extra={"enum": list(api_keys.SCOPES)})]
+
+
+def _document_key_name(schema: dict[str, Any]) -> None:
+    schema.update(minLength=1, maxLength=API_KEY_NAME_MAX_LENGTH, pattern=display_name_pattern())
+
+
+def _document_scopes(schema: dict[str, Any]) -> None:
+    # ``admin`` alone could make no call: a key has read or write.
+    schema.update(minItems=1, contains={"enum": [api_keys.READ, api_keys.WRITE]})
+
+
+def _document_lifetime(schema: dict[str, Any]) -> None:
+    schema.update(minimum=api_keys.MIN_LIFETIME_SECONDS, maximum=api_keys.MAX_LIFETIME_SECONDS)
+
+
+class NewApiKey(StrictBody):
+    name: str = Field(
+        description="What the key is for, e.g. the script or service that will use it: at most "
+        "100 characters, not blank, no control or invisible (Unicode category C) characters; "
+        "stored without surrounding white space. Not unique.",
+        examples=["backup script"],
+        json_schema_extra=_document_key_name,
+    )
+    scopes: list[ScopeName] = Field(
+        description="`read`: GET calls only. `write`: every call. `admin`: the administrators' "
+        "operations too (only an administrator may ask for it, and with `read` or `write`). "
+        "An API key making a key may give it only scopes it has itself (`write` includes "
+        "`read`).",
+        examples=[["read"]],
+        json_schema_extra=_document_scopes,
+    )
+    expires_in: Annotated[int, Field(json_schema_extra=_document_lifetime)] | None = Field(
+        default=None,
+        description="Seconds until it stops working: 60 to 31622400 (366 days); absent or null "
+        "for 90 days.",
+        examples=[2592000],
+    )
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[3])
+    name: str = Field(examples=["backup script"])
+    prefix: str = Field(
+        examples=["uh_7fJ3kq0m"],
+        description="The key's first characters, to tell which key a leaked one is.",
+    )
+    scopes: list[ScopeName] = Field(examples=[["read"]])
+    created_at: UtcDateTime
+    expires_at: UtcDateTime
+    last_used_at: UtcDateTime | None = Field(
+        description="When it last made a call (written at most every "
+        "`USERHUB_LAST_USED_INTERVAL_SECONDS`, 5 minutes by default); null: never."
+    )
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _listed(cls, value: object) -> object:
+        """Stored space-separated (``ApiToken.scopes``)."""
+        return value.split() if isinstance(value, str) else value
+
+
+class ApiKeyList(RootModel[list[ApiKeyOut]]):
+    pass
+
+
+class NewApiKeyOut(ApiKeyOut):
+    key: str = Field(
+        description="The key itself: send it as `Authorization: Bearer <key>`. Shown only this "
+        "once; userhub keeps only its SHA-256.",
+        examples=["uh_7fJ3kq0m2Xo9c1nV8bQeZr4TgYwLd5HsA6uPiEjKfMo"],
+    )
 
 
 class Health(BaseModel):

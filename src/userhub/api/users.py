@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +15,7 @@ from ..web import devices, sessions
 from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, count_password_check, register_limit
 from .auth import ADMIN, caller, caller_token, token_auth
-from .base import api_blueprint, known_query, no_content, shaped
+from .base import api_blueprint, known_query, no_content, paginated, shaped
 from .idempotent import idempotent, replayable
 from .schemas import AdminUpdate, NewUser, ProfileUpdate, UserListQuery, UserOut, UserPage
 
@@ -48,7 +47,7 @@ REGISTER_RESPONSES: Any = {
 }
 
 
-def _user_or_404(user_id: int) -> User:
+def user_or_404(user_id: int) -> User:
     user = users.get_user(user_id)
     if user is None:
         raise Problem(404, _("There is no user with id %(id)d.", id=user_id))
@@ -144,25 +143,7 @@ def list_users(query_data: UserListQuery) -> dict[str, Any]:
     links keep it."""
     page, per_page, search = query_data.page, query_data.per_page, query_data.q or None
     items, total = users.list_users(page, per_page, search=search)
-    pages = max(1, math.ceil(total / per_page))
-
-    def link(number: int) -> str:
-        return url_for(".list_users", page=number, per_page=per_page, q=search)
-
-    return {
-        "items": items,
-        "total": total,
-        "page": page,
-        "per_page": per_page,
-        "pages": pages,
-        "links": {
-            "self": link(page),
-            "first": link(1),
-            "last": link(pages),
-            "prev": link(min(page - 1, pages)) if page > 1 else None,
-            "next": link(page + 1) if page < pages else None,
-        },
-    }
+    return paginated(".list_users", items, total, page, per_page, q=search)
 
 
 @bp.get("/users/<int:user_id>")
@@ -174,7 +155,7 @@ def get_user(user_id: int) -> User:
     me = caller()
     if not me.is_admin and me.id != user_id:
         raise Problem(403, _("You can only read your own account (GET /api/v1/users/me)."))
-    return _user_or_404(user_id)
+    return user_or_404(user_id)
 
 
 @bp.patch("/users/<int:user_id>")
@@ -188,7 +169,7 @@ def get_user(user_id: int) -> User:
 def update_user(user_id: int, json_data: AdminUpdate) -> User:
     """Change any field; a new password needs no current one here and ends the user's sessions
     and tokens. Administrators cannot remove their own admin rights."""
-    user = _user_or_404(user_id)
+    user = user_or_404(user_id)
     users.update_user(user, json_data.given(), by_admin=caller(), keep_token=caller_token())
     return user
 
@@ -201,6 +182,6 @@ def update_user(user_id: int, json_data: AdminUpdate) -> User:
 )
 def delete_user(user_id: int) -> Response:
     """Delete an account and revoke its tokens. Administrators cannot delete themselves here."""
-    user = _user_or_404(user_id)
+    user = user_or_404(user_id)
     users.delete_user(user, by_admin=caller())
     return no_content()

@@ -11,6 +11,10 @@ table) with a name and scopes:
 
 A log-in token (``POST /api/v1/tokens``) has no scopes: it does whatever its user may. The
 list shows a key's first characters (``prefix``) so its owner can tell which one leaked.
+
+A key may make keys (with ``write``), but never one with a scope it lacks itself
+(``grantable``): a stolen ``write`` key cannot mint an ``admin`` key. A log-in token or a browser
+session may give any scope its user may have.
 """
 
 from __future__ import annotations
@@ -24,16 +28,17 @@ from sqlalchemy import select
 
 from .. import transactions
 from ..extensions import db
-from ..models import ApiToken, User, utcnow
+from ..models import API_KEY_NAME_MAX_LENGTH, ApiToken, User, utcnow
 from . import security_log, tokens
-from .account_rules import raise_if_any
+from .account_rules import is_invisible, raise_if_any
+from .errors import InsufficientScope
 
 READ, WRITE, ADMIN = "read", "write", "admin"
 SCOPES = (READ, WRITE, ADMIN)
 PREFIX_LENGTH = 11  # "uh_" and 8 characters: enough to tell keys apart, useless to a guesser
 DEFAULT_LIFETIME = timedelta(days=90)
-MAX_LIFETIME = timedelta(days=366)
-MIN_LIFETIME = timedelta(minutes=1)
+MAX_LIFETIME_SECONDS = 366 * 24 * 60 * 60
+MIN_LIFETIME_SECONDS = 60
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -57,28 +62,82 @@ def acts_as_admin(user: User, scopes: frozenset[str] | None) -> bool:
     return user.is_admin and (scopes is None or ADMIN in scopes)
 
 
-def create(user: User, name: str, scopes: Iterable[str], expires_in: int | None = None) -> NewKey:
-    """Make a key, committed with its ``api-key-created`` event. InvalidUserInput names the
-    field to fix: an empty or long name, no scope, an unknown scope, ``admin`` for a user who is
-    not an administrator, a lifetime out of range."""
-    name = name.strip()
-    chosen = sorted(set(scopes), key=SCOPES.index) if set(scopes) <= set(SCOPES) else None
-    errors: dict[str, list[str]] = {}
-    if not name:
-        errors["name"] = [_("Give the key a name, e.g. the script or service that will use it.")]
-    elif len(name) > 100:
-        errors["name"] = [_("At most 100 characters.")]
+def grantable(held: frozenset[str] | None) -> frozenset[str]:
+    """The scopes a call made with ``held`` may give a new key: a key only those it has
+    (``write`` includes ``read``); a log-in token or a browser session (None), any."""
+    if held is None:
+        return frozenset(SCOPES)
+    return held | {READ} if WRITE in held else held
+
+
+def _name_problems(name: str) -> list[str]:
+    if not name.strip():
+        return [_("Give the key a name, e.g. the script or service that will use it.")]
+    if len(name) > API_KEY_NAME_MAX_LENGTH:
+        return [_("At most 100 characters.")]
+    if any(map(is_invisible, name)):
+        return [_("A key's name must not contain control or invisible characters.")]
+    return []
+
+
+def _scope_problems(user: User, chosen: list[str] | None) -> list[str]:
     if chosen is None:
-        errors["scopes"] = [_("Each scope is one of: read, write, admin.")]
-    elif not chosen:
-        errors["scopes"] = [_("Choose at least one scope: read, write or admin.")]
-    elif ADMIN in chosen and not user.is_admin:
-        errors["scopes"] = [_("Only an administrator can make a key with the admin scope.")]
-    lifetime = DEFAULT_LIFETIME if expires_in is None else timedelta(seconds=expires_in)
-    if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
-        errors["expires_in"] = [_("Between 60 seconds and 366 days (31622400 seconds).")]
-    raise_if_any(errors)
+        return [_("Each scope is one of: read, write, admin.")]
+    if not chosen:
+        return [_("Choose at least one scope: read, write or admin.")]
+    if ADMIN in chosen and not user.is_admin:
+        return [_("Only an administrator can make a key with the admin scope.")]
+    if chosen == [ADMIN]:  # it could make no call at all (``allows``)
+        return [_("The admin scope goes with read or write: add one of them.")]
+    return []
+
+
+def _check_grant(chosen: list[str], held: frozenset[str] | None) -> None:
+    """InsufficientScope if a key (``held``) asks for a key stronger than itself."""
+    if beyond := set(chosen) - grantable(held):
+        raise InsufficientScope(
+            _(
+                "An API key can give a new key only the scopes it has itself, and this one "
+                "lacks %(scopes)s. Make this key with a log-in token (POST /api/v1/tokens).",
+                scopes=", ".join(sorted(beyond, key=SCOPES.index)),
+            ),
+            {"scopes": [_("More than the API key making it has.")]},
+        )
+
+
+def create(
+    user: User,
+    name: str,
+    scopes: Iterable[str],
+    expires_in: int | None = None,
+    *,
+    held: frozenset[str] | None = None,
+) -> NewKey:
+    """Make a key, committed with its ``api-key-created`` event. InvalidUserInput names the
+    field to fix: a blank or long name or one with control characters, no scope, an unknown
+    scope, ``admin`` alone or for a user who is not an administrator, a lifetime out of range
+    (checked before it becomes a ``timedelta``, which a huge number would overflow).
+    ``held``: the scopes of the key making this one (None: a log-in token or a browser
+    session); asking for more is InsufficientScope. The name is stored without surrounding
+    white space."""
+    wanted = set(scopes)
+    chosen = sorted(wanted, key=SCOPES.index) if wanted <= set(SCOPES) else None
+    seconds = int(DEFAULT_LIFETIME.total_seconds()) if expires_in is None else expires_in
+    lifetime_problems = (
+        []
+        if MIN_LIFETIME_SECONDS <= seconds <= MAX_LIFETIME_SECONDS
+        else [_("Between 60 seconds and 366 days (31622400 seconds).")]
+    )
+    problems = {
+        "name": _name_problems(name),
+        "scopes": _scope_problems(user, chosen),
+        "expires_in": lifetime_problems,
+    }
+    raise_if_any({field: found for field, found in problems.items() if found})
     assert chosen is not None
+    _check_grant(chosen, held)
+    name = name.strip()
+    lifetime = timedelta(seconds=seconds)
     secret = tokens.new_secret()
     now = utcnow()
     row = ApiToken(

@@ -18,8 +18,8 @@ from sqlalchemy import delete, select, update
 
 from ..extensions import db
 from ..models import EmailLink, User, utcnow
+from . import tokens  # a module, not its function: tokens imports this module in turn (log_ins)
 from .errors import ExpiredLink, InvalidLink
-from .tokens import token_hash
 
 VERIFY = "verify-email"
 RESET = "reset-password"
@@ -64,7 +64,7 @@ def make(
         EmailLink(
             user_id=user.id,
             purpose=purpose,
-            token_hash=token_hash(token),
+            token_hash=tokens.token_hash(token),
             email=email,
             password_stamp=password_stamp(user) if purpose == RESET else None,
             target_id=target_id,
@@ -82,7 +82,7 @@ def peek(purpose: str, token: str) -> EmailLink:
         raise InvalidLink()
     link: EmailLink | None = db.session.scalar(
         select(EmailLink).where(
-            EmailLink.token_hash == token_hash(token), EmailLink.purpose == purpose
+            EmailLink.token_hash == tokens.token_hash(token), EmailLink.purpose == purpose
         )
     )
     if link is None or link.used_at is not None:

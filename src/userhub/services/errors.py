@@ -90,6 +90,12 @@ class NoSuchUser(UserError):
         super().__init__(_("This account no longer exists."))
 
 
+class InsufficientScope(ServiceError):
+    """An API key asked for something its scopes do not cover (a key stronger than itself)."""
+
+    code = "insufficient-scope"
+
+
 class TooManyFailures(ServiceError):
     """This account had too many failed log-ins lately; it may try again in ``retry_after``
     seconds. The password was not checked."""

@@ -137,16 +137,18 @@ def touch(session_id: int) -> None:
         log.warning("could not write when session %s was last seen", session_id, exc_info=True)
 
 
+def _live() -> tuple[ColumnElement[bool], ...]:
+    """A session that has not ended: before its absolute end, and used within the idle
+    lifetime (a row past either waits for the pruning, but is no session any more)."""
+    now = utcnow()
+    return BrowserSession.expires_at > now, BrowserSession.last_seen_at > now - _idle()
+
+
 def listed(user: User) -> list[BrowserSession]:
     """The user's live sessions, the most recently used first."""
-    now = utcnow()
     rows = db.session.scalars(
         select(BrowserSession)
-        .where(
-            BrowserSession.user_id == user.id,
-            BrowserSession.expires_at > now,
-            BrowserSession.last_seen_at > now - _idle(),
-        )
+        .where(BrowserSession.user_id == user.id, *_live())
         .order_by(BrowserSession.last_seen_at.desc(), BrowserSession.id.desc())
     )
     return list(rows)
@@ -178,7 +180,7 @@ def end(user: User, session_id: int, *, by: User | None = None) -> bool:
 def end_one(user_id: int, session_id: int, *, actor_id: int | None = None, **details: Any) -> bool:
     """End one of the account's sessions, with its ``session-ended`` event (and ``details``),
     in the caller's transaction; False if there was no such session."""
-    if not _delete(BrowserSession.id == session_id, BrowserSession.user_id == user_id):
+    if not _delete(BrowserSession.id == session_id, BrowserSession.user_id == user_id, *_live()):
         return False
     security_log.record(
         security_log.SESSION_ENDED,

@@ -27,6 +27,7 @@ from ..services.errors import (
     Conflict,
     EmailNotVerified,
     IdempotencyError,
+    InsufficientScope,
     LinkError,
     MalformedKey,
     NoAddress,
@@ -57,6 +58,7 @@ SERVICE_STATUSES: dict[type[ServiceError], int] = {
     MalformedKey: 400,
     LinkError: 400,
     EmailNotVerified: 403,
+    InsufficientScope: 403,
     NoAddress: 409,
     IdempotencyError: 422,  # a key reused for another request, or a record unreadable
 }
