@@ -93,14 +93,18 @@ def test_a_tokens_first_use_in_an_interval_adds_one_conditional_update(
 ) -> None:
     """ "Last used" is written once per interval, by one UPDATE that nothing else follows: the
     request neither reads the token again nor leaves a write pending (a lock held until the
-    request ends)."""
+    request ends). (A log-in token's first use is its log-in: it starts with it written.)"""
+    with app.app_context():  # the token was last used an interval ago
+        long_ago = utcnow() - timedelta(seconds=app.config["USERHUB_LAST_USED_INTERVAL_SECONDS"])
+        db.session.execute(sa.update(ApiToken).values(last_used_at=long_ago))
+        db.session.commit()
     with statements(app) as sent:
         response = client.get("/api/v1/users/me", headers=member.headers)
     assert response.get_json()["username"] == "member"
     assert [statement.split()[0] for statement in sent] == ["SELECT", "UPDATE"]
     assert "last_used_at IS NULL OR" in sent[1]
     with app.app_context():
-        assert db.session.scalar(sa.select(ApiToken.last_used_at)) is not None
+        assert db.session.scalar(sa.select(ApiToken.last_used_at)) > long_ago
 
 
 def test_a_page_view_writes_last_seen_once_per_interval(
