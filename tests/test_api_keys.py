@@ -67,8 +67,11 @@ def test_a_new_key_is_shown_once_with_its_secret_and_never_cached(
     assert (stored["name"], stored["scopes"]) == ("backup script", "read write")
 
 
-def test_the_lifetime_is_the_one_asked_for(client: FlaskClient, member: Account) -> None:
-    body = {"name": "ci", "scopes": ["read"], "expires_in": 3600}
+@pytest.mark.parametrize("seconds", [3600, 3600.0])  # JSON Schema's integers both
+def test_the_lifetime_is_the_one_asked_for(
+    client: FlaskClient, member: Account, seconds: float
+) -> None:
+    body = {"name": "ci", "scopes": ["read"], "expires_in": seconds}
     key = client.post(API_KEYS, json=body, headers=member.headers).get_json()
     assert utc(key["expires_at"]) - utc(key["created_at"]) == timedelta(hours=1)
 
@@ -104,6 +107,9 @@ def test_the_lifetime_is_the_one_asked_for(client: FlaskClient, member: Account)
         ),
         pytest.param(
             {"name": "ci", "scopes": ["read"], "expires_in": True}, "expires_in", id="a-boolean"
+        ),
+        pytest.param(
+            {"name": "ci", "scopes": ["read"], "expires_in": 3600.5}, "expires_in", id="a-fraction"
         ),
         pytest.param({"name": "ci", "scopes": ["read"], "owner": 1}, "owner", id="unknown-field"),
     ],

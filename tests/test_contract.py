@@ -64,6 +64,7 @@ ADMIN = "contract-admin"
 MEMBER = "contract-member"
 PASSWORD = "contract password 0"
 OWN_ACCOUNT = "/api/v1/users/me"
+API_KEYS = "/api/v1/users/me/api-keys"
 
 
 class Accounts:
@@ -119,8 +120,10 @@ def authenticated_as(accounts: Accounts) -> Iterator[None]:
 
     class NewTokenPerCase:
         """Bearer operations get a token made for this case alone. Operations on any account,
-        and the user list, run as the administrator; the member's own account and
-        ``DELETE /api/v1/tokens`` as the member."""
+        the user list, the whole security log, and the API keys (only an administrator may give
+        a key every scope a valid body names: a member's ``admin`` is refused with 422, as
+        ``tests/test_api_keys.py`` asserts) run as the administrator; the member's own account,
+        sessions and log, and ``DELETE /api/v1/tokens`` as the member."""
 
         def get(self, case: Case[Any], context: schemathesis.AuthContext) -> Any:
             operation = context.operation
@@ -128,7 +131,11 @@ def authenticated_as(accounts: Accounts) -> Iterator[None]:
             roles = [r for requirement in requirements for r in requirement.get("BearerAuth", [])]
             if not any("BearerAuth" in requirement for requirement in requirements):
                 return None  # a public operation, or HTTP Basic for POST /api/v1/tokens
-            as_admin = "admin" in roles or "{user_id}" in operation.path
+            as_admin = (
+                "admin" in roles
+                or "{user_id}" in operation.path
+                or operation.path.startswith(API_KEYS)
+            )
             return accounts.token(ADMIN if as_admin else MEMBER)
 
         def set(self, case: Case[Any], data: Any, context: schemathesis.AuthContext) -> None:

@@ -40,8 +40,9 @@ class TokenOrSessionAuth(HTTPTokenAuth):
 token_auth = TokenOrSessionAuth(
     scheme="Bearer",
     realm="userhub",
-    description="A token from `POST /api/v1/tokens`. A logged-in browser session also works; "
-    "its writes need the `X-CSRFToken` header.",
+    description="A token from `POST /api/v1/tokens`, or an API key from "
+    "`POST /api/v1/users/me/api-keys` (within its scopes). A logged-in browser session also "
+    "works; its writes need the `X-CSRFToken` header.",
 )
 
 AUTH_DETAILS = {

@@ -39,6 +39,9 @@ The user-account API of userhub, and the JSON routes of the Flask tutorial it gr
 * **Authentication:** `POST /api/v1/tokens` trades a username and password for a Bearer token
   (24 h by default). Send it as `Authorization: Bearer <token>`. A logged-in browser session
   works too; its writes need the `X-CSRFToken` header.
+* **API keys:** `POST /api/v1/users/me/api-keys` makes a named key for a script or a service,
+  with only the scopes it needs (`read`, `write`, `admin`); its secret is shown once. A key is
+  sent like a token; a call its scopes do not cover is a 403, `/problems/insufficient-scope`.
 * **Errors:** every error is `application/problem+json` (RFC 9457) with `type`, `title`,
   `status`, `detail`, and `errors` (one entry per field) for validation failures. `type`
   names the kind of error, `/problems/<kind>`: the `Problem` schema lists them all.

@@ -406,6 +406,17 @@ def _document_lifetime(schema: dict[str, Any]) -> None:
     schema.update(minimum=api_keys.MIN_LIFETIME_SECONDS, maximum=api_keys.MAX_LIFETIME_SECONDS)
 
 
+def _whole_number(value: object) -> object:
+    """``3600.0`` is the integer 3600 to JSON Schema (and so to clients), though not to a strict
+    ``int``; any other value goes on as sent."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Lifetime = Annotated[
+    int, BeforeValidator(_whole_number), Field(json_schema_extra=_document_lifetime)
+]
+
+
 class NewApiKey(StrictBody):
     name: str = Field(
         description="What the key is for, e.g. the script or service that will use it: at most "
@@ -422,7 +433,7 @@ class NewApiKey(StrictBody):
         examples=[["read"]],
         json_schema_extra=_document_scopes,
     )
-    expires_in: Annotated[int, Field(json_schema_extra=_document_lifetime)] | None = Field(
+    expires_in: Lifetime | None = Field(
         default=None,
         description="Seconds until it stops working: 60 to 31622400 (366 days); absent or null "
         "for 90 days.",

@@ -41,8 +41,8 @@ def _listed(user: User) -> SessionList:
 @bp.doc(summary="My browser sessions")
 def my_sessions() -> SessionList:
     """The browsers logged in to my account, the most recently used first. `current` marks
-    the one this call came with, when it came with the browser's session cookie. API tokens and
-    keys are not sessions: they are listed by `GET /api/v1/users/me/api-keys`."""
+    the one this call came with, when it came with the browser's session cookie. Tokens and
+    API keys are not sessions (`GET /api/v1/users/me/api-keys` lists the keys)."""
     return _listed(caller())
 
 
