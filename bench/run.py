@@ -12,7 +12,8 @@ connections, and writes:
 What runs (all with the same worker and thread count, one worker per core by default):
 
 - userhub (``userhub serve``, production mode: sessions, CSRF, access log and every check on)
-  on SQLite and on MariaDB, for the seven scenarios in ``SCENARIOS``;
+  on SQLite and on MariaDB, for the eight scenarios in ``SCENARIOS`` (``GET /account`` with
+  the session cookie of a browser that logged in through the form);
 - ``bench/plain_flask.py`` (the framework alone) and ``bench/raw_wsgi.py`` (the limit) for
   the two tutorial GET routes, under granian like userhub;
 - for two GET scenarios: userhub under gunicorn (``userhub serve --server gunicorn``), the
