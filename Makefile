@@ -80,8 +80,9 @@ check: lint test
 newman: $(VENV)/.installed-dev $(NEWMAN)
 	bash scripts/newman.sh
 
-## make bench: the load benchmark, with userhub before issue 18 and the reference apps in the
-## same run, and the 10,000-user import (MariaDB up; installs wrk if missing)
+## make bench: the load benchmark, with userhub before issue 18, userhub before server-side
+## sessions and the reference apps in the same run, and the 10,000-user import (MariaDB up;
+## installs wrk if missing)
 bench: $(VENV)/.installed-dev $(CATALOGUES) $(FASTAPI_USERS)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/import_users.py --users 10000

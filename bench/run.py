@@ -12,15 +12,18 @@ connections, and writes:
 What runs (all with the same worker and thread count, one worker per core by default):
 
 - userhub (``userhub serve``, production mode: sessions, CSRF, access log and every check on)
-  on SQLite and on MariaDB, for the seven scenarios in ``SCENARIOS``;
+  on SQLite and on MariaDB, for the eight scenarios in ``SCENARIOS`` (``GET /account`` with
+  the session cookie of a browser that logged in through the form);
 - ``bench/plain_flask.py`` (the framework alone) and ``bench/raw_wsgi.py`` (the limit) for
   the two tutorial GET routes, under granian like userhub;
 - for two GET scenarios: userhub under gunicorn (``userhub serve --server gunicorn``), the
   measurement behind ``userhub serve``'s choice of granian, and userhub under granian's WSGI
   interface without ``userhub serve``'s front (``cli/front.py``), what the front costs;
-- userhub as it was before (``--baseline REF``, default ``BASELINE``: main before issue 18),
-  from a temporary ``git worktree`` of REF served by this venv (``PYTHONPATH`` at its ``src``)
-  on its own MariaDB database, for the tutorial GETs and ``GET /api/v1/users/me``;
+- userhub as it was before (``--baseline REF``, repeatable; by default each of ``BASELINES``:
+  main before issue 18 and main before server-side sessions), each from a temporary ``git
+  worktree`` of REF served by this venv (``PYTHONPATH`` at its ``src``) on a MariaDB database
+  of its own, for the tutorial GETs, ``/``, ``GET /api/v1/users/me`` and a logged-in
+  ``GET /account``;
 - two reference apps that do what userhub's API does, each built as its own docs show
   (``bench/peers/``): fastapi-users (database access-token strategy, uvicorn, 2 workers,
   aiomysql) and Flask-Security-Too (token authentication, granian WSGI, 2 workers x 4 threads,
@@ -38,10 +41,13 @@ tables show medians, because these machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
+import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -72,10 +78,10 @@ TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
 DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/userhub_bench_load?charset=utf8mb4"
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-1"
 PEER_EMAIL = "bench@example.com"  # the peers identify users by e-mail address
-BASELINE = "62ac53b"  # main before issue 18: what users/me must beat by 1.3x
 PEERS = BENCH / "peers"
 FASTAPI_USERS_VENV = BIN.parent / "fastapi-users"  # inside the venv: `make clean` removes it
 ME, LOGIN = "GET /api/v1/users/me", "POST /api/v1/tokens"
+TEMPLATE, ACCOUNT = "GET / (template)", "GET /account (session)"
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class Scenario:
     method: str = "GET"
     body: str | None = None  # what wrk.lua generates: register, display_name, credentials
     token: bool = False  # send the bench user's Bearer token
+    cookie: bool = False  # send the session cookie of the bench user's browser log-in
     tutorial_get: bool = False  # also measured on plain Flask and raw WSGI
     hashing: bool = False  # bound by argon2id: compared with the hashing bound
     read: bool = False  # a read: p99 and RSS targets apply
@@ -95,14 +102,51 @@ SCENARIOS = (
     Scenario(
         "GET /test_get", "/test_get?user_name=%E5%BC%A0%E4%B8%89", tutorial_get=True, read=True
     ),
-    Scenario("GET / (template)", "/", read=True),
-    Scenario("GET /api/v1/users/me", "/api/v1/users/me", token=True, read=True),
+    Scenario(TEMPLATE, "/", read=True),
+    Scenario(ME, "/api/v1/users/me", token=True, read=True),
+    Scenario(ACCOUNT, "/account", cookie=True, read=True),
     Scenario("PATCH /api/v1/users/me", "/api/v1/users/me", "PATCH", "display_name", token=True),
     Scenario("POST /save_data_to_mysql", "/save_data_to_mysql", "POST", "register", hashing=True),
     Scenario("POST /api/v1/tokens", "/api/v1/tokens", "POST", "credentials", hashing=True),
 )
 SERVER_COMPARISON = ("GET /response_json", "GET /api/v1/users/me")
-BASELINE_SCENARIOS = ("GET /response_json", "GET /test_get", ME)
+BASELINE_SCENARIOS = ("GET /response_json", "GET /test_get", TEMPLATE, ME, ACCOUNT)
+# "Not slower": a ratio to the baseline of at least this. The rounds of one run scatter by
+# about as much on these shared machines (docs/performance.md, "server-side sessions").
+NOT_SLOWER = 0.95
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """userhub as it was at ``ref``, served side by side with this checkout in the same run."""
+
+    ref: str
+    before: str  # what it is the state before, for the tables
+    goals: tuple[tuple[str, float], ...] = ()  # (scenario, least ratio now / before)
+
+    @property
+    def label(self) -> str:
+        return f"userhub before ({self.ref})"
+
+
+BASELINES = (
+    Baseline("62ac53b", "main before issue 18", ((ME, 1.3),)),
+    Baseline(
+        "a219d54",
+        "main before server-side sessions",
+        tuple((name, NOT_SLOWER) for name in BASELINE_SCENARIOS),
+    ),
+)
+
+
+def baseline_for(ref: str) -> Baseline:
+    """A known baseline by its ref, or another commit, without goals. This checkout's own
+    commit is the A/A control: the same code as "userhub mysql", so its ratios are the noise."""
+    known = {b.ref: b for b in BASELINES}
+    if ref in known:
+        return known[ref]
+    same = _git("rev-parse", "--verify", "--quiet", ref) == _git("rev-parse", "HEAD")
+    return Baseline(ref, "this commit again: the A/A control" if same else ref)
 
 
 @dataclass(frozen=True)
@@ -128,6 +172,7 @@ class Target:
     port: int
     scenarios: tuple[str, ...]
     token: str | None = None
+    cookie: str | None = None  # the bench user's session cookie, for ACCOUNT
     pid: int | None = None
     log: Path | None = None
     requests: dict[str, Request] = field(default_factory=dict)  # the peers' own routes
@@ -288,13 +333,19 @@ def recreate_mysql_database(url: str, name: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def prepare_database(backend: str, mysql_url: str, folder: Path, source: Path | None = None) -> str:
+def prepare_database(
+    backend: str,
+    mysql_url: str,
+    folder: Path,
+    source: Path | None = None,
+    mysql_name: str | None = None,
+) -> str:
     """A fresh, migrated database with the bench user in it; its URL. ``source``: migrate
-    with another checkout's userhub (the baseline)."""
+    with another checkout's userhub (a baseline); ``mysql_name``: instead of the URL's."""
     if backend == "sqlite":
         url = f"sqlite:///{folder / 'bench.sqlite3'}"
     else:
-        url = recreate_mysql_database(mysql_url)
+        url = recreate_mysql_database(mysql_url, mysql_name)
     env = userhub_env(url, folder / f"instance-{backend}", limits=True, source=source)
     flask = [str(BIN / "flask"), "--app", "userhub"]
     subprocess.run([*flask, "db", "upgrade"], env=env, check=True, capture_output=True)  # noqa: S603
@@ -321,6 +372,48 @@ def issue_token(port: int) -> str:
         return token
 
 
+def _session_cookie(response: http.client.HTTPResponse, default: str = "") -> str:
+    for header in response.headers.get_all("Set-Cookie") or ():
+        name, _, rest = header.partition("=")
+        if name == "session":
+            return rest.split(";", 1)[0]
+    return default
+
+
+Answer = tuple[int, str, str]  # status, body, the session cookie (the one sent if none was set)
+
+
+def log_in_cookie(port: int) -> str:
+    """The session cookie of a browser that logged in as the bench user through the log-in
+    form and then opened its account page once (which keeps the page's CSRF token in the
+    session): the cookie a logged-in browser sends with every page it opens."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def send(method: str, path: str, cookie: str = "", form: str | None = None) -> Answer:
+        headers = {"Cookie": f"session={cookie}"} if cookie else {}
+        if form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        connection.request(method, path, form, headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode(), _session_cookie(response, cookie)
+
+    try:
+        _, page, cookie = send("GET", "/login")
+        csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        if not (cookie and csrf):
+            sys.exit(f"no log-in form on port {port}")
+        form = {"username": BENCH_USER, "password": BENCH_PASSWORD, "csrf_token": csrf[1]}
+        status, _, cookie = send("POST", "/test_post", cookie, urllib.parse.urlencode(form))
+        if status != 302:
+            sys.exit(f"the bench user's log-in on port {port} answered {status}")
+        status, _, cookie = send("GET", "/account", cookie)
+        if status != 200:
+            sys.exit(f"GET /account on port {port} answered {status} once logged in")
+        return cookie
+    finally:
+        connection.close()
+
+
 def wrk(
     target: Target,
     scenario: Scenario,
@@ -340,6 +433,9 @@ def wrk(
         env["BENCH_TOKEN"] = target.token
         if own:
             env.update(BENCH_TOKEN_HEADER=own.token_header, BENCH_TOKEN_PREFIX=own.token_prefix)
+    if scenario.cookie and target.cookie:  # the cookie header, as wrk.lua sends a token
+        env.update(BENCH_TOKEN=target.cookie, BENCH_TOKEN_HEADER="Cookie")  # noqa: S106
+        env["BENCH_TOKEN_PREFIX"] = "session="  # noqa: S105 (a cookie's name)
     if count_statuses:
         env["BENCH_COUNT_STATUSES"] = "1"
     command = [
@@ -472,6 +568,8 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> l
             command = [str(BIN / "userhub"), "serve", "--port", str(port), *common]
             start(target, command, env, "/api/v1/health")
             target.token = issue_token(port)
+            if ACCOUNT in names:
+                target.cookie = log_in_cookie(port)
             target.password_hash = stored_hash(url, user_hash)
             targets.append(target)
         if backend == "sqlite" and args.compare_servers:
@@ -497,8 +595,8 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> l
                 )
                 target.token = issue_token(port)
                 targets.append(target)
-    if "mysql" in args.backends and args.baseline != "none":
-        targets.append(start_baseline(stack, args, folder, common))
+    if "mysql" in args.backends:
+        targets += [start_baseline(stack, args, folder, common, b) for b in args.baselines]
     if "mysql" in args.backends and args.peers:
         targets += start_peers(stack, args, folder)
     for module, app in (("plain_flask", "plain Flask"), ("raw_wsgi", "raw WSGI")):
@@ -514,14 +612,15 @@ def start_targets(stack: ExitStack, args: argparse.Namespace, folder: Path) -> l
     return targets
 
 
-def baseline_label(ref: str) -> str:
-    return f"userhub before ({ref})"
+def safe_name(ref: str) -> str:
+    """``ref`` as part of a folder's or a database's name (``HEAD~1``: ``HEAD_1``)."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", ref)
 
 
 def checkout(stack: ExitStack, ref: str, folder: Path) -> Path:
     """A temporary ``git worktree`` of ``ref`` with its translations compiled, removed (with
     its administrative files) when the run ends."""
-    worktree = folder / "baseline"
+    worktree = folder / f"baseline-{safe_name(ref)}"
     git = ["git", "-C", str(ROOT)]
     subprocess.run([*git, "worktree", "add", "--detach", str(worktree), ref], check=True)  # noqa: S603
     stack.callback(
@@ -535,21 +634,24 @@ def checkout(stack: ExitStack, ref: str, folder: Path) -> Path:
 
 
 def start_baseline(
-    stack: ExitStack, args: argparse.Namespace, folder: Path, common: list[str]
+    stack: ExitStack, args: argparse.Namespace, folder: Path, common: list[str], before: Baseline
 ) -> Target:
-    """userhub as it was at ``--baseline`` (this venv, that checkout's code), on a fresh MariaDB
-    database of its own, rate limits on like "userhub mysql"."""
-    source = checkout(stack, args.baseline, folder) / "src"
-    instance = folder / "instance-baseline"
-    url = prepare_database("mysql", args.baseline_mysql_url, instance, source=source)
+    """userhub as it was at ``before.ref`` (this venv, that checkout's code), on a fresh
+    MariaDB database of its own (``--baseline-mysql-url``'s name and the ref), rate limits on
+    like "userhub mysql"."""
+    from sqlalchemy.engine import make_url
+
+    source = checkout(stack, before.ref, folder) / "src"
+    instance = folder / f"instance-baseline-{safe_name(before.ref)}"
+    database = f"{make_url(args.baseline_mysql_url).database}_{safe_name(before.ref)}"
+    url = prepare_database("mysql", args.baseline_mysql_url, instance, source, database)
     port = free_port()
-    target = Target(
-        baseline_label(args.baseline), "userhub", "granian", "mysql", port, BASELINE_SCENARIOS
-    )
+    target = Target(before.label, "userhub", "granian", "mysql", port, BASELINE_SCENARIOS)
     command = [str(BIN / "userhub"), "serve", "--port", str(port), *common]
     env = userhub_env(url, instance / "instance-mysql", True, source=source)
     launch(stack, folder, target, command, env, "/api/v1/health")
     target.token = issue_token(port)
+    target.cookie = log_in_cookie(port)
     return target
 
 
@@ -672,7 +774,7 @@ def evaluate_targets(
     rows: list[dict[str, Any]],
     hashing_bound: float,
     import_result: dict[str, Any] | None,
-    baseline: str | None = None,
+    baselines: tuple[Baseline, ...] = (),
 ) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it was met."""
 
@@ -693,7 +795,9 @@ def evaluate_targets(
     userhub = [
         r
         for r in rows
-        if r["app"] == "userhub" and r["server"] == "granian" and r["target"] != baseline
+        if r["app"] == "userhub"
+        and r["server"] == "granian"
+        and r["target"] not in {b.label for b in baselines}
     ]
     for row in userhub:
         plain = rps(row["scenario"], "plain Flask")
@@ -702,9 +806,11 @@ def evaluate_targets(
     check(
         "GET /api/v1/users/me on MariaDB, req/s", rps("GET /api/v1/users/me", "userhub mysql"), 3000
     )
-    now, before = rps(ME, "userhub mysql"), rps(ME, baseline or "")
-    if now and before:
-        check(f"{ME} on MariaDB / {baseline}, same run", now / before, 1.3)
+    for baseline in baselines:
+        for scenario, goal in baseline.goals:
+            now, before = rps(scenario, "userhub mysql"), rps(scenario, baseline.label)
+            if now and before:
+                check(f"{scenario} on MariaDB / {baseline.label}, same run", now / before, goal)
     check(
         "PATCH /api/v1/users/me on MariaDB, req/s",
         rps("PATCH /api/v1/users/me", "userhub mysql"),
@@ -728,14 +834,19 @@ def evaluate_targets(
 REFERENCES = ("plain Flask", "raw WSGI", "fastapi-users", "Flask-Security-Too")
 
 
-def reference_ratios(rows: list[dict[str, Any]], baseline: str | None) -> list[dict[str, Any]]:
+def reference_ratios(
+    rows: list[dict[str, Any]], runs: list[Run], baselines: tuple[Baseline, ...]
+) -> list[dict[str, Any]]:
     """userhub on MariaDB divided by each reference, per scenario the reference answers: the
-    tutorial apps and the baseline against "userhub mysql", the peers' log-in against "userhub
-    mysql (limits off)" (the peers have no rate limits either)."""
+    tutorial apps and the baselines against "userhub mysql", the peers' log-in against "userhub
+    mysql (limits off)" (the peers have no rate limits either). Besides the ratio of the
+    medians, the ratio in each round (the two measured one after the other): their spread is
+    the noise."""
     by_key = {(r["scenario"], r["target"]): r for r in rows}
+    by_round = {(r.scenario, r.target, r.round): r.rps for r in runs}
     ratios = []
     for (scenario, target), reference in by_key.items():
-        if target not in (*REFERENCES, baseline):
+        if target not in (*REFERENCES, *(b.label for b in baselines)):
             continue
         hashing = any(s.hashing for s in SCENARIOS if s.name == scenario)
         label = "userhub mysql" + (" (limits off)" if hashing else "")
@@ -749,6 +860,12 @@ def reference_ratios(rows: list[dict[str, Any]], baseline: str | None) -> list[d
                     "userhub_rps": mine["rps"],
                     "reference_rps": reference["rps"],
                     "ratio": round(mine["rps"] / reference["rps"], 3),
+                    "ratio_per_round": [
+                        round(by_round[scenario, label, n] / by_round[scenario, target, n], 3)
+                        for n in sorted({r.round for r in runs})
+                        if by_round.get((scenario, label, n))
+                        and by_round.get((scenario, target, n))
+                    ],
                     "userhub_p99_ms": mine["p99_ms"],
                     "reference_p99_ms": reference["p99_ms"],
                 }
@@ -905,12 +1022,13 @@ def markdown_table(
             f"| {r['rss_mb_max']:.0f} |"
         )
     if meta.get("ratios"):
+        before = "; ".join(f"{ref}, {what}" for ref, what in meta["baselines"].items())
         lines += [
             "",
             "Side by side, same run: userhub on MariaDB ÷ each reference (above 1, userhub is "
             "faster). The references: plain Flask and raw WSGI (no database), userhub before "
-            f"({meta['baseline']}, same venv, its own MariaDB database), fastapi-users "
-            "(database access-token strategy, uvicorn, 2 workers, aiomysql) and "
+            f"({before or 'none'}; same venv, each on a MariaDB database of its own), "
+            "fastapi-users (database access-token strategy, uvicorn, 2 workers, aiomysql) and "
             "Flask-Security-Too (token authentication, granian WSGI, 2 workers x 4 threads, "
             "PyMySQL), both on MariaDB (`bench/peers/`).",
             "",
@@ -989,13 +1107,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--backends", default="sqlite,mysql", type=lambda v: v.split(","))
     parser.add_argument("--mysql-url", default=DEFAULT_MYSQL)
-    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument(
+        "--only",
+        type=lambda v: v.split(","),
+        help="run only the scenarios whose name contains this (or one of these, comma-separated)",
+    )
     parser.add_argument("--no-server-comparison", dest="compare_servers", action="store_false")
     parser.add_argument(
         "--baseline",
-        default=BASELINE,
+        action="append",
         metavar="REF",
-        help=f"userhub before, served from a git worktree of REF (default {BASELINE}); none: skip",
+        help="userhub before, served from a git worktree of REF; repeatable (default: "
+        f"{', '.join(f'{b.ref}, {b.before}' for b in BASELINES)}); none: no baseline",
     )
     parser.add_argument(
         "--baseline-mysql-url",
@@ -1016,6 +1139,8 @@ def main() -> None:
     )
     parser.add_argument("--output", default=str(RESULTS / "bench.json"))
     args = parser.parse_args()
+    refs = args.baseline or [b.ref for b in BASELINES]
+    args.baselines = tuple(baseline_for(ref) for ref in refs if ref != "none")
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (make bench does this)")
 
@@ -1023,7 +1148,7 @@ def main() -> None:
     hash_ms = hash_cpu_ms()
     default_hash_ms = default_hash_cpu_ms() if args.peers else None
     hashing_bound = cores / (hash_ms / 1000)
-    scenarios = [s for s in SCENARIOS if not args.only or args.only in s.name]
+    scenarios = [s for s in SCENARIOS if not args.only or any(o in s.name for o in args.only)]
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="userhub-bench-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
@@ -1051,9 +1176,8 @@ def main() -> None:
     import_file = RESULTS / "import.json"
     import_result = json.loads(import_file.read_text()) if import_file.exists() else None
     rows = median_table(runs)
-    baseline = baseline_label(args.baseline) if args.baseline != "none" else None
-    checks = evaluate_targets(rows, hashing_bound, import_result, baseline)
-    ratios = reference_ratios(rows, baseline)
+    checks = evaluate_targets(rows, hashing_bound, import_result, args.baselines)
+    ratios = reference_ratios(rows, runs, args.baselines)
     logins = login_rows(rows, targets)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -1069,9 +1193,10 @@ def main() -> None:
         "hash_cpu_ms": round(hash_ms, 2),
         "argon2_default_hash_cpu_ms": default_hash_ms and round(default_hash_ms, 2),
         "hashing_bound": round(hashing_bound, 1),
-        "command": "make bench",
+        "command": "make bench"
+        + (f" BENCH_ARGS={shlex.quote(shlex.join(sys.argv[1:]))}" if sys.argv[1:] else ""),
         "commit": _git_commit(),
-        "baseline": args.baseline,
+        "baselines": {b.ref: b.before for b in args.baselines},
         "peers": {t.label: t.server for t in targets if t.app in REFERENCES[2:]},
     }
     output = Path(args.output)
@@ -1098,15 +1223,20 @@ def main() -> None:
     print(f"\nwrote {output}, {output.with_suffix('.png')}")
 
 
-def _git_commit() -> str:
+def _git(*args: str) -> str:
+    """What ``git ARGS`` prints in this checkout ("" on failure)."""
     result = subprocess.run(  # noqa: S603
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+        ["git", *args],  # noqa: S607
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
     return result.stdout.strip()
+
+
+def _git_commit() -> str:
+    return _git("rev-parse", "--short", "HEAD")
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ def test_only_the_clusters_own_host_is_served(cluster: Any) -> None:
 def test_a_token_from_one_instance_works_at_once_on_the_others(cluster: Any) -> None:
     """Issued through instance N (Galera node N), used at once through the next instance on
     another node: causal reads (``wsrep_sync_wait``) make that a 200 every time, and a token
-    revoked on one node stops working on the others at once."""
+    revoked through one instance is a 401 at once through each of the three."""
     username = unique("token")
     assert register(cluster.userhub_url(1), username).status_code == 201
     rounds = 30
@@ -236,10 +236,10 @@ def test_a_token_from_one_instance_works_at_once_on_the_others(cluster: Any) -> 
             f"{cluster.userhub_url(user)}/api/v1/tokens", headers=bearer(token), timeout=10
         )
         assert revoked.status_code == 204
-        after = requests.get(
-            f"{cluster.userhub_url(issuer)}/api/v1/users/me", headers=bearer(token), timeout=10
-        )
-        assert after.status_code == 401, (issuer, user)
+        for instance in (issuer, user, 6 - issuer - user):  # through each instance
+            url = f"{cluster.userhub_url(instance)}/api/v1/users/me"
+            after = requests.get(url, headers=bearer(token), timeout=10)
+            assert after.status_code == 401, (issuer, user, instance)
     FIGURES["cross_instance_token_rounds"] = rounds
 
 
@@ -278,11 +278,14 @@ def test_mail_promised_through_three_instances_on_three_nodes_is_sent_once(
     FIGURES["mails_through_three_instances"] = len(expected)
 
 
+CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
 def _log_in_by_form(base: str, username: str) -> str:
     """The browser's log-in on one instance; its session cookie (Secure in production, so it
-    is sent by hand over this loopback's plain HTTP)."""
+    is sent by hand over this loopback's plain HTTP, never by a cookie jar)."""
     page = requests.get(f"{base}/login", timeout=10)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    csrf = CSRF_FIELD.search(page.text)
     session = page.cookies.get("session")
     assert csrf and session, page.text
     response = requests.post(
@@ -296,6 +299,50 @@ def _log_in_by_form(base: str, username: str) -> str:
     return str(response.cookies["session"])
 
 
+def _with_cookie(method: str, url: str, cookie: str, **kwargs: Any) -> requests.Response:
+    """A request of the browser whose session cookie is ``cookie``; redirects not followed."""
+    return requests.request(
+        method, url, cookies={"session": cookie}, allow_redirects=False, timeout=10, **kwargs
+    )
+
+
+def _log_out(base: str, cookie: str) -> None:
+    """The log-out button, pressed through ``base``: the account page's form (its CSRF token,
+    and the cookie that page set to hold it), posted."""
+    page = _with_cookie("GET", f"{base}/account", cookie)
+    csrf = CSRF_FIELD.search(page.text)
+    assert page.status_code == 200 and csrf, page.text
+    cookie = page.cookies.get("session") or cookie
+    response = _with_cookie("POST", f"{base}/logout", cookie, data={"csrf_token": csrf[1]})
+    assert response.status_code == 302, response.text
+
+
+def _who(base: str, cookie: str) -> tuple[str | None, str | None]:
+    """Whom a replayed cookie is logged in as, through ``base``: (account page, API).
+    None where it is not: the page sends it to log in, the API answers 401."""
+    page = _with_cookie("GET", f"{base}/account", cookie)
+    me = _with_cookie("GET", f"{base}/api/v1/users/me", cookie)
+    if page.status_code == 302:
+        assert "/login" in page.headers["Location"], page.headers
+        on_page = None
+    else:
+        found = re.search(r"<dt>Username</dt><dd>([^<]+)</dd>", page.text)
+        assert page.status_code == 200 and found, page.text
+        on_page = found[1]
+    assert me.status_code in (200, 401), me.text
+    return on_page, me.json()["username"] if me.status_code == 200 else None
+
+
+def _live_sessions(cluster: Any, username: str) -> list[int]:
+    """How many session rows the user has, on each Galera node (after its latest writes)."""
+    counts = rows_on_every_node(
+        cluster,
+        "SELECT COUNT(*) FROM user_session s JOIN user u ON u.id = s.user_id "
+        f"WHERE u.username = '{username}'",
+    )
+    return [int(rows[0][0]) for rows in counts]
+
+
 def test_a_session_from_one_instance_works_on_the_others_until_the_password_changes(
     cluster: Any,
 ) -> None:
@@ -303,15 +350,10 @@ def test_a_session_from_one_instance_works_on_the_others_until_the_password_chan
     assert register(cluster.userhub_url(1), username).status_code == 201
     session = _log_in_by_form(cluster.userhub_url(1), username)
     for instance in (2, 3):
-        page = requests.get(
-            f"{cluster.userhub_url(instance)}/success",
-            cookies={"session": session},
-            allow_redirects=False,
-            timeout=10,
-        )
+        page = _with_cookie("GET", f"{cluster.userhub_url(instance)}/success", session)
         assert page.status_code == 200 and f"Hello,{username}" in page.text
-    # A new password set through instance 2 ends the session everywhere (its version is in
-    # the user row, not in any process).
+    # A new password set through instance 2 ends the session everywhere: it deletes the
+    # session's row, which every instance reads (no instance keeps sessions of its own).
     token = token_for(cluster.userhub_url(2), username)
     changed = requests.patch(
         f"{cluster.userhub_url(2)}/api/v1/users/me",
@@ -320,13 +362,42 @@ def test_a_session_from_one_instance_works_on_the_others_until_the_password_chan
         timeout=10,
     )
     assert changed.status_code == 200, changed.text
-    ended = requests.get(
-        f"{cluster.userhub_url(3)}/success",
-        cookies={"session": session},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert ended.status_code == 302 and "/login" in ended.headers["Location"]
+    assert _live_sessions(cluster, username) == [0, 0, 0]
+    for instance in (3, 1):
+        ended = _with_cookie("GET", f"{cluster.userhub_url(instance)}/success", session)
+        assert ended.status_code == 302 and "/login" in ended.headers["Location"]
+
+
+def test_a_log_out_through_one_instance_ends_every_copy_of_the_cookie(cluster: Any) -> None:
+    """Logged in through instance 1, the cookie copied; logged out through instance 2. The
+    copy, replayed through instances 3 and 1, is logged out: the session's row is gone from
+    every Galera node, and a signed cookie alone no longer logs anyone in."""
+    username = unique("logout")
+    assert register(cluster.userhub_url(1), username).status_code == 201
+    copied = _log_in_by_form(cluster.userhub_url(1), username)
+    for instance in (1, 2, 3):
+        assert _who(cluster.userhub_url(instance), copied) == (username, username)
+    _log_out(cluster.userhub_url(2), copied)
+    assert _live_sessions(cluster, username) == [0, 0, 0]
+    for instance in (3, 1, 2):
+        assert _who(cluster.userhub_url(instance), copied) == (None, None), instance
+
+
+def test_ending_one_of_two_sessions_leaves_the_other_on_every_instance(cluster: Any) -> None:
+    """One user, two browsers (logged in through instances 1 and 2). The first logs out
+    through instance 3: its cookie is logged out through instances 1 and 2, while the second
+    browser's session still works through all three."""
+    username = unique("two")
+    assert register(cluster.userhub_url(1), username).status_code == 201
+    first = _log_in_by_form(cluster.userhub_url(1), username)
+    second = _log_in_by_form(cluster.userhub_url(2), username)
+    assert first != second
+    assert _live_sessions(cluster, username) == [2, 2, 2]
+    _log_out(cluster.userhub_url(3), first)
+    assert _live_sessions(cluster, username) == [1, 1, 1]
+    for instance in (1, 2, 3):
+        assert _who(cluster.userhub_url(instance), first) == (None, None), instance
+        assert _who(cluster.userhub_url(instance), second) == (username, username), instance
 
 
 def test_failed_log_ins_are_counted_across_instances(cluster: Any) -> None:
