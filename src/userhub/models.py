@@ -42,6 +42,13 @@ def binary_string(length: int) -> String:
     )
 
 
+def never_reused_ids() -> dict[str, object]:
+    """The table arguments of a table whose ids are named elsewhere after the row is gone (the
+    security log, a mailed link): InnoDB, and AUTOINCREMENT on SQLite, which would otherwise give
+    a deleted highest id to the next row."""
+    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "sqlite_autoincrement": True}
+
+
 UsernameKey = binary_string(USERNAME_KEY_MAX_LENGTH)
 # A whole mail with both parts: over BLOB's 64 KiB on MySQL would fail, so MEDIUMBLOB (16 MiB).
 MailBody = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
@@ -78,11 +85,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
 
     __tablename__ = "user"
     # AUTOINCREMENT: SQLite never reuses a deleted user's id (sessions name users by id).
-    __table_args__ = {
-        "mysql_engine": "InnoDB",
-        "mysql_charset": "utf8mb4",
-        "sqlite_autoincrement": True,
-    }
+    __table_args__ = never_reused_ids()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH))
@@ -154,11 +157,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "api_token"
     # AUTOINCREMENT: SQLite never gives a revoked token's id again (the security log and the
     # new-device mail's revoke link name tokens by id).
-    __table_args__ = {
-        "mysql_engine": "InnoDB",
-        "mysql_charset": "utf8mb4",
-        "sqlite_autoincrement": True,
-    }
+    __table_args__ = never_reused_ids()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
@@ -194,11 +193,7 @@ class BrowserSession(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "user_session"
     # AUTOINCREMENT: SQLite never gives an ended session's id again (the security log and the
     # new-device mail's end-session link name sessions by id).
-    __table_args__ = {
-        "mysql_engine": "InnoDB",
-        "mysql_charset": "utf8mb4",
-        "sqlite_autoincrement": True,
-    }
+    __table_args__ = never_reused_ids()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)

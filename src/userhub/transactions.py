@@ -29,13 +29,15 @@ timeout (50 s by default), so a request stuck behind a lock is answered 503 at o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Executable
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from .extensions import db
@@ -66,6 +68,17 @@ def backoff(attempt: int) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): full jitter."""
     cap = min(FIRST_DELAY_CAP * 2 ** (attempt - 1), MAX_DELAY_CAP)
     return random.uniform(0, cap)  # noqa: S311 (not secret)
+
+
+def bookkeeping(statement: Executable, what: str) -> None:
+    """Run and commit a write that only keeps count ("last seen", "last used"): it must never
+    fail the request it rides on, so a failure is logged, and a row gone meanwhile is fine."""
+    try:
+        with contextlib.suppress(RowVanished):
+            committed(lambda: db.session.execute(statement))
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("could not write %s", what, exc_info=True)
 
 
 def committed(body: Callable[[], T]) -> T:

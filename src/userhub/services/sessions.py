@@ -13,7 +13,6 @@ pruned by the workers' housekeeping (``housekeeping.py``) or ``flask --app userh
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from .. import transactions
@@ -129,12 +127,7 @@ def touch(session_id: int) -> None:
         .values(last_seen_at=now)
         .execution_options(synchronize_session=False)
     )
-    try:
-        with contextlib.suppress(transactions.RowVanished):
-            transactions.committed(lambda: db.session.execute(statement))
-    except SQLAlchemyError:
-        db.session.rollback()
-        log.warning("could not write when session %s was last seen", session_id, exc_info=True)
+    transactions.bookkeeping(statement, f"when session {session_id} was last seen")
 
 
 def _live() -> tuple[ColumnElement[bool], ...]:
@@ -168,6 +161,14 @@ def log_out(current: Current) -> None:
             security_log.record(security_log.LOGGED_OUT, current.user_id, session_id=current.id)
 
     transactions.committed(end)
+
+
+def replaced(key: str) -> None:
+    """A browser that logs in again ends the session it had (its cookie's ``key``), committed:
+    no row is left alive behind a cookie nobody holds any more."""
+    row = find(key)
+    if row is not None:
+        log_out(Current.of(row))
 
 
 def end(user: User, session_id: int, *, by: User | None = None) -> bool:

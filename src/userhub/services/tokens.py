@@ -9,7 +9,6 @@ tokens too, with a name and scopes: this module finds both, and writes when each
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from .. import transactions
@@ -155,12 +153,7 @@ def touch(token_id: int) -> None:
         .values(last_used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    try:
-        with contextlib.suppress(transactions.RowVanished):
-            transactions.committed(lambda: db.session.execute(statement))
-    except SQLAlchemyError:
-        db.session.rollback()
-        log.warning("could not write when token %s was last used", token_id, exc_info=True)
+    transactions.bookkeeping(statement, f"when token {token_id} was last used")
 
 
 def revoke(api_token: ApiToken) -> None:
