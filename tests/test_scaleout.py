@@ -400,6 +400,55 @@ def test_ending_one_of_two_sessions_leaves_the_other_on_every_instance(cluster: 
         assert _who(cluster.userhub_url(instance), second) == (username, username), instance
 
 
+def test_a_session_ended_and_a_key_revoked_through_the_api_are_gone_on_every_instance(
+    cluster: Any,
+) -> None:
+    """The API's own ways: a browser's session ended with ``DELETE
+    /api/v1/users/me/sessions/{id}`` through instance 3, and a ``read`` API key revoked with
+    ``DELETE /api/v1/users/me/api-keys/{id}`` through instance 2, are refused at once through
+    each of the three instances (and the key was a read key there before: its write, 403)."""
+    username = unique("ended")
+    assert register(cluster.userhub_url(1), username).status_code == 201
+    browser = _log_in_by_form(cluster.userhub_url(1), username)
+    token = token_for(cluster.userhub_url(2), username)
+    listed = requests.get(
+        f"{cluster.userhub_url(3)}/api/v1/users/me/sessions", headers=bearer(token), timeout=10
+    )
+    [session] = listed.json()
+    ended = requests.delete(
+        f"{cluster.userhub_url(3)}/api/v1/users/me/sessions/{session['id']}",
+        headers=bearer(token),
+        timeout=10,
+    )
+    assert ended.status_code == 204, ended.text
+    made = requests.post(
+        f"{cluster.userhub_url(1)}/api/v1/users/me/api-keys",
+        json={"name": "backup", "scopes": ["read"]},
+        headers=bearer(token),
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    for instance in (1, 2, 3):
+        base = cluster.userhub_url(instance)
+        assert _who(base, browser) == (None, None), instance
+        me = requests.get(f"{base}/api/v1/users/me", headers=bearer(key), timeout=10)
+        assert me.status_code == 200, (instance, me.text)
+        write = requests.patch(
+            f"{base}/api/v1/users/me", json={"display_name": "x"}, headers=bearer(key), timeout=10
+        )
+        assert write.status_code == 403, (instance, write.text)
+    revoked = requests.delete(
+        f"{cluster.userhub_url(2)}/api/v1/users/me/api-keys/{made.json()['id']}",
+        headers=bearer(token),
+        timeout=10,
+    )
+    assert revoked.status_code == 204, revoked.text
+    for instance in (3, 1, 2):
+        url = f"{cluster.userhub_url(instance)}/api/v1/users/me"
+        assert requests.get(url, headers=bearer(key), timeout=10).status_code == 401, instance
+
+
 def test_failed_log_ins_are_counted_across_instances(cluster: Any) -> None:
     """The per-account limit (10 failures in 6 minutes) lives in Redis: failures spread over
     three instances add up, and the 11th attempt is refused by all of them."""
