@@ -1193,8 +1193,7 @@ def main() -> None:
         "hash_cpu_ms": round(hash_ms, 2),
         "argon2_default_hash_cpu_ms": default_hash_ms and round(default_hash_ms, 2),
         "hashing_bound": round(hashing_bound, 1),
-        "command": "make bench"
-        + (f" BENCH_ARGS={shlex.quote(shlex.join(sys.argv[1:]))}" if sys.argv[1:] else ""),
+        "command": shlex.join(["bench/run.py", *sys.argv[1:]]) if sys.argv[1:] else "make bench",
         "commit": _git_commit(),
         "baselines": {b.ref: b.before for b in args.baselines},
         "peers": {t.label: t.server for t in targets if t.app in REFERENCES[2:]},
