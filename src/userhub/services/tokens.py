@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 
 from .. import transactions
 from ..extensions import db
@@ -37,9 +37,14 @@ PRUNE_BATCH = 1000  # rows per DELETE: short transactions, even on a Galera clus
 
 # Built once: this runs on every token-authenticated request, and building the statement
 # (with its eager load: one query for the token and its user) cost more than running it.
+# Only the columns a request uses (the rest load if ever read): PyMySQL decodes each column of
+# the reply in Python, and the token row's others (hash, times, prefix) cost ~4% of the read.
 FIND_LIVE_TOKEN = (
     select(ApiToken)
-    .options(joinedload(ApiToken.user))
+    .options(
+        load_only(ApiToken.user_id, ApiToken.name, ApiToken.scopes, ApiToken.last_used_at),
+        joinedload(ApiToken.user),
+    )
     .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.expires_at > bindparam("now"))
 )
 
