@@ -86,22 +86,6 @@ def test_a_new_session_at_log_in(app: Flask, auth: AuthActions) -> None:
         assert after.get("_user_id")
 
 
-def test_logging_in_again_ends_the_browsers_earlier_session(app: Flask, auth: AuthActions) -> None:
-    """A browser has one session: logging in again (as anyone) leaves no row behind its old
-    cookie, and that cookie no longer logs in."""
-    auth.register()
-    auth.login()
-    (first,) = session_rows(app)
-    old_cookie = auth.client.get_cookie("session")
-    assert old_cookie is not None
-    auth.login()
-    (second,) = session_rows(app)
-    assert second != first and is_logged_in(auth.client)
-    replay = app.test_client()
-    replay.set_cookie("session", old_cookie.value)
-    assert not is_logged_in(replay)
-
-
 def test_log_out_ends_this_session_only(
     app: Flask, two_browsers_and_a_token: tuple[AuthActions, AuthActions, str]
 ) -> None:

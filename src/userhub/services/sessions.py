@@ -168,14 +168,6 @@ def log_out(current: Current) -> None:
     transactions.committed(end)
 
 
-def replaced(key: str) -> None:
-    """A browser that logs in again ends the session it had (its cookie's ``key``), committed:
-    no row is left alive behind a cookie nobody holds any more."""
-    row = find(key)
-    if row is not None:
-        log_out(Current.of(row))
-
-
 def end(user: User, session_id: int, *, by: User | None = None) -> bool:
     """End one of ``user``'s sessions (from another of theirs, or an admin ``by``),
     committed; False if there was no such live session."""

@@ -83,12 +83,8 @@ def init_app(app: Flask) -> None:
 
 def log_in(user: User, *, known_device: bool = True) -> sessions.Current:
     """Start a new session for ``user`` in this browser: a new row and a new cookie, nothing
-    from before carried over (no session fixation); a session it had ends."""
-    earlier, key = current_session(), session.get("_user_id")
-    if earlier is not None:
-        sessions.log_out(earlier)  # nothing to do if it has just been ended (a new password)
-    elif isinstance(key, str):
-        sessions.replaced(key)
+    from before carried over (no session fixation). A session the browser had lives on until
+    it expires or is ended from the session list, like another device's."""
     current = sessions.Current.of(sessions.start(user, known_device=known_device))
     session.clear()
     login_user(user)
