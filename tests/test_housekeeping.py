@@ -19,6 +19,7 @@ from flask_migrate import upgrade
 
 from tests.helpers import BACKENDS, PASSWORD, AppBuilder, own_database
 from tests.live_server import running_server
+from userhub import transactions
 from userhub.extensions import db
 from userhub.models import ApiToken, BrowserSession, EmailLink, SecurityEvent, User, utcnow
 from userhub.services import (
@@ -118,8 +119,7 @@ def test_prune_all_forgets_what_has_served_its_time_and_nothing_else(app: Flask)
 
 def test_prune_goes_on_batch_after_batch(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch is a short transaction; however many rows there are, each goes in some batch."""
-    for module in (sessions, security_log, tokens):
-        monkeypatch.setattr(module, "PRUNE_BATCH", 1)
+    monkeypatch.setattr(transactions, "PRUNE_BATCH", 1)  # the one batch size every prune uses
     with app.app_context():
         alive = fill(app)
         assert housekeeping.prune_all() == GONE

@@ -34,9 +34,9 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Executable
+from sqlalchemy import ColumnElement, Executable, delete, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
@@ -68,6 +68,29 @@ def backoff(attempt: int) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): full jitter."""
     cap = min(FIRST_DELAY_CAP * 2 ** (attempt - 1), MAX_DELAY_CAP)
     return random.uniform(0, cap)  # noqa: S311 (not secret)
+
+
+PRUNE_BATCH = 1000  # rows per DELETE: short transactions, even on a Galera cluster
+
+
+def delete_where(model: Any, *conditions: ColumnElement[bool]) -> int:
+    """Delete the rows of ``model`` that match, in the current transaction (the caller
+    commits); how many there were."""
+    statement = delete(model).where(*conditions).execution_options(synchronize_session=False)
+    return int(db.session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def delete_in_batches(model: Any, condition: ColumnElement[bool]) -> int:
+    """Delete every row of ``model`` that matches, ``PRUNE_BATCH`` at a time, each batch found
+    by a plain read and deleted by id in a transaction of its own (committed); how many rows
+    went. What was deleted, not what was found: another worker may prune the same meanwhile."""
+    gone = 0
+    while True:
+        ids = db.session.scalars(select(model.id).where(condition).limit(PRUNE_BATCH)).all()
+        if not ids:
+            db.session.rollback()
+            return gone
+        gone += committed(lambda: delete_where(model, model.id.in_(ids)))  # noqa: B023 (run now)
 
 
 def bookkeeping(statement: Executable, what: str) -> None:

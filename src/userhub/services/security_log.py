@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Delete, and_, delete, func, select, true
+from sqlalchemy import ColumnElement, and_, func, select, true
 
 from .. import transactions
 from ..extensions import db
@@ -62,7 +62,6 @@ TYPES = (
     ACCOUNT_UPDATED,
     ACCOUNT_DELETED,
 )
-PRUNE_BATCH = 1000  # rows per DELETE: short transactions, even on a Galera cluster
 
 
 def record(
@@ -187,22 +186,4 @@ def prune() -> int:
     """Forget events older than the retention; how many went."""
     days = current_app.config["USERHUB_SECURITY_LOG_RETENTION_DAYS"]
     cutoff = utcnow() - timedelta(days=days)
-    gone = 0
-    while True:
-        ids = db.session.scalars(
-            select(SecurityEvent.id).where(SecurityEvent.created_at < cutoff).limit(PRUNE_BATCH)
-        ).all()
-        if not ids:
-            db.session.rollback()
-            return gone
-        statement = (
-            delete(SecurityEvent)
-            .where(SecurityEvent.id.in_(ids))
-            .execution_options(synchronize_session=False)
-        )
-        # What was deleted, not what was found: another worker may have pruned some meanwhile.
-        gone += transactions.committed(lambda: _deleted(statement))  # noqa: B023 (run now)
-
-
-def _deleted(statement: Delete) -> int:
-    return int(db.session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return transactions.delete_in_batches(SecurityEvent, SecurityEvent.created_at < cutoff)

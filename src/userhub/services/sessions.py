@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import joinedload, load_only
 
 from .. import transactions
@@ -33,7 +33,6 @@ log = logging.getLogger("userhub")
 
 KEY_BYTES = 32
 MAX_KEY_LENGTH = 100  # a real key is 43 characters
-PRUNE_BATCH = 1000
 
 PASSWORD = "password"  # noqa: S105 (a method, not a secret) how a session was authenticated
 
@@ -162,7 +161,7 @@ def log_out(current: Current) -> None:
     """This browser logs out: its session ends, committed (if it had not ended already)."""
 
     def end() -> None:
-        if _delete(BrowserSession.id == current.id):
+        if _delete_sessions(BrowserSession.id == current.id):
             security_log.record(security_log.LOGGED_OUT, current.user_id, session_id=current.id)
 
     transactions.committed(end)
@@ -178,7 +177,9 @@ def end(user: User, session_id: int, *, by: User | None = None) -> bool:
 def end_one(user_id: int, session_id: int, *, actor_id: int | None = None, **details: Any) -> bool:
     """End one of the account's sessions, with its ``session-ended`` event (and ``details``),
     in the caller's transaction; False if there was no such session."""
-    if not _delete(BrowserSession.id == session_id, BrowserSession.user_id == user_id, *_live()):
+    if not _delete_sessions(
+        BrowserSession.id == session_id, BrowserSession.user_id == user_id, *_live()
+    ):
         return False
     security_log.record(
         security_log.SESSION_ENDED,
@@ -199,7 +200,7 @@ def end_all(user: User, *, keep: int | None = None) -> int:
         select(BrowserSession.id).where(BrowserSession.user_id == user.id)
     ).all()
     doomed = [session_id for session_id in ids if session_id != keep]
-    return _delete(BrowserSession.id.in_(doomed)) if doomed else 0
+    return _delete_sessions(BrowserSession.id.in_(doomed)) if doomed else 0
 
 
 def end_others(user: User, keep: int) -> int:
@@ -216,31 +217,12 @@ def end_others(user: User, keep: int) -> int:
     return transactions.committed(end_them)
 
 
-def _delete(*conditions: ColumnElement[bool]) -> int:
-    result = db.session.execute(
-        delete(BrowserSession).where(*conditions).execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 def prune() -> int:
     """Forget sessions past either lifetime; how many went."""
-    gone = 0
-    while True:
-        now = utcnow()
-        ids = db.session.scalars(
-            select(BrowserSession.id)
-            .where(
-                or_(
-                    BrowserSession.expires_at <= now,
-                    BrowserSession.last_seen_at <= now - _idle(),
-                )
-            )
-            .limit(PRUNE_BATCH)
-        ).all()
-        if not ids:
-            db.session.rollback()
-            return gone
-        doomed = BrowserSession.id.in_(ids)
-        # What was deleted, not what was found: another worker may have pruned some meanwhile.
-        gone += transactions.committed(lambda: _delete(doomed))  # noqa: B023 (run at once)
+    now = utcnow()
+    expired = or_(BrowserSession.expires_at <= now, BrowserSession.last_seen_at <= now - _idle())
+    return transactions.delete_in_batches(BrowserSession, expired)
+
+
+def _delete_sessions(*conditions: ColumnElement[bool]) -> int:
+    return transactions.delete_where(BrowserSession, *conditions)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.orm import joinedload, load_only
 
 from .. import transactions
@@ -33,7 +33,6 @@ log = logging.getLogger("userhub")
 
 TOKEN_PREFIX = "uh_"  # noqa: S105 (a public prefix, not a secret)
 TOKEN_BYTES = 32
-PRUNE_BATCH = 1000  # rows per DELETE: short transactions, even on a Galera cluster
 
 # Built once: this runs on every token-authenticated request, and building the statement
 # (with its eager load: one query for the token and its user) cost more than running it.
@@ -115,16 +114,7 @@ def sweep_expired(user: User) -> None:
 def prune() -> int:
     """Forget every expired token and key, a batch at a time; how many went. (A user's own
     are swept too when they get a new one; this finds those of users who never come back.)"""
-    gone = 0
-    while True:
-        ids = db.session.scalars(
-            select(ApiToken.id).where(ApiToken.expires_at <= utcnow()).limit(PRUNE_BATCH)
-        ).all()
-        if not ids:
-            db.session.rollback()
-            return gone
-        doomed = ApiToken.id.in_(ids)
-        gone += transactions.committed(lambda: delete_rows(doomed))  # noqa: B023 (run now)
+    return transactions.delete_in_batches(ApiToken, ApiToken.expires_at <= utcnow())
 
 
 def find(token: str) -> ApiToken | None:
@@ -200,7 +190,4 @@ def revoke_all(user: User, *, keep: ApiToken | None = None) -> None:
 
 def delete_rows(condition: ColumnElement[bool]) -> int:
     """Delete the tokens that match; how many there were (the caller commits)."""
-    result = db.session.execute(
-        delete(ApiToken).where(condition).execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return transactions.delete_where(ApiToken, condition)
