@@ -81,10 +81,11 @@ USERHUB_COLUMNS = {
     "email_verified_at",
     "pending_email",
     "is_admin",
+    "passkey_handle",
     "created_at",
     "updated_at",
 }
-HEAD = "0005"  # the newest revision
+HEAD = "0006"  # the newest revision
 TUTORIAL_USERS = [("张三", "123456"), ("lisi", "li-si-secret"), ("Wang Wu", "密码 with spaces")]
 LONG_PASSWORD = "a long enough password"
 AN_HOUR = datetime(2026, 1, 1, 12)
@@ -634,7 +635,10 @@ def test_the_upgrade_from_0004_keeps_accounts_tokens_and_links(
 
     assert stamped_version(url) == [HEAD]
     assert table_rows(url) == [
-        {column: value for column, value in row.items() if column != "session_version"}
+        {
+            **{column: value for column, value in row.items() if column != "session_version"},
+            "passkey_handle": None,  # 0006
+        }
         for row in users_before
     ]
     [token] = rows_of(url, "api_token")

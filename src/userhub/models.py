@@ -31,6 +31,9 @@ API_KEY_NAME_MAX_LENGTH = 100
 IP_MAX_LENGTH = 45  # the longest IPv6 text form
 USER_AGENT_MAX_LENGTH = 100  # a summary ("Chrome 156 on Linux"), not the header
 DETAILS_MAX_LENGTH = 500
+PASSKEY_HANDLE_LENGTH = 88  # base64url of 64 bytes, WebAuthn's longest user handle
+PASSKEY_NAME_MAX_LENGTH = 100
+CREDENTIAL_ID_MAX_LENGTH = 1023  # WebAuthn's longest credential id, in bytes
 
 
 # Case-insensitive uniqueness is decided in Python (NFKC + casefold), so the database must
@@ -100,6 +103,9 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     # An address asked for and not confirmed yet: ``email`` stays in use until its link is followed.
     pending_email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The WebAuthn user handle every passkey of the account carries (random, base64url; no
+    # personal data reaches an authenticator). Made with the first passkey.
+    passkey_handle: Mapped[str | None] = mapped_column(String(PASSKEY_HANDLE_LENGTH))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -170,6 +176,9 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
     scopes: Mapped[str | None] = mapped_column(String(40))  # space-separated, e.g. "read write"
     prefix: Mapped[str | None] = mapped_column(String(16))  # the key's start, to recognise it
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When its holder last proved who they are: a log-in token's issue, or a re-authentication
+    # with it (``services/reauthentication.py``); None: never (a key as created).
+    authenticated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
@@ -204,7 +213,9 @@ class BrowserSession(db.Model):  # type: ignore[name-defined,misc]
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     ip: Mapped[str | None] = mapped_column(String(IP_MAX_LENGTH))
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX_LENGTH))  # a summary
-    auth_method: Mapped[str] = mapped_column(String(20))  # "password", ...
+    auth_method: Mapped[str] = mapped_column(String(20))  # "password", "password+totp", ...
+    # When the browser last proved who is using it: the log-in, or a re-authentication.
+    authenticated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship()
 
@@ -239,6 +250,95 @@ class SecurityEvent(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<SecurityEvent {self.id} {self.type} of user {self.user_id}>"
+
+
+class TotpFactor(db.Model):  # type: ignore[name-defined,misc]
+    """An account's authenticator app (TOTP, RFC 6238): at most one. Its secret is stored
+    encrypted (``services/factor_secrets.py``); the factor counts only once ``confirmed_at`` is
+    set (the first right code). ``last_step`` is the time step of the last code accepted: no
+    code of that step or before is accepted again (a replayed code fails)."""
+
+    __tablename__ = "totp_factor"
+    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_step: Mapped[int | None] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"<TotpFactor of user {self.user_id}>"
+
+
+class RecoveryCode(db.Model):  # type: ignore[name-defined,misc]
+    """One of an account's single-use recovery codes: only a keyed digest is stored
+    (``services/recovery_codes.py``)."""
+
+    __tablename__ = "recovery_code"
+    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def __repr__(self) -> str:
+        return f"<RecoveryCode {self.id} of user {self.user_id}>"
+
+
+class Passkey(db.Model):  # type: ignore[name-defined,misc]
+    """A WebAuthn credential (a passkey) registered to an account: its public key, never a
+    secret (``services/passkeys.py``). Found by ``credential_key``, the SHA-256 of its id."""
+
+    __tablename__ = "passkey"
+    # AUTOINCREMENT: the security log names passkeys by id.
+    __table_args__ = never_reused_ids()
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    credential_key: Mapped[str] = mapped_column(String(DIGEST_LENGTH), unique=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(PASSKEY_NAME_MAX_LENGTH))
+    transports: Mapped[str | None] = mapped_column(String(100))  # space-separated hints
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def __repr__(self) -> str:
+        return f"<Passkey {self.id} of user {self.user_id}>"
+
+
+class AuthChallenge(db.Model):  # type: ignore[name-defined,misc]
+    """A short-lived step of an authentication in progress (``services/challenges.py``): the
+    second step of a log-in after the password, or a WebAuthn ceremony's challenge. The client
+    holds a random key, the table its SHA-256; spent once (deleted), and dead at ``expires_at``."""
+
+    __tablename__ = "auth_challenge"
+    __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    # None: a passwordless passkey log-in, whose account is not known until the passkey answers.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
+    # What the log-in knew when it began: whether this client is a device the account knows.
+    known_device: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A WebAuthn ceremony's challenge (base64url): public, sent to the browser as well.
+    webauthn_challenge: Mapped[str | None] = mapped_column(String(128))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"<AuthChallenge {self.id} {self.purpose}>"
 
 
 class IdempotencyRecord(db.Model):  # type: ignore[name-defined,misc]

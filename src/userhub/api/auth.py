@@ -11,20 +11,24 @@ refused with 403 ``insufficient-scope``, and only a key with ``admin`` acts as a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 from apiflask import HTTPError, HTTPTokenAuth
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ..extensions import csrf
 from ..models import ApiToken, User
-from ..services import api_keys, tokens
+from ..services import api_keys, reauthentication, second_factors, tokens
 from ..web.private_answers import for_user
 from ..web.problems import Problem, problem_response
+from ..web.recent_auth import session_is_recent
 from ..web.sessions import after_response
 
+View = TypeVar("View", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN = "admin"
 
@@ -55,6 +59,15 @@ AUTH_DETAILS = {
 READ_ONLY_KEY = _l(
     "This API key has only the read scope: it can make GET calls, not this one. Make a key "
     "with the write scope (POST /api/v1/users/me/api-keys)."
+)
+REAUTHENTICATE = _l(
+    "This change needs a recent proof of identity. Send your password (or a code from your "
+    "authenticator app) to POST /api/v1/users/me/reauthenticate with this token, then repeat "
+    "the call; or log in again."
+)
+MFA_FOR_ADMINS = _l(
+    "Administrators must add a second factor (an authenticator app or a passkey) on this "
+    "server before using admin calls: POST /api/v1/users/me/totp."
 )
 NOT_ADMIN_KEY = _l(
     "This needs an administrator account, and an API key with the admin scope (a log-in token "
@@ -89,7 +102,11 @@ def _verify(token: str) -> User | None:
 def _roles(user: User) -> list[str]:
     api_token = caller_token()
     scopes = api_token.scope_set if api_token is not None else None
-    return [ADMIN] if api_keys.acts_as_admin(user, scopes) else []
+    if not api_keys.acts_as_admin(user, scopes):
+        return []
+    if current_app.config["USERHUB_REQUIRE_MFA_FOR_ADMINS"] and not second_factors.has_any(user):
+        raise Problem(403, str(MFA_FOR_ADMINS), kind="mfa-enrolment-required")
+    return [ADMIN]
 
 
 @token_auth.error_processor
@@ -105,6 +122,26 @@ def caller() -> User:
     user = token_auth.current_user
     assert isinstance(user, User), "caller() used outside an auth_required view"
     return user
+
+
+def recent_auth_required(view: View) -> View:
+    """An API view (after ``auth_required``) that needs a recent proof of identity: a log-in
+    token issued, or a session logged in, within ``USERHUB_REAUTHENTICATION_SECONDS``, or
+    re-authenticated since (``POST /api/v1/users/me/reauthenticate``); else 401
+    ``reauthentication-required``."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        api_token = caller_token()
+        if api_token is not None:
+            recent = reauthentication.token_is_recent(api_token.id)
+        else:
+            recent = session_is_recent()
+        if not recent:
+            raise Problem(401, str(REAUTHENTICATE), kind="reauthentication-required")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
 
 
 def caller_token() -> ApiToken | None:

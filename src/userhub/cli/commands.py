@@ -203,6 +203,7 @@ def prune() -> None:
     click.echo(f"ended sessions: {pruned.sessions}")
     click.echo(f"old security events: {pruned.security_events}")
     click.echo(f"expired tokens and keys: {pruned.tokens}")
+    click.echo(f"unfinished log-in steps and passkey ceremonies: {pruned.challenges}")
 
 
 @click.command("check")

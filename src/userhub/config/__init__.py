@@ -372,6 +372,30 @@ SETTINGS: tuple[Setting, ...] = (
         "How long the security log keeps an event (default 1 year); older ones are pruned.",
     ),
     Setting(
+        "USERHUB_REAUTHENTICATION_SECONDS",
+        "USERHUB_REAUTHENTICATION_SECONDS",
+        int,
+        5 * 60,
+        "How recent a log-in or re-authentication must be for what needs one (a new password "
+        "or address, a second factor added or removed, an API key made; default 5 min).",
+    ),
+    Setting(
+        "USERHUB_MFA_CHALLENGE_SECONDS",
+        "USERHUB_MFA_CHALLENGE_SECONDS",
+        int,
+        5 * 60,
+        "How long the second step of a log-in (a code, a passkey) may take after the password "
+        "(default 5 min); then the log-in starts again.",
+    ),
+    Setting(
+        "USERHUB_REQUIRE_MFA_FOR_ADMINS",
+        "USERHUB_REQUIRE_MFA_FOR_ADMINS",
+        parse_bool,
+        False,
+        "When true, an administrator must have a second factor (an authenticator app or a "
+        "passkey) before any admin call is answered (403 `mfa-enrolment-required` until then).",
+    ),
+    Setting(
         "USERHUB_SHUTDOWN_TIMEOUT",
         "USERHUB_SHUTDOWN_TIMEOUT",
         int,
@@ -486,6 +510,8 @@ def _finish_mail(config: dict[str, Any], instance_path: str, production: bool) -
         "USERHUB_SESSION_MAX_SECONDS",
         "USERHUB_LAST_USED_INTERVAL_SECONDS",
         "USERHUB_SECURITY_LOG_RETENTION_DAYS",
+        "USERHUB_REAUTHENTICATION_SECONDS",
+        "USERHUB_MFA_CHALLENGE_SECONDS",
     ):
         if config[key] <= 0:
             unit = "days" if key.endswith("_DAYS") else "seconds"

@@ -3,7 +3,8 @@
 ``prune_all`` forgets sent mail and dead mailed links (``outbox.prune``), browser sessions past
 either lifetime (``sessions.prune``), security events older than
 ``USERHUB_SECURITY_LOG_RETENTION_DAYS`` (``security_log.prune``) and expired log-in tokens and
-API keys (``tokens.prune``). Each runs in short transactions of its own, a batch of rows at a
+API keys (``tokens.prune``), and log-in steps and passkey ceremonies never finished
+(``challenges.prune``). Each runs in short transactions of its own, a batch of rows at a
 time, so none holds locks for long, even on a Galera cluster.
 
 Nothing needs scheduling: the background thread of every ``userhub serve`` worker runs it
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import outbox, security_log, sessions, tokens
+from . import challenges, outbox, security_log, sessions, tokens
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,17 @@ class Pruned:
     sessions: int
     security_events: int
     tokens: int
+    challenges: int = 0
 
     @property
     def total(self) -> int:
-        return self.mail_and_links + self.sessions + self.security_events + self.tokens
+        return (
+            self.mail_and_links
+            + self.sessions
+            + self.security_events
+            + self.tokens
+            + self.challenges
+        )
 
 
 def prune_all() -> Pruned:
@@ -39,4 +47,5 @@ def prune_all() -> Pruned:
     ended_sessions = sessions.prune()
     old_events = security_log.prune()
     expired_tokens = tokens.prune()
-    return Pruned(mail_and_links, ended_sessions, old_events, expired_tokens)
+    old_challenges = challenges.prune()
+    return Pruned(mail_and_links, ended_sessions, old_events, expired_tokens, old_challenges)

@@ -43,6 +43,15 @@ ACCOUNT_LOCKED = "account-locked"
 ACCOUNT_UNLOCKED = "account-unlocked"
 ACCOUNT_UPDATED = "account-updated"  # an admin changed the profile or the admin flag
 ACCOUNT_DELETED = "account-deleted"  # by an admin
+TOTP_ENABLED = "totp-enabled"  # an authenticator app confirmed by its first code
+TOTP_DISABLED = "totp-disabled"
+RECOVERY_CODES_GENERATED = "recovery-codes-generated"
+RECOVERY_CODE_USED = "recovery-code-used"
+PASSKEY_ADDED = "passkey-added"
+PASSKEY_REMOVED = "passkey-removed"
+SECOND_FACTOR_FAILED = "second-factor-failed"  # a wrong code (or passkey) after the password
+REAUTHENTICATED = "reauthenticated"
+FACTORS_RESET = "factors-reset"  # by an admin: every second factor removed
 
 TYPES = (
     REGISTERED,
@@ -61,6 +70,15 @@ TYPES = (
     ACCOUNT_UNLOCKED,
     ACCOUNT_UPDATED,
     ACCOUNT_DELETED,
+    TOTP_ENABLED,
+    TOTP_DISABLED,
+    RECOVERY_CODES_GENERATED,
+    RECOVERY_CODE_USED,
+    PASSKEY_ADDED,
+    PASSKEY_REMOVED,
+    SECOND_FACTOR_FAILED,
+    REAUTHENTICATED,
+    FACTORS_RESET,
 )
 
 

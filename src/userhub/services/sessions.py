@@ -89,6 +89,7 @@ def start(user: User, *, method: str = PASSWORD, known_device: bool = True) -> B
         ip=where.ip,
         user_agent=where.user_agent,
         auth_method=method,
+        authenticated_at=now,
     )
 
     def insert() -> BrowserSession:

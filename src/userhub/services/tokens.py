@@ -69,6 +69,7 @@ def issue(
     user: User,
     *,
     known_device: bool = True,
+    method: str = "password",
     before_commit: Callable[[IssuedToken], None] | None = None,
 ) -> IssuedToken:
     """A new log-in token for ``user``, committed with its ``logged-in`` event (and the
@@ -90,10 +91,11 @@ def issue(
             token_hash=token_hash(token),
             expires_at=issued.expires_at,
             last_used_at=now,  # the log-in is its first use
+            authenticated_at=now,
         )
         db.session.add(row)
         db.session.flush()  # its id, for the event
-        log_ins.logged_in(user, method="password", known_device=known_device, token=row)
+        log_ins.logged_in(user, method=method, known_device=known_device, token=row)
         if before_commit is not None:
             before_commit(issued)
         return issued

@@ -77,11 +77,37 @@ PROBLEM_TYPES = {
         ProblemType("expired-link", 400, _l("The mailed link has expired; ask for a new one.")),
         ProblemType("unauthenticated", 401, _l("No valid token or session came with the request.")),
         ProblemType("bad-credentials", 401, _l("The username or the password is wrong.")),
+        ProblemType(
+            "mfa-required",
+            401,
+            _l(
+                "The password is right and the account has a second factor: send the challenge "
+                "back with a code (or a recovery code) to get the token."
+            ),
+        ),
+        ProblemType(
+            "invalid-challenge",
+            401,
+            _l("The log-in's challenge is unknown, used, or expired: log in again."),
+        ),
+        ProblemType(
+            "reauthentication-required",
+            401,
+            _l(
+                "This change needs a recent proof of identity: re-authenticate "
+                "(POST /api/v1/users/me/reauthenticate), or log in again, and repeat it."
+            ),
+        ),
         ProblemType("forbidden", 403, _l("The caller may not do this.")),
         ProblemType(
             "insufficient-scope",
             403,
             _l("The API key's scopes do not cover this call (a read key cannot write)."),
+        ),
+        ProblemType(
+            "mfa-enrolment-required",
+            403,
+            _l("Administrators must add a second factor here before using admin calls."),
         ),
         ProblemType(
             "email-not-verified",

@@ -81,11 +81,13 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = None
 
 
-def log_in(user: User, *, known_device: bool = True) -> sessions.Current:
+def log_in(
+    user: User, *, method: str = sessions.PASSWORD, known_device: bool = True
+) -> sessions.Current:
     """Start a new session for ``user`` in this browser: a new row and a new cookie, nothing
     from before carried over (no session fixation). A session the browser had lives on until
     it expires or is ended from the session list, like another device's."""
-    current = sessions.Current.of(sessions.start(user, known_device=known_device))
+    current = sessions.Current.of(sessions.start(user, method=method, known_device=known_device))
     session.clear()
     login_user(user)
     g.browser_session = current

@@ -1,0 +1,20 @@
+"""An authenticator app (TOTP, RFC 6238). TO BE WRITTEN (helper: totp)."""
+
+from __future__ import annotations
+
+from ..models import User
+
+
+def enabled(user: User) -> bool:
+    """Whether ``user`` has a confirmed authenticator app."""
+    raise NotImplementedError
+
+
+def verify(user: User, code: str) -> bool:
+    """A right code of the confirmed factor, never accepted twice (committed when right)."""
+    raise NotImplementedError
+
+
+def delete(user: User) -> None:
+    """Remove the factor, in the caller's transaction (no event)."""
+    raise NotImplementedError
