@@ -426,6 +426,14 @@ def new_api_key(
     return key
 
 
+def reauthenticate(client: FlaskClient, headers: dict[str, str], password: str = PASSWORD) -> None:
+    """Prove again who holds the token or key in ``headers`` (a key must before making keys)."""
+    answer = client.post(
+        "/api/v1/users/me/reauthenticate", json={"password": password}, headers=headers
+    )
+    assert answer.status_code == 204, answer.get_data(as_text=True)
+
+
 def user_count(app: Flask) -> int:
     """How many rows the ``user`` table holds."""
     with app.app_context():

@@ -26,6 +26,7 @@ from tests.helpers import (
     csrf_header,
     error_fields,
     new_api_key,
+    reauthenticate,
 )
 
 KEY_FIELDS = {"id", "name", "prefix", "scopes", "created_at", "expires_at", "last_used_at"}
@@ -248,6 +249,7 @@ def test_a_write_key_makes_keys_as_strong_as_itself_and_the_event_names_it(
     client: FlaskClient, api: ApiActions, member: Account
 ) -> None:
     maker = new_api_key(client, member.headers, "write")
+    reauthenticate(client, bearer(maker["key"]))  # a key is never a fresh log-in
     made = [new_api_key(client, bearer(maker["key"]), *scopes) for scopes in (["read"], ["write"])]
     assert [key["scopes"] for key in made] == [["read"], ["write"]]
     created = events_of(api, "api-key-created")
@@ -259,6 +261,7 @@ def test_no_key_can_make_a_key_stronger_than_itself(
 ) -> None:
     """An administrator's write key cannot mint an admin key: 403, not made."""
     write = bearer(new_api_key(client, admin.headers, "write")["key"])
+    reauthenticate(client, write)
     body = {"name": "escalation", "scopes": ["read", "admin"]}
     problem = assert_problem(client.post(API_KEYS, json=body, headers=write), 403)
     assert problem["type"] == "/problems/insufficient-scope"
@@ -266,6 +269,7 @@ def test_no_key_can_make_a_key_stronger_than_itself(
     assert "admin" in problem["detail"] and "POST /api/v1/tokens" in problem["detail"]
     assert [row["name"] for row in api.rows("api_token") if row["name"]] == ["script"]
     admin_key = bearer(new_api_key(client, admin.headers, "write", "admin")["key"])
+    reauthenticate(client, admin_key)
     assert new_api_key(client, admin_key, "read", "admin")["scopes"] == ["read", "admin"]
 
 

@@ -213,7 +213,8 @@ class BrowserSession(db.Model):  # type: ignore[name-defined,misc]
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     ip: Mapped[str | None] = mapped_column(String(IP_MAX_LENGTH))
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX_LENGTH))  # a summary
-    auth_method: Mapped[str] = mapped_column(String(20))  # "password", "password+totp", ...
+    # "password", "password+totp", "password+recovery-code", "password+passkey", "passkey"
+    auth_method: Mapped[str] = mapped_column(String(40))
     # When the browser last proved who is using it: the log-in, or a re-authentication.
     authenticated_at: Mapped[datetime | None] = mapped_column(DateTime)
 

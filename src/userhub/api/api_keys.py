@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from ..services import api_keys
 from ..web.problems import Problem
-from .auth import caller, caller_token, token_auth
+from .auth import caller, caller_token, recent_auth_required, token_auth
 from .base import ID_CONVERTER, api_blueprint, no_content, shaped, with_fields
 from .schemas import ApiKeyList, NewApiKey, NewApiKeyOut
 
@@ -43,6 +43,7 @@ CREATE_RESPONSES: Any = {
 
 @bp.post("/users/me/api-keys")
 @bp.auth_required(token_auth)
+@recent_auth_required
 @bp.input(NewApiKey, example={"name": "backup script", "scopes": ["read"]})
 @bp.output(NewApiKeyOut, status_code=201, description="The key, shown only this once")
 @bp.doc(summary="Make an API key", responses=CREATE_RESPONSES)

@@ -132,16 +132,22 @@ def recent_auth_required(view: View) -> View:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        api_token = caller_token()
-        if api_token is not None:
-            recent = reauthentication.token_is_recent(api_token.id)
-        else:
-            recent = session_is_recent()
-        if not recent:
-            raise Problem(401, str(REAUTHENTICATE), kind="reauthentication-required")
+        require_recent_auth()
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def require_recent_auth() -> None:
+    """401 ``reauthentication-required`` unless the caller's token or session proved its
+    holder recently (``recent_auth_required``, for a view that needs it only sometimes)."""
+    api_token = caller_token()
+    if api_token is not None:
+        recent = reauthentication.token_is_recent(api_token.id)
+    else:
+        recent = session_is_recent()
+    if not recent:
+        raise Problem(401, str(REAUTHENTICATE), kind="reauthentication-required")
 
 
 def caller_token() -> ApiToken | None:

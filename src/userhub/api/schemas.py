@@ -134,6 +134,38 @@ class TokenRequest(StrictBody):
     )
 
 
+class SecondStepRequest(StrictBody):
+    """The second call of a log-in with a second factor: the challenge of the ``mfa-required``
+    answer and a code."""
+
+    model_config = ConfigDict(title="Second step")
+
+    challenge: str = Field(min_length=1, max_length=100, examples=["kq3J..."])
+    otp: str = Field(
+        min_length=1,
+        max_length=40,
+        description="6 digits from the authenticator app, or a recovery code",
+        examples=["123456"],
+    )
+
+
+class Reauthentication(StrictBody):
+    """Prove who holds this token or session: the password, or a code."""
+
+    model_config = ConfigDict(
+        title="Re-authentication",
+        json_schema_extra={"oneOf": [{"required": ["password"]}, {"required": ["otp"]}]},
+    )
+
+    password: str | None = Field(default=None, min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    otp: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="6 digits from the authenticator app, or a recovery code",
+    )
+
+
 class ProfileUpdate(StrictBody):
     """``PATCH /users/me``: a new password needs the current one."""
 

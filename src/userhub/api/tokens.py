@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from pydantic import ValidationError
 
-from ..services import tokens, users
+from ..models import User
+from ..services import second_step, tokens, users
 from ..web import devices
 from ..web.json_bodies import optional_body, require_json_object
 from ..web.problems import Problem, summarise_fields
@@ -17,7 +18,7 @@ from ..web.ratelimits import RATE_LIMITED, login_limit
 from .auth import caller_token, token_auth
 from .base import api_blueprint, no_content, shaped
 from .idempotent import idempotent, replayable
-from .schemas import TokenOut, TokenRequest
+from .schemas import SecondStepRequest, TokenOut, TokenRequest
 
 bp = api_blueprint(
     "api_tokens", tag={"name": "Tokens", "description": "Log in and out with Bearer tokens."}
@@ -25,6 +26,19 @@ bp = api_blueprint(
 
 NO_CREDENTIALS = _l(
     'Send {"username": ..., "password": ...} as JSON, or use HTTP Basic authentication.'
+)
+MFA_REQUIRED = _l(
+    "The password is right, and this account has a second factor. Send "
+    '{"challenge": ..., "otp": ...} to this address with the challenge below and a code from '
+    "your authenticator app (or a recovery code)."
+)
+WRONG_CODE = _l(
+    "That code is not right. Check the time on the device with your authenticator app, or use "
+    "a recovery code; send it with the same challenge."
+)
+CHALLENGE_GONE = _l(
+    "This log-in's challenge is unknown, used, or expired (it lasts a few minutes, and too many "
+    "wrong codes end it). Log in again with the username and password."
 )
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="userhub", charset="UTF-8"'}
 CREATE_RESPONSES: Any = {
@@ -76,11 +90,15 @@ def _credentials() -> TokenRequest:
     try:
         return TokenRequest.model_validate(request.get_json())
     except ValidationError as exc:
-        errors: dict[str, list[str]] = {}
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "body"
-            errors.setdefault(field, []).append(error["msg"])
-        raise Problem(422, summarise_fields(errors), errors=errors) from None
+        raise invalid_fields(exc) from None
+
+
+def invalid_fields(exc: ValidationError) -> Problem:
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        errors.setdefault(field, []).append(error["msg"])
+    return Problem(422, summarise_fields(errors), errors=errors)
 
 
 @bp.post("/tokens")
@@ -98,15 +116,68 @@ def create_token() -> Response:
     after ``USERHUB_TOKEN_TTL_SECONDS`` (24 h by default). A wrong password and an unknown
     username get the same 401. With an `Idempotency-Key`, a retry of this request (which must
     still carry the right password) gets the same token again instead of a second one."""
+    if _is_second_step():
+        return _second_step()
     credentials = _credentials()
     logged_in = devices.log_in(credentials.username, credentials.password)
     if logged_in is None:
         raise bad_credentials()
+    if logged_in.second_step:
+        key = second_step.begin(logged_in.user, known_device=logged_in.known_device)
+        raise mfa_required(key, str(MFA_REQUIRED))
+    return _issue(logged_in.user, known_device=logged_in.known_device, method="password")
+
+
+def _issue(user: User, *, known_device: bool, method: str) -> Response:
     return replayable(
         lambda before_commit: tokens.issue(
-            logged_in.user, known_device=logged_in.known_device, before_commit=before_commit
+            user, known_device=known_device, method=method, before_commit=before_commit
         ),
         lambda issued: shaped(TokenOut, issued, 201, {"Cache-Control": "no-store"}),
+    )
+
+
+def mfa_required(key: str, detail: str) -> Problem:
+    """401 ``mfa-required``: the password was right; send ``challenge`` back with a code."""
+    seconds = current_app.config["USERHUB_MFA_CHALLENGE_SECONDS"]
+    return Problem(
+        401,
+        detail,
+        kind="mfa-required",
+        members={"challenge": key, "expires_in": seconds, "methods": ["totp", "recovery-code"]},
+    )
+
+
+def _is_second_step() -> bool:
+    """A JSON body naming a ``challenge``: the second call of a log-in in two steps."""
+    if request.authorization is not None or not request.is_json:
+        return False
+    body = request.get_json(silent=True)
+    return isinstance(body, dict) and "challenge" in body
+
+
+def _second_step() -> Response:
+    """The code for the challenge: right, and the token is issued; wrong, and the same
+    challenge may be tried again (a few times, within its lifetime)."""
+    try:
+        sent = SecondStepRequest.model_validate(request.get_json())
+    except ValidationError as exc:
+        raise invalid_fields(exc) from None
+    step = second_step.pending(sent.challenge)
+    if step is None:
+        raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge")
+    method = second_step.check_code(
+        step, sent.otp, device=devices.device_for(step.user.username_key)
+    )
+    if method is None:
+        if second_step.pending(sent.challenge) is None:
+            raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge")
+        raise mfa_required(sent.challenge, str(WRONG_CODE))
+    if not second_step.complete(step):
+        raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge")
+    devices.remember(step.user.username_key)
+    return _issue(
+        step.user, known_device=step.known_device, method=second_step.session_method(method)
     )
 
 

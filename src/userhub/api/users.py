@@ -14,7 +14,7 @@ from ..services import users
 from ..web import devices, sessions
 from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, count_password_check, register_limit
-from .auth import ADMIN, caller, caller_token, token_auth
+from .auth import ADMIN, caller, caller_token, require_recent_auth, token_auth
 from .base import api_blueprint, known_query, no_content, paginated, shaped
 from .idempotent import idempotent, replayable
 from .schemas import AdminUpdate, NewUser, ProfileUpdate, UserListQuery, UserOut, UserPage
@@ -111,6 +111,8 @@ def update_me(json_data: ProfileUpdate) -> User:
     changes = json_data.given()
     changes.pop("current_password", None)
     user = caller()
+    if "password" in changes or "email" in changes:
+        require_recent_auth()
     if changes.get("password") is not None:
         count_password_check()
     users.update_user(

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import account_email, account_security, auth, email, problems, tutorial
+from . import (
+    account_email,
+    account_security,
+    auth,
+    email,
+    problems,
+    reauthenticate,
+    second_step,
+    tutorial,
+)
 
 BLUEPRINTS = (
     tutorial.bp,
     auth.bp,
+    second_step.bp,
+    reauthenticate.bp,
     account_email.bp,
     account_security.bp,
     email.bp,

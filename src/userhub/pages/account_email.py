@@ -19,6 +19,7 @@ from ..services import users
 from ..services.errors import UserError
 from ..web.errors import service_status
 from ..web.ratelimits import mail_limit
+from ..web.recent_auth import recent_login_required
 from .auth import rejected_fields, show_user_errors
 from .forms import ChangeEmailForm
 
@@ -57,6 +58,7 @@ def _what_happened(before: str | None, user: User) -> str:
 @bp.route("/account/email", methods=["GET", "POST"])
 @mail_limit
 @login_required
+@recent_login_required
 def change_email() -> Response | tuple[str, int]:
     """Add or change the address (a link is mailed to it: counted against the mail limit)."""
     form = ChangeEmailForm()
@@ -77,6 +79,7 @@ def change_email() -> Response | tuple[str, int]:
 @bp.post("/account/email/remove")
 @mail_limit
 @login_required
+@recent_login_required
 def remove_email() -> Response:
     """Remove the address at once; the old address gets a link that undoes it."""
     _set_email(None)

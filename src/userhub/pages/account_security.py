@@ -26,6 +26,7 @@ from ..services.errors import UserError
 from ..web import sessions as browser_sessions
 from ..web.errors import service_status
 from ..web.private_answers import NO_STORE
+from ..web.recent_auth import reauthenticate_first, session_is_recent
 from .auth import end_session, rejected_fields
 from .forms import ApiKeyForm
 
@@ -52,12 +53,27 @@ EVENT_WORDS: dict[str, LazyString] = {
     security_log.ACCOUNT_UNLOCKED: _l("Account unlocked"),
     security_log.ACCOUNT_UPDATED: _l("Account details changed"),
     security_log.ACCOUNT_DELETED: _l("Account deleted"),
+    security_log.TOTP_ENABLED: _l("Authenticator app added"),
+    security_log.TOTP_DISABLED: _l("Authenticator app removed"),
+    security_log.RECOVERY_CODES_GENERATED: _l("New recovery codes made"),
+    security_log.RECOVERY_CODE_USED: _l("A recovery code was used"),
+    security_log.PASSKEY_ADDED: _l("Passkey added: %(name)s"),
+    security_log.PASSKEY_REMOVED: _l("Passkey removed: %(name)s"),
+    security_log.SECOND_FACTOR_FAILED: _l("Failed log-in: wrong code after the right password"),
+    security_log.REAUTHENTICATED: _l("Identity confirmed again"),
+    security_log.FACTORS_RESET: _l("Second factors removed"),
 }
 # Events whose details change what they were.
 API_LOG_IN = _l("Logged in to the API (a token was issued)")
 OTHER_SESSIONS_ENDED = _l("Other sessions logged out")
 EMAIL_REMOVED = _l("E-mail address removed")
-METHOD_WORDS = {sessions.PASSWORD: _l("Password")}
+METHOD_WORDS = {
+    sessions.PASSWORD: _l("Password"),
+    "password+totp": _l("Password and authenticator app"),
+    "password+recovery-code": _l("Password and a recovery code"),
+    "password+passkey": _l("Password and a passkey"),
+    "passkey": _l("Passkey"),
+}
 SCOPE_WORDS = {
     api_keys.READ: _l("read"),
     api_keys.WRITE: _l("write"),
@@ -179,6 +195,8 @@ def keys() -> Response | tuple[str, int]:
         return _keys_page(form)
     if not form.validate():
         return _keys_page(form, rejected_fields(form))
+    if not session_is_recent():
+        return reauthenticate_first()
     days = form.lifetime.data
     try:
         new = api_keys.create(_user(), form.name.data, form.scopes.data, days * DAY_SECONDS)

@@ -7,7 +7,7 @@ Sessions are rows on the server; the cookie carries only a session's random key
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import flash, make_response, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
@@ -15,9 +15,11 @@ from werkzeug.wrappers import Response
 from ..services import users
 from ..services.errors import EmailNotVerified, TooManyFailures, UserError
 from ..web import devices, sessions
-from ..web.errors import retry_headers, service_status
+from ..web.errors import service_status, waiting
 from ..web.ratelimits import login_limit, register_limit
+from ..web.recent_auth import recent_login_required
 from ..web.redirects import is_safe_redirect
+from . import second_step
 from .forms import (
     ChangePasswordForm,
     LoginForm,
@@ -60,19 +62,14 @@ def submit_login_form() -> Response | tuple[str, int]:
         return render_login(form, status=service_status(exc), error=exc.message, resend=resend)
     if logged_in is None:
         return render_login(form, error=str(users.BAD_CREDENTIALS))
+    target = form.next.data
+    if logged_in.second_step:
+        return second_step.begin(logged_in, target)
     user = logged_in.user
     sessions.log_in(user, known_device=logged_in.known_device)
-    target = form.next.data
     if is_safe_redirect(target):
         return redirect(target)
     return redirect(url_for("tutorial.success", user_name=user.username))
-
-
-def waiting(page: tuple[str, int], refusal: TooManyFailures) -> Response:
-    """A form shown again because of too many failures, saying when to try again."""
-    response = make_response(page)
-    response.headers.update(retry_headers(refusal))
-    return response
 
 
 def end_session(message: str) -> Response:
@@ -159,6 +156,7 @@ def account() -> str:
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_limit
 @login_required
+@recent_login_required
 def change_password() -> Response | tuple[str, int]:
     """Change the password. Every other session and every API token ends; this browser gets a
     new session and stays logged in. Every POST counts against the per-IP log-in limit; a

@@ -206,3 +206,33 @@ class ApiKeyForm(TextForm):
         coerce=int,
         default=90,
     )
+
+
+CODE_MAX_LENGTH = 40  # a recovery code with spaces is 11; anything longer is not a code
+
+
+class SecondStepForm(TextForm):
+    """The second step of a log-in: a code from the authenticator app, or a recovery code."""
+
+    code = StringField(
+        _l("Code"),
+        validators=[
+            DataRequired(_l("Enter the code from your authenticator app, or a recovery code.")),
+            Length(max=CODE_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+        description=_l("6 digits from the app, or one of your recovery codes (xxxxx-xxxxx)."),
+    )
+
+
+class ReauthenticateForm(TextForm):
+    """Prove it is still you: the password, or a code (re-authentication)."""
+
+    password = PasswordField(_l("Password"), validators=[Optional()])
+    code = StringField(
+        _l("Or a code from your authenticator app"),
+        validators=[
+            Optional(),
+            Length(max=CODE_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+    )
+    next = HiddenField()

@@ -7,9 +7,24 @@ from ..models import User
 
 def count(user: User) -> int:
     """How many passkeys ``user`` has."""
-    raise NotImplementedError
+    from sqlalchemy import func, select
+
+    from ..extensions import db
+    from ..models import Passkey
+
+    return int(db.session.scalar(select(func.count()).where(Passkey.user_id == user.id)) or 0)
 
 
 def delete_all(user: User) -> None:
     """Remove every passkey, in the caller's transaction (no event)."""
+    raise NotImplementedError
+
+
+def authentication_options(user: User | None) -> tuple[str, str]:
+    """A passkey ceremony: the challenge's key and the options JSON for the browser."""
+    raise NotImplementedError
+
+
+def authenticate(challenge_key: str, credential: object, *, user: User | None = None) -> object:
+    """The passkey's answer verified (ServiceError when refused)."""
     raise NotImplementedError

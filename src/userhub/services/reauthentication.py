@@ -21,7 +21,37 @@ from sqlalchemy import select, update
 from .. import transactions
 from ..extensions import db
 from ..models import ApiToken, BrowserSession, User, utcnow
-from . import security_log
+from . import second_factors, security_log, users
+
+PASSWORD = "password"  # noqa: S105 (a method, not a secret)
+
+
+def reauthenticate(
+    user: User,
+    *,
+    password: str | None = None,
+    code: str | None = None,
+    device: str | None,
+    session_id: int | None = None,
+    token_id: int | None = None,
+) -> bool:
+    """Check the password, or else a code (authenticator or recovery), behind the account's
+    limit on failures (``device`` as ``login_limits.attempt`` takes it; TooManyFailures when
+    over it); if right, ``renew`` the session or token. Whether it was right."""
+    if password:
+        method = (
+            PASSWORD
+            if users.check_password(user.username_key, user, password, device=device)
+            else None
+        )
+    elif code:
+        method = second_factors.check_code(user, code, device=device)
+    else:
+        return False
+    if method is None:
+        return False
+    renew(user, method, session_id=session_id, token_id=token_id)
+    return True
 
 
 def is_recent(authenticated_at: datetime | None) -> bool:

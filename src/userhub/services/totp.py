@@ -7,7 +7,12 @@ from ..models import User
 
 def enabled(user: User) -> bool:
     """Whether ``user`` has a confirmed authenticator app."""
-    raise NotImplementedError
+    from sqlalchemy import select
+
+    from ..extensions import db
+    from ..models import TotpFactor
+
+    return db.session.scalar(select(TotpFactor.confirmed_at).where(TotpFactor.user_id == user.id)) is not None
 
 
 def verify(user: User, code: str) -> bool:

@@ -30,7 +30,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from ..models import User
-from ..services import users
+from ..services import second_factors, users
 from ..services.account_rules import username_key
 
 COOKIE = "userhub_device"
@@ -49,20 +49,26 @@ class Device:
 
 @dataclass(frozen=True)
 class LoggedIn:
-    """A right password: the account, and whether this client is a device it knows (else the
-    owner is mailed about the new device, ``services/log_ins.py``)."""
+    """A right password: the account, whether this client is a device it knows (else the
+    owner is mailed about the new device, ``services/log_ins.py``), and whether a second factor
+    must follow before the log-in is done (``services/second_step.py``)."""
 
     user: User
     known_device: bool
+    second_step: bool = False
 
 
 def log_in(username: str, password: str) -> LoggedIn | None:
     """``users.authenticate``, counted in this client's bucket for the account; a success
-    (re)sets the device cookie on the response, naming the account first."""
+    (re)sets the device cookie on the response, naming the account first, unless a second
+    factor must follow (the device becomes known to the account only when the log-in is done:
+    ``remember`` then)."""
     device = device_for(username_key(username))
     user = users.authenticate(username, password, device=device)
     if user is None:
         return None
+    if second_factors.has_any(user):
+        return LoggedIn(user, known_device=device is not None, second_step=True)
     remember(user.username_key)
     return LoggedIn(user, known_device=device is not None)
 

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -113,6 +113,13 @@ def retry_headers(error: ServiceError) -> dict[str, str]:
     return {}
 
 
+def waiting(page: tuple[str, int], refusal: TooManyFailures) -> Response:
+    """A form shown again because of too many failures, saying when to try again."""
+    response = make_response(page)
+    response.headers.update(retry_headers(refusal))
+    return response
+
+
 def error_page(status: int, detail: str | None = None) -> Response | tuple[str, int]:
     """The HTML error page. A view marked ``plain_text_errors`` keeps the tutorial's bare text
     body, or answers problem+json to a client that accepts only JSON."""
@@ -133,10 +140,13 @@ def error_response(
     *,
     kind: str | None = None,
     errors: dict[str, list[str]] | None = None,
+    members: dict[str, Any] | None = None,
 ) -> Response:
     """The error in the format the route speaks: problem+json or the error page."""
     if wants_problem_json():
-        return problem_response(status, detail, kind=kind, errors=errors, headers=headers)
+        return problem_response(
+            status, detail, kind=kind, errors=errors, headers=headers, members=members
+        )
     page = current_app.make_response(error_page(status, detail))
     page.headers.update(headers or {})  # e.g. the Allow that a 405 must carry
     return page
@@ -176,6 +186,7 @@ def handle_api_error(error: HTTPError) -> Response | tuple[str, int]:
             error.headers,
             kind=error.kind,
             errors=error.field_errors,
+            members=error.members,
         )
     errors = _validation_errors(error.detail)
     detail = summarise_fields(errors) or str(error.message)

@@ -221,10 +221,12 @@ class Problem(HTTPError):
         kind: str | None = None,
         errors: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
+        members: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(status, detail=detail, headers=headers)
         self.field_errors = errors or {}
         self.kind = kind
+        self.members = members or {}  # extension members of this kind (RFC 9457, 3.2)
 
 
 def view_detail_prefix() -> str | None:
@@ -259,9 +261,13 @@ def problem_response(
     kind: str | None = None,
     errors: dict[str, list[str]] | None = None,
     headers: Any = None,
+    members: dict[str, Any] | None = None,
 ) -> Response:
-    """An RFC 9457 problem document as a response."""
-    body = problem_document(status, (view_detail_prefix() or "") + detail, kind=kind)
+    """An RFC 9457 problem document as a response; ``members``: its kind's extension members."""
+    body = {
+        **problem_document(status, (view_detail_prefix() or "") + detail, kind=kind),
+        **(members or {}),
+    }
     if errors:
         body["errors"] = [
             {"field": field, "message": message}

@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import redirect, request, url_for
+from werkzeug.wrappers import Response
 
 from ..services import reauthentication
 from . import sessions
@@ -37,6 +38,11 @@ def return_address() -> str:
     return url_for("auth.account")
 
 
+def reauthenticate_first() -> Response:
+    """To the re-authentication page, which comes back here."""
+    return redirect(url_for("reauth.reauthenticate", next=return_address()))
+
+
 def recent_login_required(view: View) -> View:
     """A page (after ``login_required``) that asks for the password, a code or a passkey again
     unless this browser proved who is using it within the last few minutes."""
@@ -44,7 +50,7 @@ def recent_login_required(view: View) -> View:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not session_is_recent():
-            return redirect(url_for("reauth.reauthenticate", next=return_address()))
+            return reauthenticate_first()
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]

@@ -36,6 +36,10 @@ def upgrade() -> None:
     for table in ("user_session", "api_token"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("authenticated_at", sa.DateTime, nullable=True))
+    with op.batch_alter_table("user_session", table_kwargs={"sqlite_autoincrement": True}) as batch:
+        batch.alter_column(  # room for the methods of a log-in in two steps
+            "auth_method", type_=sa.String(40), existing_type=sa.String(20), existing_nullable=False
+        )
     op.execute(
         "UPDATE user_session SET authenticated_at = created_at WHERE authenticated_at IS NULL"
     )
@@ -107,7 +111,11 @@ def downgrade() -> None:
     for table in ("auth_challenge", "passkey", "recovery_code", "totp_factor"):
         op.drop_table(table)
     for table in ("api_token", "user_session"):
-        with op.batch_alter_table(table) as batch:
+        with op.batch_alter_table(table, table_kwargs={"sqlite_autoincrement": True}) as batch:
             batch.drop_column("authenticated_at")
+    with op.batch_alter_table("user_session", table_kwargs={"sqlite_autoincrement": True}) as batch:
+        batch.alter_column(
+            "auth_method", type_=sa.String(20), existing_type=sa.String(40), existing_nullable=False
+        )
     with op.batch_alter_table("user", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("passkey_handle")
