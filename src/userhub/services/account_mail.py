@@ -36,6 +36,7 @@ SUBJECTS = {
     "password-changed": _l("Your password was changed"),
     "account-locked": _l("Someone is trying to log in to your account"),
     "new-device": _l("A new log-in to your account"),
+    "recovery-code-used": _l("A recovery code of your account was used"),
 }
 
 
@@ -182,3 +183,16 @@ def _inert(client_text: str | None) -> str | None:
         return None
     words = " ".join(re.sub(r"[^\w ()+-]+", " ", client_text).split())
     return words or None
+
+
+def recovery_code_used(user: User, remaining: int) -> None:
+    """The notice after a recovery code was spent: how many are left, and what to do if it was
+    not the owner (who then has lost both the password and the codes)."""
+    if user.email is not None:
+        _send(
+            "recovery-code-used",
+            user.email,
+            user,
+            remaining=remaining,
+            forgot_link=public_link("email.forgot_password"),
+        )

@@ -188,3 +188,62 @@ class NoAddress(UserError):
                 "with PATCH /api/v1/users/me."
             )
         )
+
+
+class SecondFactorError(ServiceError):
+    """A change of an account's second factors that cannot be made now; nothing was written."""
+
+
+class AlreadyEnrolled(SecondFactorError, Conflict):
+    """An authenticator app is already set up: it must be removed before another is."""
+
+    code = "totp-already-enabled"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "An authenticator app is already set up for this account. Remove it first "
+                "(DELETE /api/v1/users/me/totp, or the two-factor page), then set up the new one."
+            )
+        )
+
+
+class NoEnrolment(SecondFactorError, Conflict):
+    """A code was sent to confirm an authenticator app that nobody began to set up."""
+
+    code = "no-totp-enrolment"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "No authenticator app is being set up for this account. Start again "
+                "(POST /api/v1/users/me/totp, or the two-factor page) and scan the new QR code."
+            )
+        )
+
+
+class TotpNotEnabled(SecondFactorError, Conflict):
+    """What needs an authenticator app (recovery codes) was asked of an account without one."""
+
+    code = "totp-not-enabled"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "This account has no authenticator app, so it has no recovery codes. Set up an "
+                "authenticator app first: its recovery codes come with it."
+            )
+        )
+
+
+class WrongCode(SecondFactorError, InvalidUserInput):
+    """The code typed to confirm an authenticator app is not the one it shows now."""
+
+    code = "wrong-code"
+
+    def __init__(self) -> None:
+        message = _(
+            "This code is not right. Type the 6 digits your authenticator app shows now; if it "
+            "still fails, check that your phone's clock is set automatically."
+        )
+        super().__init__(message, {"code": [message]})

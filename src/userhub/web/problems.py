@@ -132,6 +132,21 @@ PROBLEM_TYPES = {
             "own-account", 409, _l("An administrator cannot delete their own account here.")
         ),
         ProblemType(
+            "totp-already-enabled",
+            409,
+            _l("The account already has an authenticator app; remove it before adding another."),
+        ),
+        ProblemType(
+            "no-totp-enrolment",
+            409,
+            _l("No authenticator app is being set up: start again and scan the new QR code."),
+        ),
+        ProblemType(
+            "totp-not-enabled",
+            409,
+            _l("The account has no authenticator app, so no recovery codes to replace."),
+        ),
+        ProblemType(
             "request-timeout", 408, _l("The body did not arrive in time; the request was dropped.")
         ),
         ProblemType("body-too-large", 413, _l("The body, or a form field, is over the limit.")),
@@ -140,6 +155,11 @@ PROBLEM_TYPES = {
             "invalid-fields", 422, _l("Fields are missing, of the wrong type or break a rule.")
         ),
         ProblemType("not-a-json-object", 422, _l("The body is JSON, but not a JSON object.")),
+        ProblemType(
+            "wrong-code",
+            422,
+            _l("The authenticator code is wrong, or the phone's clock is off."),
+        ),
         ProblemType(
             "idempotency-key-reused",
             422,
