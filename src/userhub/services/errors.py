@@ -247,3 +247,39 @@ class WrongCode(SecondFactorError, InvalidUserInput):
             "still fails, check that your phone's clock is set automatically."
         )
         super().__init__(message, {"code": [message]})
+
+
+class PasskeyRefused(ServiceError):
+    """A passkey's answer to a log-in or re-authentication could not be verified: an unknown,
+    used or expired challenge, a passkey not registered (to this account), a wrong signature,
+    origin or user handle, a malformed answer. One error for every cause, so a caller learns
+    nothing about which accounts or passkeys exist."""
+
+    code = "passkey-refused"
+
+    def __init__(self) -> None:
+        super().__init__(_("This passkey could not be verified; try again or use your password."))
+
+
+class PasskeyNotRegistered(ServiceError):
+    """A new passkey's answer could not be verified: an unknown, used or expired challenge, or
+    an answer that is malformed or made for another site."""
+
+    code = "passkey-not-registered"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "The passkey could not be added: its answer was not valid, or took too long. "
+                "Try again."
+            )
+        )
+
+
+class PasskeyTaken(Conflict):
+    """The authenticator's credential is registered already (to this or another account)."""
+
+    code = "passkey-taken"
+
+    def __init__(self) -> None:
+        super().__init__(_("This passkey is registered already."))

@@ -32,6 +32,8 @@ from ..services.errors import (
     MalformedKey,
     NoAddress,
     NoSuchUser,
+    PasskeyNotRegistered,
+    PasskeyRefused,
     ServiceError,
     TooManyFailures,
 )
@@ -61,6 +63,8 @@ SERVICE_STATUSES: dict[type[ServiceError], int] = {
     InsufficientScope: 403,
     NoAddress: 409,
     IdempotencyError: 422,  # a key reused for another request, or a record unreadable
+    PasskeyRefused: 401,
+    PasskeyNotRegistered: 400,
 }
 
 # The error pages' headings, in the reader's language (problem documents keep the standard

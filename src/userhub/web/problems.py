@@ -75,6 +75,11 @@ PROBLEM_TYPES = {
             _l("The mailed link is not valid: used already, replaced by a newer one, or cut."),
         ),
         ProblemType("expired-link", 400, _l("The mailed link has expired; ask for a new one.")),
+        ProblemType(
+            "passkey-not-registered",
+            400,
+            _l("A new passkey's answer was not valid, or its challenge unknown, used or expired."),
+        ),
         ProblemType("unauthenticated", 401, _l("No valid token or session came with the request.")),
         ProblemType("bad-credentials", 401, _l("The username or the password is wrong.")),
         ProblemType(
@@ -97,6 +102,11 @@ PROBLEM_TYPES = {
                 "This change needs a recent proof of identity: re-authenticate "
                 "(POST /api/v1/users/me/reauthenticate), or log in again, and repeat it."
             ),
+        ),
+        ProblemType(
+            "passkey-refused",
+            401,
+            _l("The passkey's answer could not be verified; try again or use the password."),
         ),
         ProblemType("forbidden", 403, _l("The caller may not do this.")),
         ProblemType(
@@ -122,6 +132,7 @@ PROBLEM_TYPES = {
         ProblemType("conflict", 409, _l("The change clashes with data already stored.")),
         ProblemType("username-taken", 409, _l("Another account already has this username.")),
         ProblemType("email-taken", 409, _l("Another account already uses this e-mail address.")),
+        ProblemType("passkey-taken", 409, _l("This passkey is registered already.")),
         ProblemType(
             "no-email-address", 409, _l("The account has no e-mail address to send a link to.")
         ),

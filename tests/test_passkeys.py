@@ -1,0 +1,206 @@
+"""Passkeys (WebAuthn): the service and its views, on SQLite and MySQL.
+
+A software authenticator (``tests/webauthn_support.py``) answers the ceremonies as a platform
+authenticator would; userhub verifies its answers as it verifies a browser's. Every bad answer
+(malformed, for an unknown, expired or used challenge, for another site, another account's
+passkey) is a 4xx that says what to do, never a 500. Chromium's own authenticator is in
+``test_browser_passkeys.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from flask import Flask
+
+from tests.helpers import Account, ApiActions, AppBuilder
+from tests.webauthn_support import SoftAuthenticator, b64
+from userhub.extensions import db
+from userhub.models import Passkey, User
+from userhub.services import passkeys
+from userhub.services.errors import (
+    InvalidUserInput,
+    PasskeyNotRegistered,
+    PasskeyRefused,
+    PasskeyTaken,
+)
+
+ORIGIN = "http://localhost:5000"
+
+
+@pytest.fixture
+def app(build_app: AppBuilder, database_url: str) -> Flask:
+    return build_app(database_url, USERHUB_PUBLIC_URL=ORIGIN)
+
+
+def user_of(account: Account) -> User:
+    user = db.session.get(User, account.id)
+    assert user is not None
+    return user
+
+
+def registered(user: User, authenticator: SoftAuthenticator, name: str = "laptop") -> Passkey:
+    key, options = passkeys.registration_options(user)
+    return passkeys.register(user, key, authenticator.create(options), name)
+
+
+# --- The service ---------------------------------------------------------------------------------
+
+
+def test_register_then_log_in_without_a_password(app: Flask, member: Account) -> None:
+    authenticator = SoftAuthenticator(ORIGIN)
+    with app.app_context():
+        user = user_of(member)
+        key, options = passkeys.registration_options(user)
+        opts = json.loads(options)
+        assert opts["rp"] == {"id": "localhost", "name": "userhub"}
+        assert opts["user"]["name"] == "member"
+        assert opts["authenticatorSelection"]["residentKey"] == "required"
+        assert user.passkey_handle is not None and opts["user"]["id"] == user.passkey_handle
+        passkey = passkeys.register(user, key, authenticator.create(options), "  laptop ")
+        assert passkey.name == "laptop" and passkey.transports == "internal"
+        assert passkeys.count(user) == 1
+
+        key, options = passkeys.authentication_options(None)
+        assert json.loads(options)["allowCredentials"] == []
+        assert json.loads(options)["userVerification"] == "required"
+        owner, used = passkeys.authenticate(key, authenticator.get(options))
+        assert owner.id == member.id and used.id == passkey.id
+        assert used.last_used_at is not None and used.sign_count == 2
+
+
+def test_as_a_second_factor_only_the_accounts_own_passkeys_answer(
+    app: Flask, api: ApiActions, member: Account
+) -> None:
+    other = api.account("other")
+    mine, theirs = SoftAuthenticator(ORIGIN), SoftAuthenticator(ORIGIN)
+    with app.app_context():
+        user, stranger = user_of(member), user_of(other)
+        registered(user, mine)
+        registered(stranger, theirs)
+        key, options = passkeys.authentication_options(user)
+        allowed = [c["id"] for c in json.loads(options)["allowCredentials"]]
+        assert allowed == [b64(mine.passkeys[0].credential_id)]
+        with pytest.raises(PasskeyRefused):  # another account's passkey
+            passkeys.authenticate(key, theirs.get(options), user=user)
+        with pytest.raises(PasskeyRefused):  # this challenge was made for ``user``'s log-in
+            passkeys.authenticate(key, mine.get(options))
+        owner, _ = passkeys.authenticate(key, mine.get(options), user=user)
+        assert owner.id == member.id
+
+
+def test_a_passwordless_log_in_needs_user_verification(app: Flask, member: Account) -> None:
+    authenticator = SoftAuthenticator(ORIGIN)
+    with app.app_context():
+        registered(user_of(member), authenticator)
+        authenticator.user_verified = False
+        key, options = passkeys.authentication_options(None)
+        with pytest.raises(PasskeyRefused):
+            passkeys.authenticate(key, authenticator.get(options))
+        key, options = passkeys.authentication_options(user_of(member))
+        assert passkeys.authenticate(key, authenticator.get(options), user=user_of(member))
+
+
+def test_answers_for_another_site_or_an_old_challenge_are_refused(
+    app: Flask, member: Account
+) -> None:
+    authenticator = SoftAuthenticator(ORIGIN)
+    with app.app_context():
+        user = user_of(member)
+        key, options = passkeys.registration_options(user)
+        with pytest.raises(PasskeyNotRegistered):
+            passkeys.register(user, key, authenticator.create(options, origin="https://evil.test"))
+        registered(user, authenticator)
+        key, options = passkeys.authentication_options(None)
+        with pytest.raises(PasskeyRefused):
+            passkeys.authenticate(key, authenticator.get(options, origin="http://localhost:5001"))
+        answer = authenticator.get(options)
+        passkeys.authenticate(key, answer)
+        with pytest.raises(PasskeyRefused):  # the challenge is spent
+            passkeys.authenticate(key, answer)
+        key, options = passkeys.authentication_options(None)
+        with pytest.raises(PasskeyRefused):  # a replayed answer: another challenge, old counter
+            passkeys.authenticate(key, answer)
+        later = datetime.now(UTC) + timedelta(
+            seconds=app.config["USERHUB_MFA_CHALLENGE_SECONDS"] + 1
+        )
+        with time_machine.travel(later), pytest.raises(PasskeyRefused):
+            passkeys.authenticate(key, authenticator.get(options))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "",
+        "{",
+        "[]",
+        "null",
+        {"id": "x"},
+        {"id": "AA", "rawId": "AA", "response": {}},
+        "x" * 100_000,
+    ],
+)
+def test_malformed_answers_are_refusals(app: Flask, member: Account, answer: Any) -> None:
+    with app.app_context():
+        user = user_of(member)
+        key, _ = passkeys.registration_options(user)
+        with pytest.raises(PasskeyNotRegistered):
+            passkeys.register(user, key, answer)
+        key, _ = passkeys.authentication_options(None)
+        with pytest.raises(PasskeyRefused):
+            passkeys.authenticate(key, answer)
+
+
+def test_a_passkey_is_registered_once(app: Flask, api: ApiActions, member: Account) -> None:
+    authenticator = SoftAuthenticator(ORIGIN)
+    with app.app_context():
+        user = user_of(member)
+        key, options = passkeys.registration_options(user)
+        answer = authenticator.create(options)
+        passkeys.register(user, key, answer)
+        with pytest.raises(PasskeyNotRegistered):  # the challenge is spent
+            passkeys.register(user, key, answer)
+        key, options = passkeys.registration_options(user)
+        assert json.loads(options)["excludeCredentials"][0]["id"] == answer["id"]
+        again = authenticator.create(options, again=authenticator.passkeys[0])
+        with pytest.raises(PasskeyTaken):
+            passkeys.register(user, key, again)
+        other = api.account("other")
+        with app.app_context():
+            stranger = user_of(other)
+            key, options = passkeys.registration_options(stranger)
+            again = authenticator.create(options, again=authenticator.passkeys[0])
+            with pytest.raises(PasskeyTaken):
+                passkeys.register(stranger, key, again)
+
+
+def test_names_rename_remove(app: Flask, api: ApiActions, member: Account) -> None:
+    other = api.account("other")
+    authenticator = SoftAuthenticator(ORIGIN)
+    with app.app_context():
+        user = user_of(member)
+        first = registered(user, authenticator, "")
+        assert first.name.startswith("Passkey 20")
+        with pytest.raises(InvalidUserInput):
+            registered(user, authenticator, "x" * 101)
+        second = registered(user, authenticator, "phone")
+        assert [p.name for p in passkeys.listed(user)] == ["phone", first.name]
+        with pytest.raises(InvalidUserInput):
+            passkeys.rename(user, second.id, "  ")
+        renamed = passkeys.rename(user, second.id, " work phone ")
+        assert renamed is not None and renamed.name == "work phone"
+        assert passkeys.rename(user_of(other), second.id, "mine") is None
+        assert not passkeys.remove(user_of(other), second.id)
+        second_id = second.id
+        assert passkeys.remove(user, second_id)
+        assert not passkeys.remove(user, second_id)
+        assert passkeys.count(user) == 1
+        passkeys.delete_all(user)
+        db.session.commit()
+        assert passkeys.count(user) == 0
+    kinds = [row["type"] for row in api.rows("security_event") if row["user_id"] == member.id]
+    assert kinds.count("passkey-added") == 2 and kinds.count("passkey-removed") == 1
