@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import account_email, account_security, auth, email, problems, tutorial
+from . import account_email, account_security, auth, email, passkeys, problems, tutorial
 
 BLUEPRINTS = (
     tutorial.bp,
     auth.bp,
     account_email.bp,
     account_security.bp,
+    passkeys.bp,
     email.bp,
     problems.bp,
 )
