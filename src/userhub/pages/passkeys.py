@@ -65,7 +65,7 @@ def _answer() -> tuple[str, Any]:
         errors["challenge"] = [_("Send back the challenge the options came with.")]
     if not isinstance(credential, dict):
         errors["credential"] = [_("Send the browser's credential as a JSON object.")]
-    if errors:
+    if errors or not isinstance(challenge, str):
         raise Problem(422, next(iter(errors.values()))[0], errors=errors)
     return challenge, credential
 
