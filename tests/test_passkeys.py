@@ -17,7 +17,15 @@ import pytest
 import time_machine
 from flask import Flask
 
-from tests.helpers import Account, ApiActions, AppBuilder
+from tests.helpers import (
+    Account,
+    ApiActions,
+    AppBuilder,
+    assert_problem,
+    browser_of,
+    csrf_header,
+    csrf_token,
+)
 from tests.webauthn_support import SoftAuthenticator, b64
 from userhub.extensions import db
 from userhub.models import Passkey, User
@@ -204,3 +212,108 @@ def test_names_rename_remove(app: Flask, api: ApiActions, member: Account) -> No
         assert passkeys.count(user) == 0
     kinds = [row["type"] for row in api.rows("security_event") if row["user_id"] == member.id]
     assert kinds.count("passkey-added") == 2 and kinds.count("passkey-removed") == 1
+
+
+# --- The pages -----------------------------------------------------------------------------------
+
+
+def test_add_a_passkey_on_the_account_page_then_log_in_with_it_alone(
+    app: Flask, api: ApiActions, member: Account
+) -> None:
+    authenticator = SoftAuthenticator(ORIGIN)
+    browser = browser_of(app, "member")
+    page = browser.get("/account/passkeys")
+    assert page.status_code == 200 and "You have no passkeys." in page.get_data(as_text=True)
+    headers = csrf_header(browser)
+    begun = browser.post("/account/passkeys/options", json={}, headers=headers)
+    assert begun.status_code == 200, begun.get_data(as_text=True)
+    answer = authenticator.create(begun.get_json()["options"])
+    body = {"challenge": begun.get_json()["challenge"], "credential": answer, "name": "laptop"}
+    done = browser.post("/account/passkeys/new", json=body, headers=headers)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert done.get_json() == {"redirect": "/account/passkeys"}
+    listed = browser.get("/account/passkeys").get_data(as_text=True)
+    assert "Passkey added: laptop." in listed and "never" in listed
+
+    stranger = app.test_client()  # another browser: no session, no password
+    token = {"X-CSRFToken": csrf_token(stranger.get("/login").get_data(as_text=True))}
+    begun = stranger.post("/login/passkey/options", json={}, headers=token)
+    assert begun.status_code == 200
+    assert begun.get_json()["options"]["allowCredentials"] == []
+    body = {
+        "challenge": begun.get_json()["challenge"],
+        "credential": authenticator.get(begun.get_json()["options"]),
+    }
+    logged_in = stranger.post("/login/passkey", json=body, headers=token)
+    assert logged_in.status_code == 200, logged_in.get_data(as_text=True)
+    assert logged_in.get_json() == {"redirect": "/success?user_name=member"}
+    assert "Hello,member" in stranger.get("/success").get_data(as_text=True)
+    replay = app.test_client()
+    token = {"X-CSRFToken": csrf_token(replay.get("/login").get_data(as_text=True))}
+    again = replay.post("/login/passkey", json=body, headers=token)  # the challenge is spent
+    problem = assert_problem(again, 401)
+    assert problem["type"] == "/problems/passkey-refused"
+    logins = [r for r in api.rows("security_event") if r["type"] == "logged-in"]
+    assert json.loads(logins[-1]["details"] or "{}").get("method") == "passkey"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"challenge": "x"},
+        {"challenge": 1, "credential": {}},
+        {"challenge": "x", "credential": "{}"},
+        {"challenge": "unknown", "credential": {}},
+        {"challenge": "unknown", "credential": {"id": "AA", "rawId": "AA", "response": []}},
+    ],
+)
+def test_bad_answers_to_the_log_in_are_4xx(app: Flask, body: dict[str, Any]) -> None:
+    browser = app.test_client()
+    token = {"X-CSRFToken": csrf_token(browser.get("/login").get_data(as_text=True))}
+    response = browser.post("/login/passkey", json=body, headers=token)
+    assert response.status_code in {401, 422}
+    assert_problem(response, response.status_code)
+
+
+def test_the_json_calls_need_a_recent_log_in_and_csrf(app: Flask, member: Account) -> None:
+    anonymous = app.test_client()
+    token = {"X-CSRFToken": csrf_token(anonymous.get("/login").get_data(as_text=True))}
+    problem = assert_problem(
+        anonymous.post("/account/passkeys/options", json={}, headers=token), 401
+    )
+    assert problem["type"] == "/problems/unauthenticated"
+    browser = browser_of(app, "member")
+    assert_problem(browser.post("/account/passkeys/options", json={}), 400)  # no CSRF token
+    assert_problem(browser.post("/login/passkey/options", json={}), 400)
+    later = datetime.now(UTC) + timedelta(
+        seconds=app.config["USERHUB_REAUTHENTICATION_SECONDS"] + 5
+    )
+    with time_machine.travel(later):
+        stale = browser.post("/account/passkeys/options", json={}, headers=csrf_header(browser))
+        assert assert_problem(stale, 401)["type"] == "/problems/reauthentication-required"
+
+
+def test_rename_and_remove_on_the_page(app: Flask, api: ApiActions, member: Account) -> None:
+    other = api.account("other")
+    authenticator = SoftAuthenticator(ORIGIN)
+    with app.app_context():
+        mine = registered(user_of(member), authenticator).id
+        theirs = registered(user_of(other), SoftAuthenticator(ORIGIN)).id
+    browser = browser_of(app, "member")
+    token = csrf_token(browser.get("/account/passkeys").get_data(as_text=True))
+    renamed = browser.post(
+        f"/account/passkeys/{mine}/rename", data={"name": " desk ", "csrf_token": token}
+    )
+    assert renamed.status_code == 302
+    assert "Passkey renamed: desk." in browser.get("/account/passkeys").get_data(as_text=True)
+    blank = browser.post(
+        f"/account/passkeys/{mine}/rename", data={"name": " ", "csrf_token": token}
+    )
+    assert blank.status_code == 422 and 'aria-invalid="true"' in blank.get_data(as_text=True)
+    browser.post(f"/account/passkeys/{theirs}/rename", data={"name": "stolen", "csrf_token": token})
+    browser.post(f"/account/passkeys/{theirs}/remove", data={"csrf_token": token})
+    assert [r["name"] for r in api.rows("passkey") if r["id"] == theirs] == ["laptop"]
+    removed = browser.post(f"/account/passkeys/{mine}/remove", data={"csrf_token": token})
+    assert removed.status_code == 302
+    assert "You have no passkeys." in browser.get("/account/passkeys").get_data(as_text=True)

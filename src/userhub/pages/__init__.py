@@ -10,6 +10,7 @@ from . import (
     account_security,
     auth,
     email,
+    passkeys,
     problems,
     reauthenticate,
     second_step,
@@ -23,6 +24,7 @@ BLUEPRINTS = (
     reauthenticate.bp,
     account_email.bp,
     account_security.bp,
+    passkeys.bp,
     email.bp,
     problems.bp,
 )

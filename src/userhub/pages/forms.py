@@ -24,7 +24,12 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..models import API_KEY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, USERNAME_MAX_LENGTH
+from ..models import (
+    API_KEY_NAME_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    PASSKEY_NAME_MAX_LENGTH,
+    USERNAME_MAX_LENGTH,
+)
 from ..services import api_keys
 from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
@@ -236,3 +241,15 @@ class ReauthenticateForm(TextForm):
         ],
     )
     next = HiddenField()
+
+
+class PasskeyNameForm(TextForm):
+    """A passkey's new name (the service checks it again: no control characters)."""
+
+    name = StringField(
+        _l("Name"),
+        validators=[
+            DataRequired(_l("Give the passkey a name, e.g. the device it is on.")),
+            Length(max=PASSKEY_NAME_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+    )
