@@ -310,7 +310,7 @@ def test_reauthentication_never_leaves_the_site(app: Flask, api: ApiActions) -> 
 
 
 def test_an_old_token_must_reauthenticate_before_a_new_password(
-    client: FlaskClient, member: Account, clock: time_machine.Coordinates
+    clock: time_machine.Coordinates, client: FlaskClient, member: Account
 ) -> None:
     clock.shift(timedelta(minutes=6))
     change = {"password": "a brand new password", "current_password": PASSWORD}
