@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import account_email, account_security, auth, email, problems, tutorial
+from . import account_email, account_security, auth, email, problems, tutorial, two_factor
 
 BLUEPRINTS = (
     tutorial.bp,
     auth.bp,
     account_email.bp,
     account_security.bp,
+    two_factor.bp,
     email.bp,
     problems.bp,
 )
