@@ -23,6 +23,7 @@ from . import (
     second_factors,
     sessions,
     tokens,
+    totp,
     users,
 )
 
@@ -35,6 +36,7 @@ BLUEPRINTS = (
     events.bp,
     email.bp,
     health.bp,
+    totp.bp,
 )
 
 

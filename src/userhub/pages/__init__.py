@@ -15,6 +15,7 @@ from . import (
     reauthenticate,
     second_step,
     tutorial,
+    two_factor,
 )
 
 BLUEPRINTS = (
@@ -25,6 +26,7 @@ BLUEPRINTS = (
     account_email.bp,
     account_security.bp,
     passkeys.bp,
+    two_factor.bp,
     email.bp,
     problems.bp,
 )

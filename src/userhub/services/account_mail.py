@@ -195,4 +195,5 @@ def recovery_code_used(user: User, remaining: int) -> None:
             user,
             remaining=remaining,
             forgot_link=public_link("email.forgot_password"),
+            two_factor_link=public_link("two_factor.overview"),
         )

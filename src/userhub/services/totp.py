@@ -93,6 +93,28 @@ def begin(user: User) -> Enrolment:
         transactions.committed(store)
     except IntegrityError:  # another begin of this account inserted first: replace it
         transactions.committed(store)
+    return _enrolment(user, secret)
+
+
+def pending(user: User) -> Enrolment | None:
+    """The app ``begin`` set up for ``user`` and not confirmed yet, to show again (a page that
+    is reloaded, a first code mistyped); None if there is none (or it was sealed under a
+    secret key since forgotten: begin again)."""
+    sealed = db.session.scalar(
+        select(TotpFactor.secret).where(
+            TotpFactor.user_id == user.id, TotpFactor.confirmed_at.is_(None)
+        )
+    )
+    if sealed is None:
+        return None
+    try:
+        secret = _open(user, sealed)
+    except factor_secrets.Unreadable:
+        return None
+    return _enrolment(user, secret)
+
+
+def _enrolment(user: User, secret: bytes) -> Enrolment:
     uri = _totp(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
     return Enrolment(secret=_text(secret), otpauth_uri=uri)
 
