@@ -202,7 +202,7 @@ def test_the_log_in_form_asks_for_the_code_before_any_session(
 ) -> None:
     _, secret, _ = enrolled
     browser = app.test_client()
-    for path in ("/test_post", "/test_request", "/login"):
+    for path in ("/test_post", "/test_request"):  # the forms of /login and the tutorial
         sessions_before = api.count("user_session")
         answer = AuthActions(browser).login(path=path)
         assert answer.status_code == 302 and answer.location == "/login/second-step", path

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from .. import transactions
 from ..extensions import db
-from ..models import AuthChallenge, utcnow
+from ..models import AuthChallenge, stored_id, utcnow
 from .tokens import token_hash
 
 KEY_BYTES = 32
@@ -76,7 +76,7 @@ def find(key: str | None, purpose: str) -> AuthChallenge | None:
 
 def failed(challenge: AuthChallenge) -> None:
     """Count a wrong answer to ``challenge``, committed (at ``MAX_FAILURES`` it is dead)."""
-    challenge_id = challenge.id
+    challenge_id = stored_id(challenge)
     transactions.committed(
         lambda: db.session.execute(
             update(AuthChallenge)
@@ -90,7 +90,8 @@ def failed(challenge: AuthChallenge) -> None:
 def spend(challenge: AuthChallenge) -> bool:
     """Use ``challenge`` up, in the caller's transaction: True for the one request that deleted
     it, False if another had already (a replay, or a second tab)."""
-    return transactions.delete_where(AuthChallenge, AuthChallenge.id == challenge.id) == 1
+    challenge_id = stored_id(challenge)
+    return transactions.delete_where(AuthChallenge, AuthChallenge.id == challenge_id) == 1
 
 
 def prune() -> int:

@@ -20,14 +20,12 @@ from . import challenges, second_factors
 
 @dataclass(frozen=True)
 class Pending:
-    """A log-in waiting for its second factor."""
+    """A log-in waiting for its second factor (what it knew when it began: the row may be
+    spent or expired by a commit meanwhile)."""
 
     challenge: AuthChallenge
     user: User
-
-    @property
-    def known_device(self) -> bool:
-        return self.challenge.known_device
+    known_device: bool
 
 
 def begin(user: User, *, known_device: bool) -> str:
@@ -43,7 +41,7 @@ def pending(key: str | None) -> Pending | None:
     if challenge is None or challenge.user_id is None:
         return None
     user = db.session.get(User, challenge.user_id)
-    return Pending(challenge, user) if user is not None else None
+    return Pending(challenge, user, challenge.known_device) if user is not None else None
 
 
 def check_code(step: Pending, code: str, *, device: str | None) -> str | None:
