@@ -14,9 +14,18 @@ from flask import Response, request
 from flask_cors import CORS
 
 from ..extensions import csrf
-from . import api_keys, email, events, health, openapi, sessions, tokens, users
+from . import api_keys, email, events, health, openapi, passkeys, sessions, tokens, users
 
-BLUEPRINTS = (users.bp, tokens.bp, api_keys.bp, sessions.bp, events.bp, email.bp, health.bp)
+BLUEPRINTS = (
+    users.bp,
+    tokens.bp,
+    api_keys.bp,
+    passkeys.bp,
+    sessions.bp,
+    events.bp,
+    email.bp,
+    health.bp,
+)
 
 
 def exact_origin(origin: str) -> re.Pattern[str]:
