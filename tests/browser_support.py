@@ -132,7 +132,9 @@ def log_in(page: Page, base_url: str, language: str, username: str, password: st
     page.goto(base_url + "/login")
     page.get_by_label(text(language, "Username"), exact=True).fill(username)
     page.get_by_label(text(language, "Password"), exact=True).fill(password)
-    page.get_by_role("main").get_by_role("button", name=text(language, "Log in")).click()
+    page.get_by_role("main").get_by_role(
+        "button", name=text(language, "Log in"), exact=True
+    ).click()
 
 
 def path_of(base_url: str, path: str) -> re.Pattern[str]:

@@ -247,7 +247,7 @@ def test_register_log_in_account_change_password_log_out(
     )
     page.get_by_label("Username", exact=True).fill("李四")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    main.get_by_role("button", name="Log in").click()
+    main.get_by_role("button", name="Log in", exact=True).click()
 
     expect(page).to_have_url(path_of(base_url, "/success"))
     expect(page).to_have_title("Hello,李四")
@@ -284,10 +284,10 @@ def test_register_log_in_account_change_password_log_out(
     # The old password is gone; the new one logs in and returns to the page that asked.
     page.get_by_label("Username", exact=True).fill("李四")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    main.get_by_role("button", name="Log in").click()
+    main.get_by_role("button", name="Log in", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("Invalid username or password.")
     page.get_by_label("Password", exact=True).fill(new_password)
-    main.get_by_role("button", name="Log in").click()
+    main.get_by_role("button", name="Log in", exact=True).click()
     expect(page).to_have_url(path_of(base_url, "/success"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Hello,李四")
 
@@ -300,7 +300,7 @@ def test_a_wrong_password_shows_an_error_and_keeps_the_form(
     page.goto(base_url + "/login")
     page.get_by_label("Username", exact=True).fill("王五")
     page.get_by_label("Password", exact=True).fill("not the password")
-    page.get_by_role("main").get_by_role("button", name="Log in").click()
+    page.get_by_role("main").get_by_role("button", name="Log in", exact=True).click()
 
     error = page.get_by_role("alert")
     expect(error).to_be_visible()

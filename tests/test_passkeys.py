@@ -25,6 +25,7 @@ from tests.helpers import (
     browser_of,
     csrf_header,
     csrf_token,
+    error_fields,
 )
 from tests.webauthn_support import SoftAuthenticator, b64
 from userhub.extensions import db
@@ -191,8 +192,11 @@ def test_names_rename_remove(app: Flask, api: ApiActions, member: Account) -> No
     authenticator = SoftAuthenticator(ORIGIN)
     with app.app_context():
         user = user_of(member)
-        first = registered(user, authenticator, "")
+        key, options = passkeys.registration_options(user)
+        first = passkeys.register(user, key, authenticator.create(options))
         assert first.name.startswith("Passkey 20")
+        with pytest.raises(InvalidUserInput):
+            registered(user, authenticator, " ")
         with pytest.raises(InvalidUserInput):
             registered(user, authenticator, "x" * 101)
         second = registered(user, authenticator, "phone")
@@ -317,3 +321,134 @@ def test_rename_and_remove_on_the_page(app: Flask, api: ApiActions, member: Acco
     removed = browser.post(f"/account/passkeys/{mine}/remove", data={"csrf_token": token})
     assert removed.status_code == 302
     assert "You have no passkeys." in browser.get("/account/passkeys").get_data(as_text=True)
+
+
+# --- The API -------------------------------------------------------------------------------------
+
+PASSKEYS = "/api/v1/users/me/passkeys"
+PASSKEY_FIELDS = {"id", "name", "created_at", "last_used_at", "backed_up", "transports"}
+
+
+def api_register(
+    api: ApiActions, account: Account, authenticator: SoftAuthenticator, **body: Any
+) -> dict[str, Any]:
+    begun = api.client.post(f"{PASSKEYS}/registration-options", headers=account.headers)
+    assert begun.status_code == 200, begun.get_data(as_text=True)
+    answer = authenticator.create(begun.get_json()["options"])
+    sent = {"challenge": begun.get_json()["challenge"], "credential": answer, **body}
+    done = api.client.post(PASSKEYS, json=sent, headers=account.headers)
+    assert done.status_code == 201, done.get_data(as_text=True)
+    created: dict[str, Any] = done.get_json()
+    return created
+
+
+def test_the_api_registers_lists_renames_and_removes(api: ApiActions, member: Account) -> None:
+    client = api.client
+    assert client.get(PASSKEYS, headers=member.headers).get_json() == []
+    created = api_register(api, member, SoftAuthenticator(ORIGIN), name="laptop")
+    assert set(created) == PASSKEY_FIELDS
+    assert created["name"] == "laptop" and created["transports"] == ["internal"]
+    assert created["last_used_at"] is None and created["backed_up"] is False
+    other = api_register(api, member, SoftAuthenticator(ORIGIN))
+    assert other["name"].startswith("Passkey 20")
+    listed = client.get(PASSKEYS, headers=member.headers).get_json()
+    assert [p["id"] for p in listed] == [other["id"], created["id"]]
+    assert all(set(p) == PASSKEY_FIELDS for p in listed)
+    renamed = client.patch(
+        f"{PASSKEYS}/{created['id']}", json={"name": " desk "}, headers=member.headers
+    )
+    assert renamed.status_code == 200 and renamed.get_json()["name"] == "desk"
+    blank = client.patch(f"{PASSKEYS}/{created['id']}", json={"name": " "}, headers=member.headers)
+    assert "name" in error_fields(assert_problem(blank, 422))
+    gone = client.delete(f"{PASSKEYS}/{created['id']}", headers=member.headers)
+    assert gone.status_code == 204
+    assert_problem(client.delete(f"{PASSKEYS}/{created['id']}", headers=member.headers), 404)
+    assert [p["id"] for p in client.get(PASSKEYS, headers=member.headers).get_json()] == [
+        other["id"]
+    ]
+
+
+def test_another_accounts_passkey_is_404(api: ApiActions, member: Account) -> None:
+    stranger = api.account("stranger")
+    theirs = api_register(api, stranger, SoftAuthenticator(ORIGIN))
+    path = f"{PASSKEYS}/{theirs['id']}"
+    assert_problem(api.client.patch(path, json={"name": "mine"}, headers=member.headers), 404)
+    assert_problem(api.client.delete(path, headers=member.headers), 404)
+    assert api.client.get(PASSKEYS, headers=member.headers).get_json() == []
+    assert [p["name"] for p in api.client.get(PASSKEYS, headers=stranger.headers).get_json()] == [
+        theirs["name"]
+    ]
+
+
+def test_bad_registrations_are_4xx(app: Flask, api: ApiActions, member: Account) -> None:
+    client = api.client
+    authenticator = SoftAuthenticator(ORIGIN)
+
+    def begin() -> tuple[str, dict[str, Any]]:
+        body = client.post(f"{PASSKEYS}/registration-options", headers=member.headers).get_json()
+        return body["challenge"], body["options"]
+
+    def send(body: Any) -> Any:
+        return client.post(PASSKEYS, json=body, headers=member.headers)
+
+    challenge, options = begin()
+    for broken in ({}, {"id": "AA"}, {"id": "AA", "rawId": "AA", "response": {"a": 1}}):
+        refused = send({"challenge": challenge, "credential": broken})
+        assert assert_problem(refused, 400)["type"] == "/problems/passkey-not-registered"
+    assert_problem(send({"challenge": challenge, "credential": "text"}), 422)
+    assert_problem(send({"challenge": challenge}), 422)
+    unknown = send({"challenge": "no-such-challenge", "credential": authenticator.create(options)})
+    assert assert_problem(unknown, 400)["type"] == "/problems/passkey-not-registered"
+
+    challenge, options = begin()
+    answer = authenticator.create(options)
+    later = datetime.now(UTC) + timedelta(seconds=app.config["USERHUB_MFA_CHALLENGE_SECONDS"] + 1)
+    with time_machine.travel(later):  # expired (the token stays recent: it is re-issued)
+        fresh = Account(member.id, member.username, api.token("member"))
+        expired = client.post(
+            PASSKEYS, json={"challenge": challenge, "credential": answer}, headers=fresh.headers
+        )
+        assert_problem(expired, 400)
+
+    challenge, options = begin()
+    answer = authenticator.create(options)
+    assert send({"challenge": challenge, "credential": answer}).status_code == 201
+    reused = send({"challenge": challenge, "credential": answer})
+    assert assert_problem(reused, 400)["type"] == "/problems/passkey-not-registered"
+    challenge, options = begin()
+    again = authenticator.create(options, again=authenticator.passkeys[-1])
+    taken = send({"challenge": challenge, "credential": again})
+    assert assert_problem(taken, 409)["type"] == "/problems/passkey-taken"
+    long_name = send({"challenge": challenge, "credential": again, "name": "x" * 101})
+    assert "name" in error_fields(assert_problem(long_name, 422))
+
+
+def test_registering_and_removing_need_a_recent_proof(
+    app: Flask, api: ApiActions, member: Account
+) -> None:
+    created = api_register(api, member, SoftAuthenticator(ORIGIN))
+    later = datetime.now(UTC) + timedelta(
+        seconds=app.config["USERHUB_REAUTHENTICATION_SECONDS"] + 5
+    )
+    with time_machine.travel(later):
+        for response in (
+            api.client.post(f"{PASSKEYS}/registration-options", headers=member.headers),
+            api.client.post(
+                PASSKEYS, json={"challenge": "x", "credential": {}}, headers=member.headers
+            ),
+            api.client.delete(f"{PASSKEYS}/{created['id']}", headers=member.headers),
+        ):
+            assert assert_problem(response, 401)["type"] == "/problems/reauthentication-required"
+        renamed = api.client.patch(
+            f"{PASSKEYS}/{created['id']}", json={"name": "still mine"}, headers=member.headers
+        )
+        assert renamed.status_code == 200
+
+
+def test_a_browser_session_uses_the_api_with_its_csrf_token(app: Flask, member: Account) -> None:
+    browser = browser_of(app, "member")
+    assert assert_problem(browser.post(f"{PASSKEYS}/registration-options"), 400)["type"] == (
+        "/problems/csrf-failed"
+    )
+    begun = browser.post(f"{PASSKEYS}/registration-options", headers=csrf_header(browser))
+    assert begun.status_code == 200 and begun.get_json()["options"]["rp"]["id"] == "localhost"

@@ -20,6 +20,7 @@ from . import (
     events,
     health,
     openapi,
+    passkeys,
     second_factors,
     sessions,
     tokens,
@@ -31,12 +32,13 @@ BLUEPRINTS = (
     users.bp,
     tokens.bp,
     second_factors.bp,
+    totp.bp,
+    passkeys.bp,
     api_keys.bp,
     sessions.bp,
     events.bp,
     email.bp,
     health.bp,
-    totp.bp,
 )
 
 

@@ -33,6 +33,7 @@ from ..models import (
     API_KEY_NAME_MAX_LENGTH,
     DISPLAY_NAME_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
+    PASSKEY_NAME_MAX_LENGTH,
     USERNAME_MAX_LENGTH,
     utc_iso,
 )
@@ -507,6 +508,82 @@ class NewApiKeyOut(ApiKeyOut):
         "once; userhub keeps only its SHA-256.",
         examples=["uh_7fJ3kq0m2Xo9c1nV8bQeZr4TgYwLd5HsA6uPiEjKfMo"],
     )
+
+
+def _document_passkey_name(schema: dict[str, Any]) -> None:
+    schema.update(maxLength=PASSKEY_NAME_MAX_LENGTH, pattern=display_name_pattern())
+
+
+PASSKEY_NAME = (
+    "What the passkey is on, e.g. the device or the password manager that keeps it: at most "
+    "100 characters, not blank, no control or invisible (Unicode category C) characters; "
+    "stored without surrounding white space. Not unique."
+)
+
+
+class PasskeyOptions(BaseModel):
+    challenge: str = Field(
+        description="Send it back with the browser's answer; it works once, for "
+        "`USERHUB_MFA_CHALLENGE_SECONDS` (5 minutes by default).",
+        examples=["Xq3kV0u9sQ2nJ8bL1cT5wR7yZ4mA6eH0dG2fK9pI3oU"],
+    )
+    options: dict[str, Any] = Field(
+        description="PublicKeyCredentialCreationOptionsJSON (WebAuthn Level 3): give it to "
+        "`PublicKeyCredential.parseCreationOptionsFromJSON` and `navigator.credentials.create`.",
+    )
+
+
+class NewPasskey(StrictBody):
+    challenge: str = Field(
+        description="The `challenge` of `POST /api/v1/users/me/passkeys/registration-options`.",
+        examples=["Xq3kV0u9sQ2nJ8bL1cT5wR7yZ4mA6eH0dG2fK9pI3oU"],
+        json_schema_extra={"maxLength": 100},
+    )
+    credential: dict[str, Any] = Field(
+        description="The browser's answer, RegistrationResponseJSON (`credential.toJSON()`).",
+        examples=[{"id": "…", "rawId": "…", "type": "public-key", "response": {}}],
+    )
+    name: str | None = Field(
+        default=None,
+        description=PASSKEY_NAME + " Absent or null: `Passkey` and today's date.",
+        examples=["laptop"],
+        json_schema_extra=_document_passkey_name,
+    )
+
+
+class PasskeyRename(StrictBody):
+    name: str = Field(
+        description=PASSKEY_NAME, examples=["work phone"], json_schema_extra=_document_passkey_name
+    )
+
+
+class PasskeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[4])
+    name: str = Field(examples=["laptop"])
+    created_at: UtcDateTime
+    last_used_at: UtcDateTime | None = Field(description="When it last logged in; null: never.")
+    backed_up: bool = Field(
+        description="Whether its provider syncs it to other devices (a synced passkey).",
+        examples=[True],
+    )
+    transports: list[str] = Field(
+        description="How the browser reaches it (`internal`, `usb`, `nfc`, `ble`, `hybrid`...).",
+        examples=[["internal", "hybrid"]],
+    )
+
+    @field_validator("transports", mode="before")
+    @classmethod
+    def _listed(cls, value: object) -> object:
+        """Stored space-separated (``Passkey.transports``); none stored: an empty list."""
+        if value is None:
+            return []
+        return value.split() if isinstance(value, str) else value
+
+
+class PasskeyList(RootModel[list[PasskeyOut]]):
+    pass
 
 
 class Health(BaseModel):

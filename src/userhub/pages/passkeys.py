@@ -98,7 +98,8 @@ def register() -> Response:
     user = _logged_in_recently()
     challenge, credential = _answer()
     name = (request.get_json(silent=True) or {}).get("name")
-    added = passkeys.register(user, challenge, credential, name if isinstance(name, str) else "")
+    name = name.strip() if isinstance(name, str) else ""
+    added = passkeys.register(user, challenge, credential, name or None)
     flash(_("Passkey added: %(name)s. You can log in with it now.", name=added.name), "success")
     return jsonify(redirect=url_for(".page"))
 

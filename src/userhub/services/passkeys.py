@@ -186,14 +186,15 @@ def _small(credential: Any) -> bool:
 
 
 def register(
-    user: User, challenge_key: str, credential_json: Credential, name: str = ""
+    user: User, challenge_key: str, credential_json: Credential, name: str | None = None
 ) -> Passkey:
     """Finish registering: check the browser's answer against the challenge of
     ``registration_options`` (spent by this answer), store the passkey, committed with its
-    ``passkey-added`` event. InvalidUserInput for a bad name, PasskeyNotRegistered for an
+    ``passkey-added`` event, named ``name`` (None: "Passkey <today>"). InvalidUserInput for a
+    bad name (blank, long, with control characters), PasskeyNotRegistered for an
     answer that fails (it counts against the challenge), PasskeyTaken for a credential
     registered already."""
-    name = _checked_name(name, default=True)
+    name = _checked_name(name, default=name is None)
     challenge = challenges.find(challenge_key, challenges.PASSKEY_REGISTRATION)
     if challenge is None or challenge.user_id != user.id or not _small(credential_json):
         raise PasskeyNotRegistered()
