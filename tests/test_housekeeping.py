@@ -21,9 +21,18 @@ from tests.helpers import BACKENDS, PASSWORD, AppBuilder, own_database
 from tests.live_server import running_server
 from userhub import transactions
 from userhub.extensions import db
-from userhub.models import ApiToken, BrowserSession, EmailLink, SecurityEvent, User, utcnow
+from userhub.models import (
+    ApiToken,
+    AuthChallenge,
+    BrowserSession,
+    EmailLink,
+    SecurityEvent,
+    User,
+    utcnow,
+)
 from userhub.services import (
     api_keys,
+    challenges,
     email_links,
     housekeeping,
     security_log,
@@ -44,6 +53,7 @@ class Alive:
     sessions: set[int]
     events: set[int]
     tokens: set[int]
+    challenges: set[int]
 
 
 def set_times(model: Any, row_id: int, **times: Any) -> None:
@@ -59,8 +69,8 @@ def old_event(user_id: int, age: timedelta) -> int:
 
 
 def fill(app: Flask) -> Alive:
-    """An account with two sessions, four events, two tokens and a dead link that must go,
-    beside one of each that must stay (inside an app context)."""
+    """An account with two sessions, four events, two tokens, a dead link and an abandoned
+    log-in step that must go, beside one of each that must stay (inside an app context)."""
     idle = timedelta(seconds=app.config["USERHUB_SESSION_IDLE_SECONDS"])
     retention = timedelta(days=app.config["USERHUB_SECURITY_LOG_RETENTION_DAYS"])
     user = users.register_user("张三", PASSWORD)  # its "registered" event stays
@@ -70,7 +80,16 @@ def fill(app: Flask) -> Alive:
     key = api_keys.create(user, "backup script", [api_keys.READ])
     live_key = api_keys.create(user, "monitoring", [api_keys.READ])
     email_links.make(user, email_links.UNLOCK)
+    # A log-in's second step never finished, and one under way.
+    abandoned, under_way = (
+        challenges.begin(challenges.SECOND_STEP, user_id=user.id) for _ in range(2)
+    )
     now = utcnow()
+    db.session.execute(
+        sa.update(AuthChallenge)
+        .where(AuthChallenge.key_hash == tokens.token_hash(abandoned))
+        .values(expires_at=now - timedelta(seconds=1))
+    )
     set_times(BrowserSession, idle_too_long, last_seen_at=now - idle - MARGIN)
     set_times(BrowserSession, past_the_end, last_seen_at=now, expires_at=now - MARGIN)
     set_times(BrowserSession, nearly_idle, last_seen_at=now - idle + MARGIN)
@@ -92,6 +111,13 @@ def fill(app: Flask) -> Alive:
         sessions={live, nearly_idle},
         events=recent | {kept_event},
         tokens={live_token.id, live_key.row.id},
+        challenges=set(
+            db.session.scalars(
+                sa.select(AuthChallenge.id).where(
+                    AuthChallenge.key_hash == tokens.token_hash(under_way)
+                )
+            )
+        ),
     )
 
 
@@ -101,17 +127,18 @@ def remaining(app: Flask) -> Alive:
             sessions=set(db.session.scalars(sa.select(BrowserSession.id))),
             events=set(db.session.scalars(sa.select(SecurityEvent.id))),
             tokens=set(db.session.scalars(sa.select(ApiToken.id))),
+            challenges=set(db.session.scalars(sa.select(AuthChallenge.id))),
         )
 
 
-GONE = Pruned(mail_and_links=1, sessions=2, security_events=2, tokens=2)
+GONE = Pruned(mail_and_links=1, sessions=2, security_events=2, tokens=2, challenges=1)
 
 
 def test_prune_all_forgets_what_has_served_its_time_and_nothing_else(app: Flask) -> None:
     with app.app_context():
         alive = fill(app)
         assert housekeeping.prune_all() == GONE
-        assert housekeeping.prune_all() == Pruned(0, 0, 0, 0)  # nothing left to forget
+        assert housekeeping.prune_all() == Pruned(0, 0, 0, 0, 0)  # nothing left to forget
         assert db.session.scalar(sa.select(sa.func.count()).select_from(EmailLink)) == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
     assert remaining(app) == alive
@@ -137,10 +164,11 @@ def test_the_prune_command_says_how_many_of_each_went(app: Flask) -> None:
         "ended sessions: 2\n"
         "old security events: 2\n"
         "expired tokens and keys: 2\n"
+        "unfinished log-in steps and passkey ceremonies: 1\n"
     )
     assert remaining(app) == alive
     again = runner.invoke(args=["prune"])
-    assert again.exit_code == 0 and again.output.count(": 0\n") == 4
+    assert again.exit_code == 0 and again.output.count(": 0\n") == 5
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -53,6 +53,7 @@ ALLOWED_ENGLISH = {
     # names on /problems: RFC 9457, its "type" member, the Idempotency-Key header, CSRF, ASCII,
     # the Host and X-Forwarded-Host headers
     *["RFC", "type", "Idempotency", "Key", "CSRF", "ASCII", "Host", "Forwarded"],
+    "challenge",  # the member of the mfa-required problem a client sends back
     # an address's kind, and the zone every time is shown in (the security pages)
     *["IP", "UTC"],
     *[
