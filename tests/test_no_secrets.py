@@ -21,9 +21,13 @@ exactly once, in the body of the 201 that issues it.
 
 And the database, after each run: no table holds a password, a token, an API key (one is made
 for the scenario by the service, and used over HTTP) or a browser session's key (each read from
-the session cookies the server set). ``user_session`` keeps only a SHA-256 of each session key,
-``api_token`` only that of each token and key, and the security log, which recorded the
-scenario's log-ins, failed log-ins, password changes and the key's creation, none of them.
+the session cookies the server set); nor an authenticator app's secret (as base32, or as its
+raw bytes in any encoding) or a recovery code: the scenario sets up an app through the API
+(confirmed with a code computed from the secret it was given) and asks for new recovery codes,
+which are shown once, in the answer that makes them, and are never logged. ``user_session``
+keeps only a SHA-256 of each session key, ``api_token`` only that of each token and key, and
+the security log, which recorded the scenario's log-ins, failed log-ins, password changes and
+the key's creation, none of them.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, quote_plus, urlsplit
 
+import pyotp
 import pytest
 import requests
 import sqlalchemy as sa
@@ -148,6 +153,8 @@ class Scenario:
     keys: dict[str, str] = field(default_factory=dict)  # API keys, never shown over HTTP here
     basic_headers: list[str] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
+    totp_secrets: list[str] = field(default_factory=list)  # base32, as the API shows them
+    recovery_codes: list[str] = field(default_factory=list)
 
     def session_keys(self) -> set[str]:
         """The keys of the browser sessions the server started: what its session cookies
@@ -202,6 +209,22 @@ class Scenario:
                 found[key] = f"session key {key[:6]}…"
             for header in self.basic_headers:
                 found[header.removeprefix("Basic ")] = f"HTTP Basic credentials {header!r}"
+            found.update(self.factor_needles())
+        return found
+
+    def factor_needles(self) -> dict[str, str]:
+        """The authenticator secrets (base32, and the raw bytes as hex, base64 and a bytes
+        repr's escapes) and the recovery codes (as shown, without the dash, in capitals)."""
+        found: dict[str, str] = {}
+        for secret in self.totp_secrets:
+            raw = base64.b32decode(secret)
+            found[secret] = "TOTP secret (base32)"
+            found[raw.hex()] = "TOTP secret (hex)"
+            found[base64.b64encode(raw).decode()] = "TOTP secret (base64)"
+            found[repr(raw)[2:-1]] = "TOTP secret (raw bytes)"
+        for code in self.recovery_codes:
+            for form in (code, code.replace("-", ""), code.upper()):
+                found[form] = f"recovery code {code[:2]}…"
         return found
 
 
@@ -427,6 +450,50 @@ def run_scenario(send: Transport, make_key: KeyMaker) -> Scenario:
         "basic",
     )
     call("me (token)", "GET", "/api/v1/users/me", expect=200, headers=bearer(first))
+
+    # An authenticator app and its recovery codes (the Basic-issued token's account).
+    enrolment = call(
+        "authenticator app set up",
+        "POST",
+        "/api/v1/users/me/totp",
+        expect=201,
+        headers=bearer(second),
+    )
+    secret = json.loads(enrolment.body)["secret"]
+    s.totp_secrets.append(secret)
+    right = pyotp.TOTP(secret).now()
+    call(
+        "authenticator app, a wrong first code",
+        "POST",
+        "/api/v1/users/me/totp/confirm",
+        expect=422,
+        headers=bearer(second),
+        json_body={"code": f"{(int(right) + 500_000) % 1_000_000:06d}"},
+    )
+    confirmed = call(
+        "authenticator app confirmed",
+        "POST",
+        "/api/v1/users/me/totp/confirm",
+        expect=200,
+        headers=bearer(second),
+        json_body={"code": right},
+    )
+    s.recovery_codes += json.loads(confirmed.body)["recovery_codes"]
+    renewed = call(
+        "new recovery codes",
+        "POST",
+        "/api/v1/users/me/recovery-codes",
+        expect=201,
+        headers=bearer(second),
+    )
+    s.recovery_codes += json.loads(renewed.body)["recovery_codes"]
+    call(
+        "recovery codes left",
+        "GET",
+        "/api/v1/users/me/recovery-codes",
+        expect=200,
+        headers=bearer(second),
+    )
     call(
         "new password, wrong current one",
         "PATCH",
@@ -523,6 +590,22 @@ def assert_responses_keep_secrets(scenario: Scenario) -> None:
                 issued_in[token] = exchange.step
     never_shown = {tag for tag, token in scenario.tokens.items() if issued_in[token] is None}
     assert never_shown == {"made up"}, "an issued token was not in its 201"
+    issuers = {
+        "POST /api/v1/users/me/totp",
+        "POST /api/v1/users/me/totp/confirm",
+        "POST /api/v1/users/me/recovery-codes",
+    }
+    factor_needles = scenario.factor_needles()
+    assert factor_needles, "the scenario set up an authenticator app"
+    for exchange in scenario.exchanges:
+        found = leaks(exchange.body, factor_needles)
+        header_text = "\n".join(f"{name}: {value}" for name, value in exchange.headers)
+        assert leaks(header_text, factor_needles) == [], exchange.step
+        if found:
+            assert f"{exchange.method} {exchange.path}" in issuers, (exchange.step, found)
+            assert exchange.status in {200, 201}, exchange.step
+            cache = [v for k, v in exchange.headers if k.lower() == "cache-control"]
+            assert cache == ["no-store"], exchange.step
     unseen = {**scenario.keys, **{k: k for k in scenario.session_keys()}}
     for exchange in scenario.exchanges:
         text = exchange.body + "\n".join(f"{name}: {value}" for name, value in exchange.headers)
@@ -558,8 +641,12 @@ def assert_database_keeps_secrets(url: str, scenario: Scenario) -> None:
     assert stored_key["token_hash"] == sha256(scenario.keys["read"])
     assert stored_key["prefix"] == scenario.keys["read"][: api_keys.PREFIX_LENGTH]
     assert {row["token_hash"] for row in tables["api_token"]} <= {sha256(t) for t in issued}
+    assert len(tables["totp_factor"]) == 1 and tables["totp_factor"][0]["confirmed_at"]
+    assert len(tables["recovery_code"]) == 10  # the second set; the first was replaced
     kinds = {row["type"] for row in tables["security_event"]}
     assert {
+        security_log.TOTP_ENABLED,
+        security_log.RECOVERY_CODES_GENERATED,
         security_log.LOGGED_IN,
         security_log.LOGIN_FAILED,
         security_log.PASSWORD_CHANGED,

@@ -178,3 +178,22 @@ def test_the_set_up_page_is_allowed_by_the_content_security_policy(
     assert "img-src 'self' data:" in policy
     html = response.get_data(as_text=True)
     assert "<script>" not in html and " style=" not in html
+
+
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        ({}, ["Authenticator app added", "New recovery codes made", "Authenticator app removed"]),
+        (CHINESE, ["已添加身份验证器应用", "已生成新的恢复码", "已移除身份验证器应用"]),
+    ],
+    ids=["english", "chinese"],
+)
+def test_the_activity_page_tells_what_happened(
+    browser: FlaskClient, headers: dict[str, str], words: list[str]
+) -> None:
+    enable(browser)
+    press(browser, REMOVE)
+    page = browser.get("/account/activity", headers=headers).get_data(as_text=True)
+    for said in words:
+        assert said in page
+    assert "totp-" not in page and "recovery-codes-generated" not in page
