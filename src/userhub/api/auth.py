@@ -29,6 +29,8 @@ from ..web.recent_auth import session_is_recent
 from ..web.sessions import after_response
 
 View = TypeVar("View", bound=Callable[..., Any])
+# What a 401 of a call made with a token says to authenticate with (RFC 9110 requires one).
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="userhub"'}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN = "admin"
 
@@ -147,7 +149,9 @@ def require_recent_auth() -> None:
     else:
         recent = session_is_recent()
     if not recent:
-        raise Problem(401, str(REAUTHENTICATE), kind="reauthentication-required")
+        raise Problem(
+            401, str(REAUTHENTICATE), kind="reauthentication-required", headers=BEARER_CHALLENGE
+        )
 
 
 def caller_token() -> ApiToken | None:

@@ -12,7 +12,7 @@ from ..web import devices
 from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, login_limit
 from ..web.sessions import current_session
-from .auth import ADMIN, caller, caller_token, token_auth
+from .auth import ADMIN, BEARER_CHALLENGE, caller, caller_token, token_auth
 from .base import api_blueprint, no_content
 from .schemas import Reauthentication
 from .users import user_or_404
@@ -59,7 +59,7 @@ def reauthenticate(json_data: Reauthentication) -> Response:
         session_id=here.id if here is not None and api_token is None else None,
     )
     if not right:
-        raise Problem(401, str(NOT_RIGHT), kind="bad-credentials")
+        raise Problem(401, str(NOT_RIGHT), kind="bad-credentials", headers=BEARER_CHALLENGE)
     return no_content()
 
 

@@ -144,6 +144,7 @@ def mfa_required(key: str, detail: str) -> Problem:
         401,
         detail,
         kind="mfa-required",
+        headers=BASIC_CHALLENGE,
         members={"challenge": key, "expires_in": seconds, "methods": ["totp", "recovery-code"]},
     )
 
@@ -165,16 +166,18 @@ def _second_step() -> Response:
         raise invalid_fields(exc) from None
     step = second_step.pending(sent.challenge)
     if step is None:
-        raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge")
+        raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge", headers=BASIC_CHALLENGE)
     method = second_step.check_code(
         step, sent.otp, device=devices.device_for(step.user.username_key)
     )
     if method is None:
         if second_step.pending(sent.challenge) is None:
-            raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge")
+            raise Problem(
+                401, str(CHALLENGE_GONE), kind="invalid-challenge", headers=BASIC_CHALLENGE
+            )
         raise mfa_required(sent.challenge, str(WRONG_CODE))
     if not second_step.complete(step):
-        raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge")
+        raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge", headers=BASIC_CHALLENGE)
     devices.remember(step.user.username_key)
     return _issue(
         step.user, known_device=step.known_device, method=second_step.session_method(method)
