@@ -321,6 +321,9 @@ def test_rename_and_remove_on_the_page(app: Flask, api: ApiActions, member: Acco
     removed = browser.post(f"/account/passkeys/{mine}/remove", data={"csrf_token": token})
     assert removed.status_code == 302
     assert "You have no passkeys." in browser.get("/account/passkeys").get_data(as_text=True)
+    activity = browser.get("/account/activity", headers={"Accept-Language": "zh-CN"})
+    assert "已添加通行密钥：laptop" in activity.get_data(as_text=True)
+    assert "已移除通行密钥：desk" in activity.get_data(as_text=True)
 
 
 # --- The API -------------------------------------------------------------------------------------
