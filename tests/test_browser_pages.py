@@ -325,7 +325,9 @@ def test_a_chinese_browser_gets_the_chinese_pages(browser: Browser, base_url: st
         expect(page.get_by_role("heading", level=1)).to_have_text("登录表单")
         expect(page.get_by_label("用户名", exact=True)).to_be_editable()
         expect(page.get_by_label("密码", exact=True)).to_be_editable()
-        expect(page.get_by_role("main").get_by_role("button", name="登录")).to_be_visible()
+        expect(
+            page.get_by_role("main").get_by_role("button", name="登录", exact=True)
+        ).to_be_visible()
 
         page.get_by_role("navigation", name="主导航").get_by_role("link", name="注册").click()
         expect(page).to_have_url(base_url + "/register")

@@ -57,6 +57,15 @@ include-path-regex = "^/api/v1/({MAILED_LINKS})$"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"
 ]
+
+# A passkey's answer is any object to the schema; only an authenticator can make one that
+# verifies, so a well-formed one is a 400 (`/problems/passkey-not-registered`), as documented.
+[[operations]]
+include-path-regex = "^/api/v1/users/me/passkeys$"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"
+]
 """
 # Only the server and the phone know the code an authenticator app shows now: a well-formed
 # one drawn by the fuzzer is wrong (422, `/problems/wrong-code`), as documented.

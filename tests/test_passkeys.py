@@ -301,10 +301,10 @@ def test_the_json_calls_need_a_recent_log_in_and_csrf(app: Flask, member: Accoun
 def test_rename_and_remove_on_the_page(app: Flask, api: ApiActions, member: Account) -> None:
     other = api.account("other")
     authenticator = SoftAuthenticator(ORIGIN)
+    browser = browser_of(app, "member")  # before the passkey: then the password alone logs in
     with app.app_context():
         mine = registered(user_of(member), authenticator).id
         theirs = registered(user_of(other), SoftAuthenticator(ORIGIN)).id
-    browser = browser_of(app, "member")
     token = csrf_token(browser.get("/account/passkeys").get_data(as_text=True))
     renamed = browser.post(
         f"/account/passkeys/{mine}/rename", data={"name": " desk ", "csrf_token": token}
@@ -321,6 +321,9 @@ def test_rename_and_remove_on_the_page(app: Flask, api: ApiActions, member: Acco
     removed = browser.post(f"/account/passkeys/{mine}/remove", data={"csrf_token": token})
     assert removed.status_code == 302
     assert "You have no passkeys." in browser.get("/account/passkeys").get_data(as_text=True)
+    activity = browser.get("/account/activity", headers={"Accept-Language": "zh-CN"})
+    assert "已添加通行密钥：laptop" in activity.get_data(as_text=True)
+    assert "已移除通行密钥：desk" in activity.get_data(as_text=True)
 
 
 # --- The API -------------------------------------------------------------------------------------

@@ -42,6 +42,9 @@ The user-account API of userhub, and the JSON routes of the Flask tutorial it gr
 * **API keys:** `POST /api/v1/users/me/api-keys` makes a named key for a script or a service,
   with only the scopes it needs (`read`, `write`, `admin`); its secret is shown once. A key is
   sent like a token; a call its scopes do not cover is a 403, `/problems/insufficient-scope`.
+* **Passkeys:** `/api/v1/users/me/passkeys` registers WebAuthn passkeys (two calls, with the
+  browser's `navigator.credentials.create` between them), lists, renames and removes them. A
+  passkey needs the site at a domain name over HTTPS, or at `localhost` (`USERHUB_PUBLIC_URL`).
 * **Errors:** every error is `application/problem+json` (RFC 9457) with `type`, `title`,
   `status`, `detail`, and `errors` (one entry per field) for validation failures. `type`
   names the kind of error, `/problems/<kind>`: the `Problem` schema lists them all.

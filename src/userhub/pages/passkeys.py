@@ -32,8 +32,6 @@ from .forms import PasskeyNameForm
 
 bp = APIBlueprint("passkeys", __name__, enable_openapi=False)
 
-PASSKEY_LOG_IN = "passkey"  # the session's way of logging in
-
 
 def _user() -> User:
     user: User = current_user._get_current_object()
@@ -151,5 +149,5 @@ def log_in() -> Response:
     user, _used = passkeys.authenticate(challenge, credential)
     known = devices.device_for(user.username_key) is not None
     devices.remember(user.username_key)
-    sessions.log_in(user, method=PASSKEY_LOG_IN, known_device=known)
+    sessions.log_in(user, method=passkeys.METHOD, known_device=known)
     return jsonify(redirect=url_for("tutorial.success", user_name=user.username))

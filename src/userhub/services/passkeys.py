@@ -59,6 +59,7 @@ from .account_rules import is_invisible, raise_if_any
 from .errors import PasskeyNotRegistered, PasskeyRefused, PasskeyTaken
 
 RP_NAME = "userhub"
+METHOD = "passkey"  # a session's way of logging in: a passkey alone
 HANDLE_BYTES = 32
 MAX_CREDENTIAL_JSON = 64 * 1024  # an answer is a few hundred bytes; more is not one
 TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
