@@ -31,7 +31,7 @@ STEP = timedelta(seconds=30)
 
 
 @pytest.fixture
-def clock() -> Iterator[time_machine.Coordinates]:
+def clock() -> Iterator[time_machine.Traveller]:
     """Time stands still at START unless a test moves it (a new TOTP step every 30 s)."""
     with time_machine.travel(START, tick=False) as traveller:
         yield traveller
@@ -56,7 +56,7 @@ def enrol(client: FlaskClient, account: Account) -> tuple[str, list[str]]:
 
 @pytest.fixture
 def enrolled(
-    api: ApiActions, client: FlaskClient, clock: time_machine.Coordinates
+    api: ApiActions, client: FlaskClient, clock: time_machine.Traveller
 ) -> tuple[Account, str, list[str]]:
     """张三, with an authenticator app; the clock then moves to the next 30-second step (the
     code of the enrolment's step is spent)."""
@@ -132,7 +132,7 @@ def test_wrong_codes_count_and_end_the_challenge(
 
 
 def test_wrong_codes_count_toward_the_account_limit(
-    build_app: Any, database_url: str, clock: time_machine.Coordinates
+    build_app: Any, database_url: str, clock: time_machine.Traveller
 ) -> None:
     """The second step shares the account's budget of failures with the password."""
     app = build_app(
@@ -152,7 +152,7 @@ def test_wrong_codes_count_toward_the_account_limit(
 
 
 def test_an_expired_challenge_is_refused(
-    client: FlaskClient, enrolled: tuple[Account, str, list[str]], clock: time_machine.Coordinates
+    client: FlaskClient, enrolled: tuple[Account, str, list[str]], clock: time_machine.Traveller
 ) -> None:
     _, secret, _ = enrolled
     problem = password_step(client)
@@ -227,7 +227,7 @@ def test_the_log_in_form_asks_for_the_code_before_any_session(
 
 
 def test_the_second_step_expires(
-    app: Flask, enrolled: tuple[Account, str, list[str]], clock: time_machine.Coordinates
+    app: Flask, enrolled: tuple[Account, str, list[str]], clock: time_machine.Traveller
 ) -> None:
     _, secret, _ = enrolled
     browser = app.test_client()
@@ -254,7 +254,7 @@ def test_without_a_factor_the_tutorial_log_in_is_unchanged(
 
 
 def test_a_stale_session_must_reauthenticate_before_changing_the_password(
-    app: Flask, api: ApiActions, clock: time_machine.Coordinates
+    app: Flask, api: ApiActions, clock: time_machine.Traveller
 ) -> None:
     api.account("张三")
     browser = app.test_client()
@@ -310,7 +310,7 @@ def test_reauthentication_never_leaves_the_site(app: Flask, api: ApiActions) -> 
 
 
 def test_an_old_token_must_reauthenticate_before_a_new_password(
-    clock: time_machine.Coordinates, client: FlaskClient, member: Account
+    clock: time_machine.Traveller, client: FlaskClient, member: Account
 ) -> None:
     clock.shift(timedelta(minutes=6))
     change = {"password": "a brand new password", "current_password": PASSWORD}
@@ -337,7 +337,7 @@ def test_an_old_token_must_reauthenticate_before_a_new_password(
 
 
 def test_a_code_reauthenticates_too(
-    client: FlaskClient, enrolled: tuple[Account, str, list[str]], clock: time_machine.Coordinates
+    client: FlaskClient, enrolled: tuple[Account, str, list[str]], clock: time_machine.Traveller
 ) -> None:
     account, secret, _ = enrolled
     clock.shift(timedelta(minutes=6))
@@ -398,7 +398,7 @@ def test_an_admin_resets_a_users_factors(
 
 
 def test_admins_may_be_required_to_enrol(
-    build_app: Any, database_url: str, clock: time_machine.Coordinates
+    build_app: Any, database_url: str, clock: time_machine.Traveller
 ) -> None:
     app = build_app(database_url, USERHUB_REQUIRE_MFA_FOR_ADMINS=True)
     client = app.test_client()

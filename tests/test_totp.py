@@ -29,7 +29,7 @@ STEP = timedelta(seconds=30)
 
 
 @pytest.fixture
-def clock() -> Iterator[time_machine.Coordinates]:
+def clock() -> Iterator[time_machine.Traveller]:
     with time_machine.travel(START, tick=False) as traveller:
         yield traveller
 
@@ -73,7 +73,7 @@ def event_types(user_id: int) -> list[str]:
     )
 
 
-def test_enrol_confirm_verify_and_no_replay(user: User, clock: time_machine.Coordinates) -> None:
+def test_enrol_confirm_verify_and_no_replay(user: User, clock: time_machine.Traveller) -> None:
     enrolment = totp.begin(user)
     assert not totp.enabled(user)
     assert not totp.verify(user, code_at(enrolment.secret, START))  # not confirmed yet
@@ -99,7 +99,7 @@ def test_enrol_confirm_verify_and_no_replay(user: User, clock: time_machine.Coor
 
 
 def test_one_step_either_side_is_accepted_not_two(
-    user: User, clock: time_machine.Coordinates
+    user: User, clock: time_machine.Traveller
 ) -> None:
     secret = enrolled(user)
     clock.shift(10 * STEP)
@@ -113,7 +113,7 @@ def test_one_step_either_side_is_accepted_not_two(
 
 
 def test_a_code_of_a_step_before_the_last_accepted_is_refused(
-    user: User, clock: time_machine.Coordinates
+    user: User, clock: time_machine.Traveller
 ) -> None:
     secret = enrolled(user)
     clock.shift(5 * STEP)
@@ -125,14 +125,12 @@ def test_a_code_of_a_step_before_the_last_accepted_is_refused(
 @pytest.mark.parametrize(
     "typed", ["", "12345", "1234567", "abcdef", "١٢٣٤٥٦", "12345a", "<b>123</b>", "12 34 5"]
 )
-def test_malformed_codes_are_refused(
-    user: User, clock: time_machine.Coordinates, typed: str
-) -> None:
+def test_malformed_codes_are_refused(user: User, clock: time_machine.Traveller, typed: str) -> None:
     enrolled(user)
     assert totp.verify(user, typed) is False
 
 
-def test_a_wrong_code_is_refused(user: User, clock: time_machine.Coordinates) -> None:
+def test_a_wrong_code_is_refused(user: User, clock: time_machine.Traveller) -> None:
     secret = enrolled(user)
     clock.shift(STEP)
     right = code_at(secret, START + STEP)
@@ -141,14 +139,14 @@ def test_a_wrong_code_is_refused(user: User, clock: time_machine.Coordinates) ->
     assert totp.verify(user, right)
 
 
-def test_spaces_in_a_code_are_forgiven(user: User, clock: time_machine.Coordinates) -> None:
+def test_spaces_in_a_code_are_forgiven(user: User, clock: time_machine.Traveller) -> None:
     secret = enrolled(user)
     clock.shift(STEP)
     code = code_at(secret, START + STEP)
     assert totp.verify(user, f" {code[:3]} {code[3:]} ")
 
 
-def test_a_wrong_first_code_does_not_confirm(user: User, clock: time_machine.Coordinates) -> None:
+def test_a_wrong_first_code_does_not_confirm(user: User, clock: time_machine.Traveller) -> None:
     enrolment = totp.begin(user)
     right = code_at(enrolment.secret, START)
     with pytest.raises(WrongCode) as refused:
@@ -160,7 +158,7 @@ def test_a_wrong_first_code_does_not_confirm(user: User, clock: time_machine.Coo
 
 
 def test_confirming_needs_an_enrolment_and_only_once(
-    user: User, clock: time_machine.Coordinates
+    user: User, clock: time_machine.Traveller
 ) -> None:
     with pytest.raises(NoEnrolment):
         totp.confirm(user, "123456")
@@ -173,7 +171,7 @@ def test_confirming_needs_an_enrolment_and_only_once(
 
 
 def test_a_new_enrolment_replaces_one_not_confirmed(
-    user: User, clock: time_machine.Coordinates
+    user: User, clock: time_machine.Traveller
 ) -> None:
     first = totp.begin(user)
     second = totp.begin(user)
@@ -242,15 +240,16 @@ def test_a_rotated_secret_key_still_opens_old_secrets(
     forgotten = build_app(database_url, SECRET_KEY="another secret key altogether, long enough")
     with time_machine.travel(datetime.now(UTC) + 2 * STEP, tick=False):
         with rotated.test_request_context():
-            user = db.session.get(User, user_id)
-            assert totp.verify(user, pyotp.TOTP(enrolment.secret).now())
+            found = db.session.get(User, user_id)
+            assert found is not None and totp.verify(found, pyotp.TOTP(enrolment.secret).now())
         with forgotten.test_request_context():
-            user = db.session.get(User, user_id)
+            found = db.session.get(User, user_id)
+            assert found is not None
             assert not totp.verify(user, pyotp.TOTP(enrolment.secret).at(START))
 
 
 def test_two_instances_given_one_code_at_once_accept_it_once(
-    app: Flask, build_app: AppBuilder, database_url: str, clock: time_machine.Coordinates
+    app: Flask, build_app: AppBuilder, database_url: str, clock: time_machine.Traveller
 ) -> None:
     """Instance A has read the factor and is about to spend the code when instance B (another
     app on the same database) accepts the same code: A's conditional UPDATE changes nothing."""
@@ -266,22 +265,23 @@ def test_two_instances_given_one_code_at_once_accept_it_once(
     def other_instance_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.lstrip().upper().startswith("UPDATE TOTP_FACTOR") and not accepted_by_other:
             with other.test_request_context():
-                accepted_by_other.append(totp.verify(db.session.get(User, user_id), code))
+                other_user = db.session.get(User, user_id)
+                assert other_user is not None
+                accepted_by_other.append(totp.verify(other_user, code))
 
     with app.test_request_context():
-        user = db.session.get(User, user_id)
+        here = db.session.get(User, user_id)
+        assert here is not None
         sa.event.listen(db.engine, "before_cursor_execute", other_instance_first)
         try:
-            accepted_here = totp.verify(user, code)
+            accepted_here = totp.verify(here, code)
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", other_instance_first)
     assert accepted_by_other == [True]
     assert accepted_here is False
 
 
-def test_remove_deletes_the_factor_and_the_codes(
-    user: User, clock: time_machine.Coordinates
-) -> None:
+def test_remove_deletes_the_factor_and_the_codes(user: User, clock: time_machine.Traveller) -> None:
     secret = enrolled(user)
     admin = users.register_user("admin", "a long enough password", is_admin=True)
     assert totp.remove(user, by=admin)
