@@ -29,25 +29,28 @@ class Unreadable(Exception):
     with no fallback kept, the value was damaged, or it belongs to another account."""
 
 
-def _key(secret_key: str | bytes) -> bytes:
-    material = secret_key if isinstance(secret_key, bytes) else secret_key.encode()
-    kdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=INFO)
-    return kdf.derive(material)
+def derived_keys(info: bytes) -> list[bytes]:
+    """A 256-bit key for the purpose ``info`` from each of the app's secret keys (HKDF-SHA256):
+    the current one's first, then the fallbacks', so a rotated secret still opens or matches
+    what the old one made. Shared with the recovery codes' digests."""
+    current: str | bytes = current_app.secret_key  # type: ignore[assignment]
+    secret_keys = (current, *(current_app.config.get("SECRET_KEY_FALLBACKS") or ()))
+    return [
+        HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(
+            key if isinstance(key, bytes) else key.encode()
+        )
+        for key in secret_keys
+    ]
 
 
 def _associated_data(user_id: int) -> bytes:
     return b"user:%d" % user_id
 
 
-def _secret_keys() -> list[str | bytes]:
-    current: str | bytes = current_app.secret_key  # type: ignore[assignment]
-    return [current, *(current_app.config.get("SECRET_KEY_FALLBACKS") or ())]
-
-
 def seal(user_id: int, secret: bytes) -> bytes:
     """``secret`` encrypted for the account ``user_id``: nonce + ciphertext + tag."""
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(_key(_secret_keys()[0])).encrypt(nonce, secret, _associated_data(user_id))
+    sealed = AESGCM(derived_keys(INFO)[0]).encrypt(nonce, secret, _associated_data(user_id))
     return nonce + sealed
 
 
@@ -55,9 +58,9 @@ def unseal(user_id: int, sealed: bytes) -> bytes:
     """The secret ``seal(user_id, ...)`` sealed; Unreadable if no secret key opens it for
     this account."""
     nonce, body = bytes(sealed[:NONCE_BYTES]), bytes(sealed[NONCE_BYTES:])
-    for secret_key in _secret_keys():
+    for key in derived_keys(INFO):
         try:
-            return AESGCM(_key(secret_key)).decrypt(nonce, body, _associated_data(user_id))
+            return AESGCM(key).decrypt(nonce, body, _associated_data(user_id))
         except InvalidTag:
             continue
     raise Unreadable(f"the second factor secret of user {user_id} cannot be opened")

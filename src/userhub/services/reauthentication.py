@@ -82,20 +82,18 @@ def renew(
     now = utcnow()
 
     def write() -> None:
-        if session_id is not None:
-            db.session.execute(
-                update(BrowserSession)
-                .where(BrowserSession.id == session_id)
-                .values(authenticated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        if token_id is not None:
-            db.session.execute(
-                update(ApiToken)
-                .where(ApiToken.id == token_id)
-                .values(authenticated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        held: tuple[tuple[type[BrowserSession] | type[ApiToken], int | None], ...] = (
+            (BrowserSession, session_id),
+            (ApiToken, token_id),
+        )
+        for model, row_id in held:
+            if row_id is not None:
+                db.session.execute(
+                    update(model)
+                    .where(model.id == row_id)
+                    .values(authenticated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
         security_log.record(security_log.REAUTHENTICATED, user.id, method=method)
 
     transactions.committed(write)

@@ -24,15 +24,12 @@ import hashlib
 import hmac
 import secrets
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from .. import transactions
 from ..extensions import db
 from ..models import RecoveryCode, TotpFactor, User, utcnow
-from . import account_mail, security_log
+from . import account_mail, factor_secrets, security_log
 from .errors import TotpNotEnabled
 
 COUNT = 10
@@ -43,15 +40,9 @@ READS_AS = str.maketrans({"o": "0", "i": "1", "l": "1"})
 KEY_INFO = b"userhub recovery codes"
 
 
-def _key(secret_key: str | bytes) -> bytes:
-    material = secret_key if isinstance(secret_key, bytes) else secret_key.encode()
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KEY_INFO).derive(material)
-
-
 def _keys() -> list[bytes]:
     """The digest keys: the current secret key's first, then the fallbacks'."""
-    current: str | bytes = current_app.secret_key  # type: ignore[assignment]
-    return [_key(k) for k in (current, *(current_app.config.get("SECRET_KEY_FALLBACKS") or ()))]
+    return factor_secrets.derived_keys(KEY_INFO)
 
 
 def _digest(key: bytes, user_id: int, normal: str) -> str:
