@@ -27,6 +27,7 @@ from userhub.models import (
     BrowserSession,
     EmailLink,
     SecurityEvent,
+    TotpFactor,
     User,
     utcnow,
 )
@@ -38,6 +39,7 @@ from userhub.services import (
     security_log,
     sessions,
     tokens,
+    totp,
     users,
 )
 from userhub.services.housekeeping import Pruned
@@ -54,6 +56,7 @@ class Alive:
     events: set[int]
     tokens: set[int]
     challenges: set[int]
+    totp_set_ups: set[int]
 
 
 def set_times(model: Any, row_id: int, **times: Any) -> None:
@@ -70,7 +73,8 @@ def old_event(user_id: int, age: timedelta) -> int:
 
 def fill(app: Flask) -> Alive:
     """An account with two sessions, four events, two tokens, a dead link and an abandoned
-    log-in step that must go, beside one of each that must stay (inside an app context)."""
+    log-in step that must go, and an authenticator app set up and left, beside one of each
+    that must stay (inside an app context)."""
     idle = timedelta(seconds=app.config["USERHUB_SESSION_IDLE_SECONDS"])
     retention = timedelta(days=app.config["USERHUB_SECURITY_LOG_RETENTION_DAYS"])
     user = users.register_user("张三", PASSWORD)  # its "registered" event stays
@@ -101,6 +105,21 @@ def fill(app: Flask) -> Alive:
     old_event(user.id, retention + MARGIN)
     old_event(user.id + 1000, retention + timedelta(days=400))  # of an account long gone
     kept_event = old_event(user.id, retention - MARGIN)
+    # An authenticator app set up over a day ago and never confirmed; one begun today; and an
+    # old one confirmed, which is a factor, never pruned.
+    set_ups = {name: users.register_user(name, PASSWORD) for name in ("李四", "王五", "赵六")}
+    for set_up in set_ups.values():
+        totp.begin(set_up)
+    db.session.execute(
+        sa.update(TotpFactor)
+        .where(TotpFactor.user_id.in_([set_ups["李四"].id, set_ups["赵六"].id]))
+        .values(created_at=now - totp.ABANDONED_AFTER - MARGIN)
+    )
+    db.session.execute(
+        sa.update(TotpFactor)
+        .where(TotpFactor.user_id == set_ups["赵六"].id)
+        .values(confirmed_at=now - timedelta(days=30))
+    )
     db.session.commit()
     recent = set(
         db.session.scalars(
@@ -118,6 +137,7 @@ def fill(app: Flask) -> Alive:
                 )
             )
         ),
+        totp_set_ups={set_ups["王五"].id, set_ups["赵六"].id},
     )
 
 
@@ -128,19 +148,22 @@ def remaining(app: Flask) -> Alive:
             events=set(db.session.scalars(sa.select(SecurityEvent.id))),
             tokens=set(db.session.scalars(sa.select(ApiToken.id))),
             challenges=set(db.session.scalars(sa.select(AuthChallenge.id))),
+            totp_set_ups=set(db.session.scalars(sa.select(TotpFactor.user_id))),
         )
 
 
-GONE = Pruned(mail_and_links=1, sessions=2, security_events=2, tokens=2, challenges=1)
+GONE = Pruned(
+    mail_and_links=1, sessions=2, security_events=2, tokens=2, challenges=1, totp_set_ups=1
+)
 
 
 def test_prune_all_forgets_what_has_served_its_time_and_nothing_else(app: Flask) -> None:
     with app.app_context():
         alive = fill(app)
         assert housekeeping.prune_all() == GONE
-        assert housekeeping.prune_all() == Pruned(0, 0, 0, 0, 0)  # nothing left to forget
+        assert housekeeping.prune_all() == Pruned(0, 0, 0, 0, 0, 0)  # nothing left to forget
         assert db.session.scalar(sa.select(sa.func.count()).select_from(EmailLink)) == 0
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 4
     assert remaining(app) == alive
 
 
@@ -165,10 +188,11 @@ def test_the_prune_command_says_how_many_of_each_went(app: Flask) -> None:
         "old security events: 2\n"
         "expired tokens and keys: 2\n"
         "unfinished log-in steps and passkey ceremonies: 1\n"
+        "authenticator apps never confirmed: 1\n"
     )
     assert remaining(app) == alive
     again = runner.invoke(args=["prune"])
-    assert again.exit_code == 0 and again.output.count(": 0\n") == 5
+    assert again.exit_code == 0 and again.output.count(": 0\n") == 6
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

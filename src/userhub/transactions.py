@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, delete, select
+from sqlalchemy import ColumnElement, Executable, delete, inspect, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
@@ -89,14 +89,16 @@ def delete_where(model: Any, *conditions: ColumnElement[bool]) -> int:
 def delete_in_batches(model: Any, condition: ColumnElement[bool]) -> int:
     """Delete every row of ``model`` that matches, ``PRUNE_BATCH`` at a time, each batch found
     by a plain read and deleted by id in a transaction of its own (committed); how many rows
-    went. What was deleted, not what was found: another worker may prune the same meanwhile."""
+    went. What was deleted, not what was found: another worker may prune the same meanwhile.
+    The "id" is the table's primary key (``user_id`` for a table of one row per account)."""
+    (key,) = inspect(model).primary_key
     gone = 0
     while True:
-        ids = db.session.scalars(select(model.id).where(condition).limit(PRUNE_BATCH)).all()
+        ids = db.session.scalars(select(key).where(condition).limit(PRUNE_BATCH)).all()
         if not ids:
             db.session.rollback()
             return gone
-        gone += committed(lambda: delete_where(model, model.id.in_(ids)))  # noqa: B023 (run now)
+        gone += committed(lambda: delete_where(model, key.in_(ids)))  # noqa: B023 (run now)
 
 
 def bookkeeping(statement: Executable, what: str) -> None:

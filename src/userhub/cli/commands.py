@@ -194,7 +194,8 @@ def export_users(fmt: str, output: Path | None, with_hashes: bool) -> None:
 def prune() -> None:
     """Delete what has served its time, and say how many rows of each kind went: sent mail
     and dead mailed links, ended browser sessions, security events older than
-    USERHUB_SECURITY_LOG_RETENTION_DAYS, expired API tokens and keys.
+    USERHUB_SECURITY_LOG_RETENTION_DAYS, expired API tokens and keys, log-in steps and passkey
+    ceremonies never finished, authenticator apps set up a day ago and never confirmed.
 
     Every `userhub serve` worker does this hourly by itself; this command is for cron, or for
     another server. Safe to run at any time, and beside running servers."""
@@ -204,6 +205,7 @@ def prune() -> None:
     click.echo(f"old security events: {pruned.security_events}")
     click.echo(f"expired tokens and keys: {pruned.tokens}")
     click.echo(f"unfinished log-in steps and passkey ceremonies: {pruned.challenges}")
+    click.echo(f"authenticator apps never confirmed: {pruned.totp_set_ups}")
 
 
 @click.command("check")

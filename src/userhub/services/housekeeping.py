@@ -4,7 +4,8 @@
 either lifetime (``sessions.prune``), security events older than
 ``USERHUB_SECURITY_LOG_RETENTION_DAYS`` (``security_log.prune``) and expired log-in tokens and
 API keys (``tokens.prune``), and log-in steps and passkey ceremonies never finished
-(``challenges.prune``). Each runs in short transactions of its own, a batch of rows at a
+(``challenges.prune``), and authenticator apps set up a day ago and never confirmed
+(``totp.prune``). Each runs in short transactions of its own, a batch of rows at a
 time, so none holds locks for long, even on a Galera cluster.
 
 Nothing needs scheduling: the background thread of every ``userhub serve`` worker runs it
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import challenges, outbox, security_log, sessions, tokens
+from . import challenges, outbox, security_log, sessions, tokens, totp
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Pruned:
     security_events: int
     tokens: int
     challenges: int = 0
+    totp_set_ups: int = 0
 
     @property
     def total(self) -> int:
@@ -38,6 +40,7 @@ class Pruned:
             + self.security_events
             + self.tokens
             + self.challenges
+            + self.totp_set_ups
         )
 
 
@@ -48,4 +51,12 @@ def prune_all() -> Pruned:
     old_events = security_log.prune()
     expired_tokens = tokens.prune()
     old_challenges = challenges.prune()
-    return Pruned(mail_and_links, ended_sessions, old_events, expired_tokens, old_challenges)
+    abandoned_set_ups = totp.prune()
+    return Pruned(
+        mail_and_links,
+        ended_sessions,
+        old_events,
+        expired_tokens,
+        old_challenges,
+        abandoned_set_ups,
+    )

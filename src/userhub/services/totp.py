@@ -25,6 +25,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pyotp
 import segno
@@ -47,6 +48,9 @@ INTERVAL = 30  # seconds
 SECRET_BYTES = 20  # 160 bits, RFC 4226's recommendation (32 characters of base32)
 TOLERANCE = 1  # steps accepted either side of the current one
 CODE = re.compile(rf"[0-9]{{{DIGITS}}}")
+# A set-up whose first code never came is forgotten after this: its secret was shown on a
+# screen, and is kept no longer than a person takes to finish (``prune``).
+ABANDONED_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,15 @@ def pending(user: User) -> Enrolment | None:
     except factor_secrets.Unreadable:
         return None
     return _enrolment(user, secret)
+
+
+def prune() -> int:
+    """Forget set-ups never confirmed ``ABANDONED_AFTER`` after they began (housekeeping);
+    how many went. A confirmed app stays, however old."""
+    abandoned = (TotpFactor.confirmed_at.is_(None)) & (
+        TotpFactor.created_at <= utcnow() - ABANDONED_AFTER
+    )
+    return transactions.delete_in_batches(TotpFactor, abandoned)
 
 
 def _enrolment(user: User, secret: bytes) -> Enrolment:
