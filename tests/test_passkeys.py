@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import time_machine
 from flask import Flask
+from sqlalchemy import select
 
 from tests.helpers import (
     Account,
@@ -29,8 +30,8 @@ from tests.helpers import (
 )
 from tests.webauthn_support import SoftAuthenticator, b64
 from userhub.extensions import db
-from userhub.models import Passkey, User
-from userhub.services import passkeys
+from userhub.models import Passkey, SecurityEvent, User
+from userhub.services import passkeys, security_log
 from userhub.services.errors import (
     InvalidUserInput,
     PasskeyNotRegistered,
@@ -112,6 +113,53 @@ def test_a_passwordless_log_in_needs_user_verification(app: Flask, member: Accou
             passkeys.authenticate(key, authenticator.get(options))
         key, options = passkeys.authentication_options(user_of(member))
         assert passkeys.authenticate(key, authenticator.get(options), user=user_of(member))
+
+
+def refusals(user_id: int) -> list[tuple[str, dict[str, Any]]]:
+    """The account's logged failures, oldest first, with their details."""
+    rows = db.session.scalars(
+        select(SecurityEvent)
+        .where(
+            SecurityEvent.user_id == user_id,
+            SecurityEvent.type.in_([security_log.LOGIN_FAILED, security_log.SECOND_FACTOR_FAILED]),
+        )
+        .order_by(SecurityEvent.id)
+    )
+    return [(row.type, security_log.details_of(row)) for row in rows]
+
+
+def test_a_refused_passkey_is_in_the_log_of_the_account_it_was_meant_for(
+    app: Flask, api: ApiActions, member: Account
+) -> None:
+    """After the password (or when asked again), the account that had to answer; without a
+    password, the owner of the passkey named; a passkey unknown here names nobody."""
+    other = api.account("other")
+    browser = browser_of(app, "member")  # before the passkey: then the password alone logs in
+    mine, theirs, unknown = (SoftAuthenticator(ORIGIN) for _ in range(3))
+    with app.app_context():
+        user, stranger = user_of(member), user_of(other)
+        registered(user, mine)
+        registered(stranger, theirs)
+        unknown.create(passkeys.registration_options(stranger)[1])  # never sent to userhub
+        key, options = passkeys.authentication_options(user)
+        with pytest.raises(PasskeyRefused):
+            passkeys.authenticate(key, theirs.get(options), user=user)
+        mine.user_verified = False
+        key, options = passkeys.authentication_options(None)
+        with pytest.raises(PasskeyRefused):
+            passkeys.authenticate(key, mine.get(options))
+        key, options = passkeys.authentication_options(None)
+        with pytest.raises(PasskeyRefused):
+            passkeys.authenticate(key, unknown.get(options))
+        passed = [
+            (security_log.SECOND_FACTOR_FAILED, {"method": "passkey"}),
+            (security_log.LOGIN_FAILED, {"method": "passkey"}),
+        ]
+        assert refusals(member.id) == passed
+        assert refusals(other.id) == []
+    activity = browser.get("/account/activity").get_data(as_text=True)
+    assert "Failed log-in: a passkey was refused after the right password" in activity
+    assert "Failed log-in: a passkey was refused</" in activity
 
 
 def test_answers_for_another_site_or_an_old_challenge_are_refused(

@@ -67,6 +67,12 @@ EVENT_WORDS: dict[str, LazyString] = {
 API_LOG_IN = _l("Logged in to the API (a token was issued)")
 OTHER_SESSIONS_ENDED = _l("Other sessions logged out")
 EMAIL_REMOVED = _l("E-mail address removed")
+PASSKEY_REFUSED = {
+    security_log.LOGIN_FAILED: _l("Failed log-in: a passkey was refused"),
+    security_log.SECOND_FACTOR_FAILED: _l(
+        "Failed log-in: a passkey was refused after the right password"
+    ),
+}
 METHOD_WORDS = {
     sessions.PASSWORD: _l("Password"),
     "password+totp": _l("Password and authenticator app"),
@@ -91,6 +97,8 @@ def event_words(event: SecurityEvent) -> str:
         words = OTHER_SESSIONS_ENDED
     elif event.type == security_log.EMAIL_CHANGED and details.get("removed"):
         words = EMAIL_REMOVED
+    elif event.type in PASSKEY_REFUSED and details.get("method") == "passkey":
+        words = PASSKEY_REFUSED[event.type]
     if words is None:
         return event.type
     return str(words) % {"name": details.get("name", "")}

@@ -291,6 +291,17 @@ def _owner(passkey: Passkey, parsed: AuthenticationCredential, user: User | None
     )
 
 
+def _record_refusal(user: User | None, passkey: Passkey | None) -> None:
+    """A refused answer, in the log of the account it was meant for, where one is known: the
+    account that had to answer (a log-in's second step, a re-authentication), or else the
+    owner of the passkey a passwordless log-in named. An answer naming no passkey of this
+    server names no account, and is only counted (the log-in limit, the challenge)."""
+    if user is not None:
+        security_log.record_now(security_log.SECOND_FACTOR_FAILED, user.id, method=METHOD)
+    elif passkey is not None:
+        security_log.record_now(security_log.LOGIN_FAILED, passkey.user_id, method=METHOD)
+
+
 def authenticate(
     challenge_key: str, credential_json: Credential, *, user: User | None = None
 ) -> tuple[User, Passkey]:
@@ -298,12 +309,14 @@ def authenticate(
     proves and the passkey, whose use is recorded (sign count, last used; committed, the
     challenge spent). ``user``: the account that must answer (a second step, a
     re-authentication); None: passwordless, which requires user verification. Any failure
-    is PasskeyRefused (and counts against the challenge)."""
+    is PasskeyRefused (and counts against the challenge), and is in the account's security
+    log where the account is known (``_record_refusal``)."""
     challenge = challenges.find(challenge_key, challenges.PASSKEY_ASSERTION)
     if challenge is None or not _small(credential_json):
         raise PasskeyRefused()
     expected_user_id = user.id if user is not None else None
     rp_id, origin = relying_party()
+    passkey: Passkey | None = None
     try:
         if challenge.user_id != expected_user_id:
             raise ValueError("the challenge was made for another log-in")
@@ -325,6 +338,7 @@ def authenticate(
         )
     except Exception:  # noqa: BLE001 (every way an answer can be wrong is the same refusal)
         challenges.failed(challenge)
+        _record_refusal(user, passkey)
         raise PasskeyRefused() from None
 
     passkey_id = passkey.id

@@ -29,7 +29,7 @@ from . import origin
 
 REGISTERED = "registered"
 LOGGED_IN = "logged-in"
-LOGIN_FAILED = "login-failed"  # a wrong password for an account that exists
+LOGIN_FAILED = "login-failed"  # a wrong password, or a refused passkey, of an account that exists
 LOGGED_OUT = "logged-out"
 SESSION_ENDED = "session-ended"  # another session of the account (or an admin ended one)
 LOGGED_OUT_EVERYWHERE = "logged-out-everywhere"
