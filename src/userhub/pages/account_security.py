@@ -21,7 +21,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from ..models import ApiToken, SecurityEvent, User
-from ..services import api_keys, security_log, sessions
+from ..services import api_keys, passkeys, security_log, sessions
 from ..services.errors import UserError
 from ..web import sessions as browser_sessions
 from ..web.errors import service_status
@@ -78,7 +78,7 @@ METHOD_WORDS = {
     "password+totp": _l("Password and authenticator app"),
     "password+recovery-code": _l("Password and a recovery code"),
     "password+passkey": _l("Password and a passkey"),
-    "passkey": _l("Passkey"),
+    passkeys.METHOD: _l("Passkey"),
 }
 SCOPE_WORDS = {
     api_keys.READ: _l("read"),
@@ -97,7 +97,7 @@ def event_words(event: SecurityEvent) -> str:
         words = OTHER_SESSIONS_ENDED
     elif event.type == security_log.EMAIL_CHANGED and details.get("removed"):
         words = EMAIL_REMOVED
-    elif event.type in PASSKEY_REFUSED and details.get("method") == "passkey":
+    elif event.type in PASSKEY_REFUSED and details.get("method") == passkeys.METHOD:
         words = PASSKEY_REFUSED[event.type]
     if words is None:
         return event.type
