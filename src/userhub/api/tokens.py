@@ -137,6 +137,11 @@ def _issue(user: User, *, known_device: bool, method: str) -> Response:
     )
 
 
+def challenge_gone() -> Problem:
+    """401 ``invalid-challenge``: the second call's challenge is unknown, spent or expired."""
+    return Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge", headers=BASIC_CHALLENGE)
+
+
 def mfa_required(key: str, detail: str) -> Problem:
     """401 ``mfa-required``: the password was right; send ``challenge`` back with a code."""
     seconds = current_app.config["USERHUB_MFA_CHALLENGE_SECONDS"]
@@ -166,18 +171,16 @@ def _second_step() -> Response:
         raise invalid_fields(exc) from None
     step = second_step.pending(sent.challenge)
     if step is None:
-        raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge", headers=BASIC_CHALLENGE)
+        raise challenge_gone()
     method = second_step.check_code(
         step, sent.otp, device=devices.device_for(step.user.username_key)
     )
     if method is None:
         if second_step.pending(sent.challenge) is None:
-            raise Problem(
-                401, str(CHALLENGE_GONE), kind="invalid-challenge", headers=BASIC_CHALLENGE
-            )
+            raise challenge_gone()
         raise mfa_required(sent.challenge, str(WRONG_CODE))
     if not second_step.complete(step):
-        raise Problem(401, str(CHALLENGE_GONE), kind="invalid-challenge", headers=BASIC_CHALLENGE)
+        raise challenge_gone()
     devices.remember(step.user.username_key)
     return _issue(
         step.user, known_device=step.known_device, method=second_step.session_method(method)
