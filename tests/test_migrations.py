@@ -81,11 +81,14 @@ USERHUB_COLUMNS = {
     "email_verified_at",
     "pending_email",
     "is_admin",
+    "is_support",
+    "deactivated_at",
+    "deletion_due_at",
     "passkey_handle",
     "created_at",
     "updated_at",
 }
-HEAD = "0006"  # the newest revision
+HEAD = "0007"  # the newest revision
 TUTORIAL_USERS = [("张三", "123456"), ("lisi", "li-si-secret"), ("Wang Wu", "密码 with spaces")]
 LONG_PASSWORD = "a long enough password"
 AN_HOUR = datetime(2026, 1, 1, 12)
@@ -638,6 +641,7 @@ def test_the_upgrade_from_0004_keeps_accounts_tokens_and_links(
         {
             **{column: value for column, value in row.items() if column != "session_version"},
             "passkey_handle": None,  # 0006
+            **{"deactivated_at": None, "deletion_due_at": None, "is_support": 0},  # 0007
         }
         for row in users_before
     ]

@@ -103,6 +103,14 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     # An address asked for and not confirmed yet: ``email`` stays in use until its link is followed.
     pending_email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The read-only role: sees the admin pages and the API's user and event reads, changes
+    # nothing (``services/roles.py``).
+    is_support: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Set by an administrator: no log-in by any route, data kept (``services/account_status.py``).
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The owner asked for the account's deletion: it cannot log in, and is deleted for good at
+    # this time unless they cancel (``services/account_deletion.py``).
+    deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     # The WebAuthn user handle every passkey of the account carries (random, base64url; no
     # personal data reaches an authenticator). Made with the first passkey.
     passkey_handle: Mapped[str | None] = mapped_column(String(PASSKEY_HANDLE_LENGTH))
@@ -133,8 +141,13 @@ class User(db.Model):  # type: ignore[name-defined,misc]
         self.email, self.pending_email = email, None
         self.email_verified_at = utcnow() if verified and email is not None else None
 
-    # Flask-Login protocol: every user we load is an active, authenticated account.
-    is_active = True
+    @property
+    def is_active(self) -> bool:
+        """Whether the account may log in and use its sessions, tokens and keys: neither
+        deactivated by an administrator nor waiting to be deleted (Flask-Login reads it too)."""
+        return self.deactivated_at is None and self.deletion_due_at is None
+
+    # Flask-Login protocol: every user we load is an authenticated account.
     is_authenticated = True
     is_anonymous = False
 

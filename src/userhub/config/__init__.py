@@ -372,6 +372,14 @@ SETTINGS: tuple[Setting, ...] = (
         "How long the security log keeps an event (default 1 year); older ones are pruned.",
     ),
     Setting(
+        "USERHUB_DELETION_GRACE_DAYS",
+        "USERHUB_DELETION_GRACE_DAYS",
+        int,
+        14,
+        "How long an account whose owner asked for its deletion waits, unable to log in, "
+        "before it is deleted for good (default 14 days); the owner may cancel meanwhile.",
+    ),
+    Setting(
         "USERHUB_REAUTHENTICATION_SECONDS",
         "USERHUB_REAUTHENTICATION_SECONDS",
         int,
@@ -510,6 +518,7 @@ def _finish_mail(config: dict[str, Any], instance_path: str, production: bool) -
         "USERHUB_SESSION_MAX_SECONDS",
         "USERHUB_LAST_USED_INTERVAL_SECONDS",
         "USERHUB_SECURITY_LOG_RETENTION_DAYS",
+        "USERHUB_DELETION_GRACE_DAYS",
         "USERHUB_REAUTHENTICATION_SECONDS",
         "USERHUB_MFA_CHALLENGE_SECONDS",
     ):

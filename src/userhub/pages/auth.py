@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from ..services import users
-from ..services.errors import EmailNotVerified, TooManyFailures, UserError
+from ..services.errors import AccountInactive, EmailNotVerified, TooManyFailures, UserError
 from ..web import devices, sessions
 from ..web.errors import service_status, waiting
 from ..web.ratelimits import login_limit, register_limit
@@ -60,6 +60,8 @@ def submit_login_form() -> Response | tuple[str, int]:
     except EmailNotVerified as exc:
         resend = ResendVerificationForm(username=form.username.data)
         return render_login(form, status=service_status(exc), error=exc.message, resend=resend)
+    except AccountInactive as exc:
+        return render_login(form, status=service_status(exc), error=exc.message)
     if logged_in is None:
         return render_login(form, error=str(users.BAD_CREDENTIALS))
     target = form.next.data

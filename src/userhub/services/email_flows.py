@@ -22,9 +22,10 @@ from ..extensions import db
 from ..models import ApiToken, BrowserSession, EmailLink, User, utc_minute
 from . import account_mail, email_links, login_limits, security_log, sessions, tokens
 from .account_rules import normalise_email, password_problems, raise_if_any
+from .account_status import end_access
 from .errors import EmailTaken, InvalidLink, NoAddress
 from .passwords import passwords
-from .users import address_taken, commit_account_change, end_sessions_and_tokens, find_user
+from .users import address_taken, commit_account_change, find_user
 
 # A request that names an account by address or username (a reset, a new verification link) is
 # answered no sooner than this after it arrived, whether or not the account exists: the work
@@ -49,6 +50,24 @@ def request_password_reset(*, email: str | None = None, username: str | None = N
         user = _account_named(email, username)
         if user is not None and user.email is not None and _within_address_limit(user.email):
             commit_account_change(lambda: account_mail.reset_password(user))
+
+
+def send_reset_by_admin(user: User, *, by: User | None) -> None:
+    """An administrator has a reset link mailed to ``user`` (committed), and every session,
+    token and key of the account ended, so whoever holds them must log in again; NoAddress
+    if the account has none. The password keeps working until a new one is set with the
+    link: to stop a log-in at once, deactivate the account (``account_status``)."""
+    if user.email is None:
+        raise NoAddress()
+
+    def send() -> None:
+        account_mail.reset_password(user)
+        end_access(user)
+        security_log.record(
+            security_log.PASSWORD_RESET_SENT, user.id, actor_id=by.id if by else None
+        )
+
+    commit_account_change(send)
 
 
 def request_verification(*, email: str | None = None, username: str | None = None) -> None:
@@ -91,7 +110,7 @@ def reset_password(token: str, password: str) -> User:
         user = _user_of(link.user_id)
         user.password_hash = new_hash
         user.confirm_address()  # the link reached it
-        end_sessions_and_tokens(user)
+        end_access(user)
         email_links.drop(user, email_links.RESET, email_links.UNLOCK)
         account_mail.password_changed(user)
         security_log.record(security_log.PASSWORD_RESET, user.id)
@@ -156,7 +175,7 @@ def undo_email_change(token: str) -> User:
             raise EmailTaken()
         user.set_address(link.email, verified=True)
         email_links.drop(user, email_links.CHANGE, email_links.VERIFY)
-        end_sessions_and_tokens(user)
+        end_access(user)
         account_mail.reset_password(user)
         security_log.record(security_log.EMAIL_CHANGED, user.id, undone=True)
         return user

@@ -8,9 +8,12 @@ A view catches one of these only to show it inside its own form (a page's field 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from flask_babel import gettext as _
+
+from ..models import utc_minute
 
 
 class ServiceError(Exception):
@@ -79,6 +82,15 @@ class OwnAccount(Conflict):
 
     def __init__(self) -> None:
         super().__init__(_("You cannot delete your own account; ask another administrator."))
+
+
+class ReadOnlyRole(ServiceError):
+    """A support user (read-only) tried to change something an administrator may."""
+
+    code = "forbidden"
+
+    def __init__(self) -> None:
+        super().__init__(_("Your role can see users and their activity but change nothing."))
 
 
 class NoSuchUser(UserError):
@@ -172,6 +184,46 @@ class EmailNotVerified(ServiceError):
             _(
                 "Confirm your e-mail address first: follow the link we mailed you, or ask for "
                 "a new one."
+            )
+        )
+
+
+class AccountInactive(ServiceError):
+    """Log-in refused after the right password (or passkey): the account may not log in now.
+    Said only to whoever proved they hold it, so it tells a stranger nothing."""
+
+    code = "forbidden"
+
+
+class AccountDeactivated(AccountInactive):
+    """An administrator deactivated the account: its data is kept, and it cannot log in."""
+
+    code = "account-deactivated"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "This account has been deactivated by an administrator and cannot log in. "
+                "Contact the administrators of this site to have it reactivated."
+            )
+        )
+
+
+class AccountPendingDeletion(AccountInactive):
+    """The owner asked for the account's deletion: it cannot log in until they cancel, and
+    is deleted for good at ``due``."""
+
+    code = "account-pending-deletion"
+
+    def __init__(self, due: datetime) -> None:
+        self.due = due
+        super().__init__(
+            _(
+                "This account is to be deleted for good on %(due)s, as its owner asked. To "
+                "keep it, cancel the deletion: confirm on the log-in page, follow the link we "
+                'mailed you, or send the log-in again with "cancel_deletion": true '
+                "(POST /api/v1/tokens).",
+                due=utc_minute(due),
             )
         )
 

@@ -54,7 +54,7 @@ from webauthn.helpers.structs import (
 from .. import transactions
 from ..extensions import db
 from ..models import PASSKEY_NAME_MAX_LENGTH, AuthChallenge, Passkey, User, utcnow
-from . import challenges, security_log
+from . import account_status, challenges, security_log
 from .account_rules import is_invisible, raise_if_any
 from .errors import PasskeyNotRegistered, PasskeyRefused, PasskeyTaken
 
@@ -341,6 +341,8 @@ def authenticate(
         _record_refusal(user, passkey)
         raise PasskeyRefused() from None
 
+    if user is None:  # passwordless: the passkey proved its holder, who may not log in now
+        account_status.check_can_log_in(owner)
     passkey_id = passkey.id
 
     def used() -> None:

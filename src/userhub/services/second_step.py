@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .. import transactions
 from ..extensions import db
 from ..models import AuthChallenge, User
-from . import challenges, second_factors
+from . import account_status, challenges, second_factors
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ def check_code(step: Pending, code: str, *, device: str | None) -> str | None:
 
 
 def complete(step: Pending) -> bool:
-    """Use the challenge up (committed): True for the one request that may now log in."""
+    """Use the challenge up (committed): True for the one request that may now log in.
+    AccountInactive if the account was deactivated (or its deletion asked) since the password."""
+    account_status.check_can_log_in(step.user)
     return transactions.committed(lambda: challenges.spend(step.challenge))
 
 

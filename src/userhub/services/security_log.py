@@ -42,7 +42,13 @@ TOKEN_REVOKED = "token-revoked"  # noqa: S105 (a log-in token ended from the new
 ACCOUNT_LOCKED = "account-locked"
 ACCOUNT_UNLOCKED = "account-unlocked"
 ACCOUNT_UPDATED = "account-updated"  # an admin changed the profile or the admin flag
-ACCOUNT_DELETED = "account-deleted"  # by an admin
+ACCOUNT_DELETED = "account-deleted"  # by an admin, or at the end of the grace period: the id only
+ACCOUNT_DEACTIVATED = "account-deactivated"  # by an admin
+ACCOUNT_REACTIVATED = "account-reactivated"  # by an admin
+DELETION_REQUESTED = "deletion-requested"  # by the owner: deleted for good after the grace period
+DELETION_CANCELLED = "deletion-cancelled"  # by the owner (log-in and confirm, or the mailed link)
+DATA_EXPORTED = "data-exported"  # the owner downloaded everything userhub holds about them
+PASSWORD_RESET_SENT = "password-reset-sent"  # noqa: S105 (an admin mailed a reset link)
 TOTP_ENABLED = "totp-enabled"  # an authenticator app confirmed by its first code
 TOTP_DISABLED = "totp-disabled"
 RECOVERY_CODES_GENERATED = "recovery-codes-generated"
@@ -70,6 +76,12 @@ TYPES = (
     ACCOUNT_UNLOCKED,
     ACCOUNT_UPDATED,
     ACCOUNT_DELETED,
+    ACCOUNT_DEACTIVATED,
+    ACCOUNT_REACTIVATED,
+    DELETION_REQUESTED,
+    DELETION_CANCELLED,
+    DATA_EXPORTED,
+    PASSWORD_RESET_SENT,
     TOTP_ENABLED,
     TOTP_DISABLED,
     RECOVERY_CODES_GENERATED,

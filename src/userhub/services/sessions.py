@@ -112,8 +112,9 @@ def find(key: str) -> BrowserSession | None:
     row: BrowserSession | None = db.session.scalar(
         FIND_SESSION, {"key_hash": token_hash(key), "now": now, "idle_since": now - _idle()}
     )
-    if row is not None:
-        row.user.bind_session(key)
+    if row is None or not row.user.is_active:  # deactivated while this log-in was under way
+        return None
+    row.user.bind_session(key)
     return row
 
 

@@ -120,11 +120,15 @@ def prune() -> int:
 
 
 def find(token: str) -> ApiToken | None:
-    """The live (unexpired) token row for this token, with its user loaded. A read only:
+    """The live (unexpired) token row for this token, with its (active) user loaded. A read only:
     ``stale`` says whether "last used" is due."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    return db.session.scalar(FIND_LIVE_TOKEN, {"token_hash": token_hash(token), "now": utcnow()})
+    row: ApiToken | None = db.session.scalar(
+        FIND_LIVE_TOKEN, {"token_hash": token_hash(token), "now": utcnow()}
+    )
+    # An inactive account's tokens are revoked with it; this refuses one issued meanwhile.
+    return row if row is not None and row.user.is_active else None
 
 
 def _stale_before() -> datetime:

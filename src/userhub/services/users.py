@@ -8,12 +8,14 @@ decide duplicates (no check-then-insert race). It knows nothing of HTTP.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, delete, false, func, insert, or_, select, true
+from sqlalchemy import ColumnElement, and_, delete, false, func, insert, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from .. import transactions
@@ -22,7 +24,7 @@ from ..models import (
     ApiToken,
     User,
 )
-from . import account_mail, login_limits, security_log, sessions, tokens
+from . import account_mail, account_status, login_limits, security_log
 from .account_rules import (
     check_new_account,
     password_problems,
@@ -117,8 +119,8 @@ def update_user(
     keep_token: ApiToken | None = None,
     keep_session: int | None = None,
 ) -> User:
-    """Apply ``changes`` (``display_name``, ``email``, ``password``, and ``is_admin`` for an
-    admin) in one commit: every field is valid and written, or nothing is.
+    """Apply ``changes`` (``display_name``, ``email``, ``password``, and ``is_admin`` and
+    ``is_support`` for an admin) in one commit: every field is valid and written, or nothing is.
 
     The owner changes a password only with ``current_password``, checked as a log-in is
     (``check_password``, for this client's ``device``): a wrong one counts as a failed log-in,
@@ -142,12 +144,14 @@ def update_user(
             ]
         if problems := password_problems(new_password):
             errors["password"] = problems
-    if "is_admin" in changes:
+    for role in ("is_admin", "is_support"):
+        if role not in changes:
+            continue
         if by_admin is None:
-            errors["is_admin"] = [_("Only an administrator can change this.")]
-        elif by_admin.id == user.id and not changes["is_admin"]:
+            errors[role] = [_("Only an administrator can change this.")]
+        elif role == "is_admin" and by_admin.id == user.id and not changes[role]:
             raise OwnAdminRights()
-        values["is_admin"] = bool(changes["is_admin"])
+        values[role] = bool(changes[role])
     raise_if_any(errors)
     new_hash = None if new_password is None else passwords().hash(new_password)
 
@@ -163,7 +167,7 @@ def update_user(
                 _change_email(user, new_email, by_admin=by_admin)
             if new_hash is not None:
                 user.password_hash = new_hash
-                end_sessions_and_tokens(user, keep_token=keep_token, keep_session=keep_session)
+                account_status.end_access(user, keep_token=keep_token, keep_session=keep_session)
                 account_mail.password_changed(user)
                 security_log.record(security_log.PASSWORD_CHANGED, user.id, actor_id=actor)
             if by_admin is not None and values:
@@ -228,20 +232,11 @@ def make_admin(user: User) -> bool:
     return True
 
 
-def end_sessions_and_tokens(
-    user: User, *, keep_token: ApiToken | None = None, keep_session: int | None = None
-) -> None:
-    """End every browser session of ``user`` but ``keep_session`` and revoke its tokens and
-    keys but ``keep_token``. The caller commits."""
-    sessions.end_all(user, keep=keep_session)
-    tokens.revoke_all(user, keep=keep_token)
-
-
 def log_out_everywhere(user: User) -> None:
     """End every browser session, API token and key of ``user``, and commit."""
 
     def end_all() -> None:
-        end_sessions_and_tokens(user)
+        account_status.end_access(user)
         security_log.record(security_log.LOGGED_OUT_EVERYWHERE, user.id)
 
     transactions.committed(end_all)
@@ -273,22 +268,84 @@ def get_user(user_id: int) -> User | None:
     return db.session.get(User, user_id)
 
 
-def list_users(page: int, per_page: int, *, search: str | None = None) -> tuple[list[User], int]:
-    """One page of accounts in id order, and how many there are; with ``search``, only those
-    whose username or e-mail address contains it, ignoring case.
+@dataclass(frozen=True)
+class UserFilter:
+    """Which accounts a list shows (every field None: all of them).
 
-    The username is compared by its key (NFKC, case-folded: ``ZHANG`` finds ``zhang``, and
+    ``search``: the username or e-mail address contains it, ignoring case; ``role``: ``admin``,
+    ``support`` or ``none``; ``status``: ``active``, ``deactivated`` or ``pending-deletion``;
+    ``verified``: the address is verified (False: unverified or none); ``created_from`` and
+    ``created_to``: created at or after, and before, these times (naive UTC)."""
+
+    search: str | None = None
+    role: str | None = None
+    status: str | None = None
+    verified: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def condition(self) -> ColumnElement[bool]:
+        return and_(
+            _search_condition(self.search),
+            *_role_condition(self.role),
+            *_status_condition(self.status),
+            *([] if self.verified is None else [_verified_condition(self.verified)]),
+            *([] if self.created_from is None else [User.created_at >= self.created_from]),
+            *([] if self.created_to is None else [User.created_at < self.created_to]),
+        )
+
+
+ROLES = ("admin", "support", "none")
+STATUSES = ("active", "deactivated", "pending-deletion")
+
+
+def _search_condition(search: str | None) -> ColumnElement[bool]:
+    """The username is compared by its key (NFKC, case-folded: ``ZHANG`` finds ``zhang``, and
     ``Ａ`` finds ``a``), the address in lower case, as it is stored. ``%``, ``_`` and the
     escape character match themselves (LIKE with ``autoescape``). A substring cannot use an
     index: each search reads the whole table, which is fine for an administrator's look-up."""
-    condition: ColumnElement[bool] = true()
-    if search and "\0" in search:
-        condition = false()  # in no name or address; SQLite would end the pattern there
-    elif search:
-        condition = or_(
-            User.username_key.contains(username_key(search), autoescape=True),
-            User.email.contains(search.lower(), autoescape=True),
-        )
+    if not search:
+        return true()
+    if "\0" in search:
+        return false()  # in no name or address; SQLite would end the pattern there
+    return or_(
+        User.username_key.contains(username_key(search), autoescape=True),
+        User.email.contains(search.lower(), autoescape=True),
+    )
+
+
+def _role_condition(role: str | None) -> list[ColumnElement[bool]]:
+    if role == "admin":
+        return [User.is_admin.is_(True)]
+    if role == "support":
+        return [User.is_support.is_(True), User.is_admin.is_(False)]
+    if role == "none":
+        return [User.is_admin.is_(False), User.is_support.is_(False)]
+    return []
+
+
+def _status_condition(status: str | None) -> list[ColumnElement[bool]]:
+    if status == "active":
+        return [User.deactivated_at.is_(None), User.deletion_due_at.is_(None)]
+    if status == "deactivated":
+        return [User.deactivated_at.is_not(None)]
+    if status == "pending-deletion":
+        return [User.deletion_due_at.is_not(None)]
+    return []
+
+
+def _verified_condition(verified: bool) -> ColumnElement[bool]:
+    if verified:
+        return and_(User.email.is_not(None), User.email_verified_at.is_not(None))
+    return or_(User.email.is_(None), User.email_verified_at.is_(None))
+
+
+def list_users(
+    page: int, per_page: int, *, search: str | None = None, where: UserFilter | None = None
+) -> tuple[list[User], int]:
+    """One page of accounts in id order, and how many there are, of those ``where`` chooses
+    (``search`` alone: as ``UserFilter(search=...)``)."""
+    condition = (where or UserFilter(search=search)).condition()
     total = db.session.scalar(select(func.count()).select_from(User).where(condition)) or 0
     rows = db.session.scalars(
         select(User)
@@ -310,11 +367,13 @@ def authenticate(username: str, password: str, *, device: str | None = None) -> 
     (the account's limit on failures for this client's ``device``; TooManyFailures when
     over it). An unknown username is checked and counted like a wrong password. With
     ``USERHUB_REQUIRE_VERIFIED_EMAIL``, a right password of an account whose address is not
-    verified raises EmailNotVerified (an account without an address logs in as before)."""
+    verified raises EmailNotVerified (an account without an address logs in as before); of an
+    account deactivated or waiting to be deleted, AccountInactive (``account_status``)."""
     user = find_user(username) if username else None
     if not check_password(username_key(username), user, password, device=device):
         return None
     assert user is not None
+    account_status.check_can_log_in(user)
     if current_app.config["USERHUB_REQUIRE_VERIFIED_EMAIL"] and user.email_unverified:
         raise EmailNotVerified()
     return user

@@ -24,6 +24,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from .. import database_errors, transactions
 from ..services.errors import (
+    AccountInactive,
     Conflict,
     EmailNotVerified,
     IdempotencyError,
@@ -34,6 +35,7 @@ from ..services.errors import (
     NoSuchUser,
     PasskeyNotRegistered,
     PasskeyRefused,
+    ReadOnlyRole,
     ServiceError,
     TooManyFailures,
 )
@@ -60,6 +62,8 @@ SERVICE_STATUSES: dict[type[ServiceError], int] = {
     MalformedKey: 400,
     LinkError: 400,
     EmailNotVerified: 403,
+    AccountInactive: 403,
+    ReadOnlyRole: 403,
     InsufficientScope: 403,
     NoAddress: 409,
     IdempotencyError: 422,  # a key reused for another request, or a record unreadable

@@ -124,6 +124,19 @@ PROBLEM_TYPES = {
             403,
             _l("Log-in needs a verified e-mail address here; follow the mailed link first."),
         ),
+        ProblemType(
+            "account-deactivated",
+            403,
+            _l("An administrator deactivated the account: it cannot log in until reactivated."),
+        ),
+        ProblemType(
+            "account-pending-deletion",
+            403,
+            _l(
+                "The account is to be deleted, as its owner asked: to keep it, log in again "
+                "and cancel the deletion, or follow the mailed link."
+            ),
+        ),
         ProblemType("not-found", 404, _l("There is nothing at this address.")),
         ProblemType(
             "account-gone", 404, _l("The account was deleted while the request was running.")
