@@ -15,6 +15,7 @@ from flask_cors import CORS
 
 from ..extensions import csrf
 from . import (
+    account_export,
     api_keys,
     email,
     events,
@@ -30,6 +31,7 @@ from . import (
 
 BLUEPRINTS = (
     users.bp,
+    account_export.bp,
     tokens.bp,
     second_factors.bp,
     totp.bp,

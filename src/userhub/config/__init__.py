@@ -342,6 +342,14 @@ SETTINGS: tuple[Setting, ...] = (
         "goes (nobody can flood an inbox, and the answer tells nothing).",
     ),
     Setting(
+        "USERHUB_RATELIMIT_EXPORT",
+        "USERHUB_RATELIMIT_EXPORT",
+        parse_rate_limits,
+        "5 per hour",
+        "Downloads of an account's data per account (`GET /api/v1/users/me/export` and the "
+        "account page's \"Download my data\" share it), whatever the client's address.",
+    ),
+    Setting(
         "USERHUB_SESSION_IDLE_SECONDS",
         "USERHUB_SESSION_IDLE_SECONDS",
         int,

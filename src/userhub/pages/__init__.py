@@ -1,5 +1,5 @@
 """The HTML pages: the tutorial's routes, accounts in the browser (their e-mail address, their
-sessions, security log and API keys), mailed links, the problem types."""
+sessions, security log and API keys, the download of its data), mailed links, the problem types."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from flask import Flask
 
 from . import (
     account_email,
+    account_export,
     account_security,
     auth,
     email,
@@ -25,6 +26,7 @@ BLUEPRINTS = (
     reauthenticate.bp,
     account_email.bp,
     account_security.bp,
+    account_export.bp,
     passkeys.bp,
     two_factor.bp,
     email.bp,

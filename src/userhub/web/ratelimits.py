@@ -11,7 +11,9 @@ counts):
   (``/register``, ``/save_data_to_mysql``, ``POST /api/v1/users``). Each group shares one
   counter.
 * **per account**, on wrong passwords only: ``services/login_limits.py``, with the device
-  cookie of ``web/devices.py``.
+  cookie of ``web/devices.py``; and on downloads of an account's data,
+  ``USERHUB_RATELIMIT_EXPORT`` (``count_export``: the API's and the page's share one count,
+  keyed by the account's id, whatever the address they come from).
 
 Only the routes that carry a limit pay for it. Flask-Limiter's own hooks run on every request
 of the app (before it: resolve the route's limits, which costs a third of a ``/response_json``;
@@ -34,9 +36,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask.globals import request_ctx
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_limiter import RateLimitExceeded
 
 from .. import limit_storage  # noqa: F401 (defining its storage registers the sqlite:// scheme)
@@ -85,15 +88,47 @@ def count_password_check() -> None:
         pass
 
 
+EXPORT_SCOPE = "export"
+# The per-account limits' own words (``%(seconds)d``: the wait); the per-IP ones share one.
+LIMIT_WORDS = {
+    EXPORT_SCOPE: _l(
+        "You have downloaded your data too often. Try again in %(seconds)d seconds.",
+    ),
+}
+ACCOUNT_OF_REQUEST = "_userhub_limited_account"
+
+
+def _account_key() -> str:
+    """The key of a per-account limit: the id ``count_export`` put on the request."""
+    return f"account-{g.get(ACCOUNT_OF_REQUEST)}"
+
+
+_export_limit = limiter.shared_limit(
+    _configured("USERHUB_RATELIMIT_EXPORT"), scope=EXPORT_SCOPE, key_func=_account_key
+)
+
+
+def count_export(user_id: int) -> None:
+    """Count a download of ``user_id``'s data against the account's budget (the API's and the
+    page's together). Over it, RateLimitExceeded (a 429, below)."""
+    setattr(g, ACCOUNT_OF_REQUEST, user_id)
+    with _export_limit:
+        pass
+
+
 def handle_rate_limit(error: RateLimitExceeded) -> Any:
-    """A per-IP limit was hit: 429 in the route's format, with ``Retry-After``."""
+    """A limit was hit: 429 in the route's format, with ``Retry-After``."""
     current = limiter.current_limit
     retry_after = seconds_until(current.reset_at) if current else 60
     error.retry_after = retry_after  # werkzeug's TooManyRequests turns this into the header
-    error.description = _(
-        "Too many attempts from your address. Try again in %(seconds)d seconds.",
-        seconds=retry_after,
-    )
+    words = LIMIT_WORDS.get(str(error.limit.scope))
+    if words is not None:
+        error.description = str(words) % {"seconds": retry_after}
+    else:
+        error.description = _(
+            "Too many attempts from your address. Try again in %(seconds)d seconds.",
+            seconds=retry_after,
+        )
     return handle_http_exception(error)
 
 
