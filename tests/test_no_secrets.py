@@ -28,16 +28,25 @@ which are shown once, in the answer that makes them, and are never logged. ``use
 keeps only a SHA-256 of each session key, ``api_token`` only that of each token and key, and
 the security log, which recorded the scenario's log-ins, failed log-ins, password changes and
 the key's creation, none of them.
+
+The account's data export (issue 22) is taken twice, after the authenticator app and the
+recovery codes are set up: through the API (with a token) and as the account page's ZIP (with
+the session cookie), whose files the transports unpack, so every check above reads the
+exported document too; and neither export holds any hash or digest the database keeps (the
+password's, a session key's, a token's, a recovery code's, a mailed link's) or the sealed
+authenticator secret.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import logging
 import re
 import secrets
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,6 +86,18 @@ class Exchange:
     body: str
 
 
+EXPORTS = {"/api/v1/users/me/export", "/account/export"}
+
+
+def readable(content_type: str, body: bytes) -> str:
+    """A response's body as text to search: a ZIP (the account page's export) as the text of
+    its files, anything else decoded."""
+    if content_type.startswith("application/zip"):
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            return "\n".join(archive.read(name).decode() for name in archive.namelist())
+    return body.decode("utf-8", errors="replace")
+
+
 class Transport(Protocol):
     def __call__(
         self,
@@ -113,7 +134,8 @@ def live_transport(base: str) -> Transport:
             allow_redirects=False,
             timeout=60,
         )
-        return response.status_code, list(response.headers.items()), response.text
+        body = readable(response.headers.get("Content-Type", ""), response.content)
+        return response.status_code, list(response.headers.items()), body
 
     return send
 
@@ -138,7 +160,8 @@ def flask_transport(client: FlaskClient) -> Transport:
             data=form,
             query_string=query,
         )
-        return response.status_code, list(response.headers.items()), response.get_data(True)
+        body = readable(response.content_type or "", response.get_data())
+        return response.status_code, list(response.headers.items()), body
 
     return send
 
@@ -494,6 +517,16 @@ def run_scenario(send: Transport, make_key: KeyMaker) -> Scenario:
         expect=200,
         headers=bearer(second),
     )
+    # The account's data, by the API and (the browser is logged in to the same account since
+    # /test_request) as the account page's ZIP.
+    call("export (API)", "GET", "/api/v1/users/me/export", expect=200, headers=bearer(second))
+    call(
+        "export (page)",
+        "POST",
+        "/account/export",
+        expect=200,
+        form={"csrf_token": csrf("/account")},
+    )
     call(
         "new password, wrong current one",
         "PATCH",
@@ -652,7 +685,48 @@ def assert_database_keeps_secrets(url: str, scenario: Scenario) -> None:
         security_log.PASSWORD_CHANGED,
         security_log.API_KEY_CREATED,
         security_log.LOGGED_OUT,
+        security_log.DATA_EXPORTED,
     } <= kinds
+    assert_exports_keep_stored_secrets(tables, scenario)
+
+
+# What the database keeps instead of a secret: each a way to check or find one.
+STORED_SECRETS = [
+    ("user", "password_hash"),
+    ("user", "passkey_handle"),
+    ("user_session", "key_hash"),
+    ("api_token", "token_hash"),
+    ("recovery_code", "code_hash"),
+    ("email_link", "token_hash"),
+    ("email_link", "password_stamp"),
+    ("totp_factor", "secret"),
+]
+
+
+def assert_exports_keep_stored_secrets(
+    tables: dict[str, list[dict[str, Any]]], scenario: Scenario
+) -> None:
+    """The two exports of the scenario are whole documents and hold none of the hashes,
+    digests or sealed secrets the database keeps (in hex and base64 for bytes), nor the
+    SHA-256 of a token, key or session key the scenario was given (some are deleted since)."""
+    exports = [e for e in scenario.exchanges if urlsplit(e.path).path in EXPORTS]
+    assert [e.status for e in exports] == [200, 200]
+    assert all('"format"' in e.body and "userhub-export/1" in e.body for e in exports)
+    stored: dict[str, str] = {}
+    for table, column in STORED_SECRETS:
+        for row in tables[table]:
+            value = row[column]
+            if isinstance(value, bytes):
+                stored[value.hex()] = stored[base64.b64encode(value).decode()] = table
+            elif value:
+                stored[value] = f"{table}.{column}"
+    assert stored, "the scenario stored hashes"
+    issued = [*scenario.tokens.values(), *scenario.keys.values(), *scenario.session_keys()]
+    stored.update(
+        {sha256(secret): "the SHA-256 of a token, key or session key" for secret in issued}
+    )
+    for exchange in exports:
+        assert leaks(exchange.body, stored) == [], exchange.step
 
 
 def assert_no_secret_in(text: str, scenario: Scenario, where: str) -> None:
