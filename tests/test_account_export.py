@@ -285,12 +285,13 @@ def test_the_export_holds_every_record_of_the_account(
         history = exported["email_history"]
         assert ids(history["links"]) == table_ids(EmailLink, EmailLink.user_id == mine.id)
         assert {link["purpose"] for link in history["links"]} >= {"change-email", "verify-email"}
-        # The addresses the account still names (its own, the one waiting, its links'): the
-        # first one's links were replaced, and the outbox names no account.
-        mails = OutboxMessage.recipient.in_(mine.addresses[1:])
+        # Every mail about the account, to each address it had: the first one, removed since,
+        # included (the outbox names the account).
+        mails = OutboxMessage.recipient.in_(mine.addresses)
         assert ids(history["mails"]) == table_ids(OutboxMessage, mails) != set()
+        assert {m["recipient"] for m in history["mails"]} == set(mine.addresses)
         kinds = {m["kind"] for m in history["mails"]}
-        assert kinds == {"verify-email", "change-email", "email-change-requested"}
+        assert kinds == {"verify-email", "email-removed", "change-email", "email-change-requested"}
         changes = [c["details"] for c in history["address_changes"]]
         assert changes == [{"removed": True}, {}]
 

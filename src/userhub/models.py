@@ -419,6 +419,9 @@ class OutboxMessage(db.Model):  # type: ignore[name-defined,misc]
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     recipient: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
+    # The account the mail is about (not a foreign key: a mail in flight outlives nothing, and
+    # the account's deletion removes its mail itself); None: from before revision 0007.
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True)
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[bytes | None] = mapped_column(MailBody)
     status: Mapped[str] = mapped_column(String(10), default="pending")

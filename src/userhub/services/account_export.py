@@ -7,7 +7,7 @@ why: never a secret or anything a secret could be found from (a password hash, a
 session's or mailed link's SHA-256, a sealed authenticator secret, a recovery code's digest, a
 passkey's credential id, public key or the account's passkey handle), nor a mail's body (it may
 hold a live link). Nothing of another account is in it: every row is chosen by the account's
-id, and the outbox, which has no account column, by the account's addresses. The schema is
+id (mail queued before revision 0007, which has none, by the account's addresses). The schema is
 described field by field in ``docs/export.md``; ``FORMAT`` names its version.
 """
 
@@ -19,7 +19,7 @@ import zipfile
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
 from ..extensions import db
 from ..models import (
@@ -114,21 +114,27 @@ def addresses(user: User) -> set[str]:
     return mine - set(others)
 
 
+def mail_of(user: User) -> ColumnElement[bool]:
+    """The outbox rows about ``user``: by account, or (older rows) by one of its addresses."""
+    return or_(
+        OutboxMessage.user_id == user.id,
+        and_(OutboxMessage.user_id.is_(None), OutboxMessage.recipient.in_(addresses(user))),
+    )
+
+
 def email_history(user: User) -> dict[str, Any]:
     """The mailed links of the account, the mails to its addresses, and its changes of address.
 
     Left out: a link's token and its SHA-256 (a live link would work for whoever read the
     export), a reset link's password stamp (a digest of the password hash) and what an
     end-session link ends; a mail's body (it may hold a live link; a sent mail's is erased
-    anyway), its sender's lease and its last delivery error (the mail server's words). The
-    outbox keeps no account, so its mails are found by address (``addresses``)."""
+    anyway), its sender's lease and its last delivery error (the mail server's words). Mail
+    queued before revision 0007 names no account, so it is found by address (``addresses``)."""
     links = db.session.scalars(
         select(EmailLink).where(EmailLink.user_id == user.id).order_by(EmailLink.id)
     )
     mails = db.session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.recipient.in_(addresses(user)))
-        .order_by(OutboxMessage.id)
+        select(OutboxMessage).where(mail_of(user)).order_by(OutboxMessage.id)
     )
     changes = db.session.scalars(
         select(SecurityEvent)

@@ -88,7 +88,7 @@ def _render(name: str, context: dict[str, Any]) -> str:
 
 
 def _send(kind: str, to: str, user: User, **context: Any) -> None:
-    outbox.enqueue(compose(kind, to, user=user, **context), kind=kind)
+    outbox.enqueue(compose(kind, to, user=user, **context), kind=kind, user_id=user.id)
 
 
 def _link(

@@ -60,12 +60,14 @@ QUEUED = "userhub_mail_queued"  # Session.info: this transaction enqueued mail
 mail_committed = threading.Event()
 
 
-def enqueue(message: EmailMessage, *, kind: str) -> None:
-    """Add ``message`` to the outbox in the current transaction (the caller commits)."""
+def enqueue(message: EmailMessage, *, kind: str, user_id: int | None = None) -> None:
+    """Add ``message`` to the outbox in the current transaction (the caller commits);
+    ``user_id``: the account it is about (an export lists it, a deletion removes it)."""
     recipient = parseaddr(str(message["To"]))[1]
     db.session.add(
         OutboxMessage(
             recipient=recipient,
+            user_id=user_id,
             kind=kind,
             message=message.as_bytes(policy=SMTP),  # CRLF: smtplib sends bytes as they are
             status=PENDING,

@@ -1,6 +1,6 @@
 """Account status and roles: deactivation by an administrator (``deactivated_at``), deletion
 asked for by the owner and due after a grace period (``deletion_due_at``), and the read-only
-support role (``is_support``).
+support role (``is_support``); and whose mail each outbox row is (``mail_outbox.user_id``).
 
 Revision ID: 0007
 Revises: 0006
@@ -25,9 +25,17 @@ def upgrade() -> None:
         )
         # What housekeeping looks for every hour: the accounts whose grace period is over.
         batch.create_index("ix_user_deletion_due_at", ["deletion_due_at"])
+    with op.batch_alter_table("mail_outbox") as batch:
+        # Whose mail it is, so an export and a deletion find it by account, not by an address
+        # that may have changed hands.
+        batch.add_column(sa.Column("user_id", sa.Integer, nullable=True))
+        batch.create_index("ix_mail_outbox_user_id", ["user_id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("mail_outbox") as batch:
+        batch.drop_index("ix_mail_outbox_user_id")
+        batch.drop_column("user_id")
     with op.batch_alter_table("user", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_index("ix_user_deletion_due_at")
         batch.drop_column("is_support")
