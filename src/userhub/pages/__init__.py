@@ -1,5 +1,5 @@
 """The HTML pages: the tutorial's routes, accounts in the browser (their e-mail address, their
-sessions, security log and API keys), mailed links, the problem types."""
+sessions, security log and API keys), mailed links, the problem types, the admin pages."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import Flask
 from . import (
     account_email,
     account_security,
+    admin,
     auth,
     email,
     passkeys,
@@ -27,6 +28,7 @@ BLUEPRINTS = (
     account_security.bp,
     passkeys.bp,
     two_factor.bp,
+    admin.bp,
     email.bp,
     problems.bp,
 )
