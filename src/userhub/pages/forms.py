@@ -274,7 +274,7 @@ def parse_day(text: str) -> date | None:
 
 def a_day(form: FlaskForm, field: StringField) -> None:
     if field.data and parse_day(field.data) is None:
-        raise ValidationError(_l("Give a date as YYYY-MM-DD, e.g. 2025-01-31."))
+        raise ValidationError(_l("Give a date as year-month-day, e.g. 2025-01-31."))
 
 
 def start_of(text: str | None) -> datetime | None:
@@ -322,7 +322,7 @@ class UserSearchForm(FlaskForm):  # type: ignore[misc]
         validators=[choice_of(users.ROLES, _l("Choose a role from the list."))],
     )
     status = SelectField(
-        _l("Status"),
+        _l("Account status"),
         choices=[
             SelectChoice("", _l("Any")),
             SelectChoice("active", _l("Active")),

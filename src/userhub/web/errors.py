@@ -78,6 +78,7 @@ PAGE_TITLES = {
     403: _l("Forbidden"),
     404: _l("Page not found"),
     405: _l("Method not allowed"),
+    409: _l("Conflict"),
     413: _l("Too large"),
     415: _l("Unsupported media type"),
     422: _l("Check your input"),
