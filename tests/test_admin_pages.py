@@ -475,6 +475,7 @@ def test_an_admin_cannot_remove_their_own_admin_rights(people: Staff) -> None:
     mine = user_page(people, people.admin_id)
     html = page(people.admin, mine)
     assert "Remove the admin rights" not in html and "Delete the account" not in html
+    assert "Deactivate the account" not in html  # not offered for oneself either
     refused = press(people.admin, f"{mine}/roles/admin/remove", mine)
     assert refused.status_code == 409
     assert "You cannot remove your own admin rights" in refused.get_data(as_text=True)
