@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any, cast
 
+import pyotp
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg as _parse_mapping_cfg
@@ -21,10 +22,11 @@ from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import PASSWORD, AppBuilder, AuthActions, csrf_token
+from tests.helpers import PASSWORD, AppBuilder, AuthActions, browser_of, csrf_token
 from tests.mail_support import Mailbox, MailboxBuilder, html_of, link_to, text_of
 from userhub.extensions import db
-from userhub.services import email_links
+from userhub.models import User
+from userhub.services import api_keys, email_links, totp, users
 from userhub.services.users import find_user
 from userhub.web import i18n
 from userhub.web.errors import error_response
@@ -431,6 +433,87 @@ def test_every_security_page_a_chinese_reader_reaches_is_in_chinese(app: Flask) 
         name: words
         for name, html in security_pages_in_chinese(app)
         if (words := english_words(html, name="张三 read write admin"))
+    }
+    assert leftovers == {}
+
+
+def admin_pages_in_chinese(app: Flask, strict: Flask) -> Iterator[tuple[str, str]]:
+    """The admin pages, in Chinese: the list (found, nothing found, bad filters), a user's page
+    with a session, a token, a key and an authenticator app, the result of each button, the
+    refusals (a member, support, one's own rights and account, an account gone), and the page
+    that asks staff for a second factor (``strict``: USERHUB_REQUIRE_MFA_FOR_ADMINS)."""
+    with app.test_request_context():
+        users.register_user("管理员", PASSWORD, is_admin=True)
+        users.register_user("客服", PASSWORD).is_support = True
+        users.register_user("李四", PASSWORD)
+        target = users.register_user("张三", PASSWORD, email=ADDRESS)
+        target_id = target.id
+        db.session.commit()
+    AuthActions(app.test_client()).login()
+    app.test_client().post("/api/v1/tokens", json={"username": "张三", "password": PASSWORD})
+    with app.test_request_context():
+        owner = db.session.get(User, target_id)
+        assert owner is not None
+        api_keys.create(owner, "备份", ["read"], 3600)
+        totp.confirm(owner, pyotp.TOTP(totp.begin(owner).secret).now())
+    client = app.test_client()
+    AuthActions(client).login("管理员")
+    here = f"/admin/users/{target_id}"
+    yield "a member's refusal", chinese_page(browser_of(app, "李四"), "/admin")
+    yield "/admin", chinese_page(client, "/admin")
+    yield "nothing found", chinese_page(client, "/admin?q=nobody")
+    bad = "/admin?role=x&status=y&verified=z&created_from=2024-02-30&created_to=1"
+    yield "bad filters", chinese_page(client, bad)
+    later = "/admin?created_from=2024-03-02&created_to=2024-03-01"
+    yield "days the wrong way round", chinese_page(client, later)
+    page = chinese_page(client, here)
+    yield "a user's page", page
+    support = browser_of(app, "客服")
+    yield "support's view", chinese_page(support, here)
+    token = {"csrf_token": csrf_token(page)}
+    press = {"method": "POST", "data": token, "follow_redirects": True}
+    yield "support refused", chinese_page(support, f"{here}/deactivate", method="POST", data=token)
+    [session] = re.findall(r'action="([^"]+/sessions/\d+/end)"', page)
+    for action in (
+        "deactivate",
+        "deactivate",
+        "reactivate",
+        "reactivate",
+        "roles/admin/grant",
+        "roles/admin/remove",
+        "roles/support/grant",
+        "roles/support/remove",
+        "password-reset",
+        "second-factors/reset",
+        "sessions/end-all",
+        "sessions/end-all",
+    ):
+        yield action, chinese_page(client, f"{here}/{action}", **press)
+    yield "session already ended", chinese_page(client, session, **press)
+    for revoke in re.findall(r'action="([^"]+/revoke)"', page):
+        yield "revoked", chinese_page(client, revoke, **press)
+    yield "already revoked", chinese_page(client, revoke, **press)
+    yield "the box not ticked", chinese_page(client, f"{here}/delete", method="POST", data=token)
+    mine = re.search(r'href="(/admin/users/\d+)">管理员', chinese_page(client, "/admin"))
+    assert mine is not None
+    own_rights = f"{mine.group(1)}/roles/admin/remove"
+    yield "own admin rights", chinese_page(client, own_rights, method="POST", data=token)
+    own = {"method": "POST", "data": {**token, "confirm": "yes"}}
+    yield "own account", chinese_page(client, f"{mine.group(1)}/delete", **own)
+    deleted = {**own, "follow_redirects": True}
+    yield "deleted", chinese_page(client, f"{here}/delete", **deleted)
+    yield "gone", chinese_page(client, here)
+    yield "no second factor", chinese_page(browser_of(strict, "管理员"), "/admin")
+
+
+def test_every_admin_page_is_in_chinese(
+    app: Flask, build_app: AppBuilder, database_url: str
+) -> None:
+    strict = build_app(database_url, USERHUB_REQUIRE_MFA_FOR_ADMINS=True)
+    leftovers = {
+        name: words
+        for name, html in admin_pages_in_chinese(app, strict)
+        if (words := english_words(html))
     }
     assert leftovers == {}
 

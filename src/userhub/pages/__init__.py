@@ -1,5 +1,6 @@
 """The HTML pages: the tutorial's routes, accounts in the browser (their e-mail address, their
-sessions, security log and API keys, the download of its data), mailed links, the problem types."""
+sessions, security log and API keys, the download of its data), mailed links, the problem types,
+the admin pages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from . import (
     account_email,
     account_export,
     account_security,
+    admin,
     auth,
     email,
     passkeys,
@@ -29,6 +31,7 @@ BLUEPRINTS = (
     account_export.bp,
     passkeys.bp,
     two_factor.bp,
+    admin.bp,
     email.bp,
     problems.bp,
 )

@@ -2,31 +2,29 @@
 security log, and its personal API keys.
 
 Each view is a call into a service (``services/sessions.py``, ``security_log.py``,
-``api_keys.py``) and a template; what the pages say about an event is worded here
-(``event_words``), in the reader's language. A new key's secret is on the answer to the POST
-that made it and nowhere else: not flashed (the session cookie is signed, not encrypted), not
-on the list, never cached."""
+``api_keys.py``) and a template; what the pages say about an event is worded in
+``web/security_words.py``, in the reader's language (the admin pages word it alike). A new
+key's secret is on the answer to the POST that made it and nowhere else: not flashed (the
+session cookie is signed, not encrypted), not on the list, never cached."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from apiflask import APIBlueprint
-from babel.lists import format_list
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
-from flask_babel import LazyString, get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from ..models import ApiToken, SecurityEvent, User
-from ..services import api_keys, passkeys, security_log, sessions
+from ..models import User
+from ..services import api_keys, security_log, sessions
 from ..services.errors import UserError
 from ..web import sessions as browser_sessions
 from ..web.errors import service_status
 from ..web.private_answers import NO_STORE
 from ..web.recent_auth import reauthenticate_first, session_is_recent
+from ..web.security_words import WORDS_FOR_TEMPLATES, event_words
 from .auth import end_session, rejected_fields
 from .forms import ApiKeyForm
 
@@ -36,102 +34,10 @@ EVENTS_PER_PAGE = 20
 LAST_PAGE = 1_000_000  # as the API's lists: far past any log, and an offset every database takes
 DAY_SECONDS = 24 * 3600
 
-# What each event of the log is, for its owner. ``%(name)s``: the key's name, from the event.
-EVENT_WORDS: dict[str, LazyString] = {
-    security_log.REGISTERED: _l("Account created"),
-    security_log.LOGGED_IN: _l("Logged in"),
-    security_log.LOGIN_FAILED: _l("Failed log-in: wrong password"),
-    security_log.LOGGED_OUT: _l("Logged out"),
-    security_log.SESSION_ENDED: _l("Another session was ended"),
-    security_log.LOGGED_OUT_EVERYWHERE: _l("Logged out everywhere, API tokens revoked"),
-    security_log.PASSWORD_CHANGED: _l("Password changed"),
-    security_log.PASSWORD_RESET: _l("Password reset by a mailed link"),
-    security_log.EMAIL_CHANGED: _l("E-mail address changed"),
-    security_log.API_KEY_CREATED: _l("API key created: %(name)s"),
-    security_log.API_KEY_REVOKED: _l("API key revoked: %(name)s"),
-    security_log.ACCOUNT_LOCKED: _l("Account locked after failed log-ins"),
-    security_log.ACCOUNT_UNLOCKED: _l("Account unlocked"),
-    security_log.ACCOUNT_UPDATED: _l("Account details changed"),
-    security_log.ACCOUNT_DELETED: _l("Account deleted"),
-    security_log.ACCOUNT_DEACTIVATED: _l("Account deactivated by an administrator"),
-    security_log.ACCOUNT_REACTIVATED: _l("Account reactivated by an administrator"),
-    security_log.DELETION_REQUESTED: _l("Deletion of the account asked for"),
-    security_log.DELETION_CANCELLED: _l("Deletion of the account cancelled"),
-    security_log.DATA_EXPORTED: _l("Your data was downloaded"),
-    security_log.PASSWORD_RESET_SENT: _l("An administrator mailed a password-reset link"),
-    security_log.TOTP_ENABLED: _l("Authenticator app added"),
-    security_log.TOTP_DISABLED: _l("Authenticator app removed"),
-    security_log.RECOVERY_CODES_GENERATED: _l("New recovery codes made"),
-    security_log.RECOVERY_CODE_USED: _l("A recovery code was used"),
-    security_log.PASSKEY_ADDED: _l("Passkey added: %(name)s"),
-    security_log.PASSKEY_REMOVED: _l("Passkey removed: %(name)s"),
-    security_log.SECOND_FACTOR_FAILED: _l("Failed log-in: wrong code after the right password"),
-    security_log.REAUTHENTICATED: _l("Identity confirmed again"),
-    security_log.FACTORS_RESET: _l("Second factors removed"),
-}
-# Events whose details change what they were.
-API_LOG_IN = _l("Logged in to the API (a token was issued)")
-OTHER_SESSIONS_ENDED = _l("Other sessions logged out")
-EMAIL_REMOVED = _l("E-mail address removed")
-PASSKEY_REFUSED = {
-    security_log.LOGIN_FAILED: _l("Failed log-in: a passkey was refused"),
-    security_log.SECOND_FACTOR_FAILED: _l(
-        "Failed log-in: a passkey was refused after the right password"
-    ),
-}
-METHOD_WORDS = {
-    sessions.PASSWORD: _l("Password"),
-    "password+totp": _l("Password and authenticator app"),
-    "password+recovery-code": _l("Password and a recovery code"),
-    "password+passkey": _l("Password and a passkey"),
-    passkeys.METHOD: _l("Passkey"),
-}
-SCOPE_WORDS = {
-    api_keys.READ: _l("read"),
-    api_keys.WRITE: _l("write"),
-    api_keys.ADMIN: _l("admin"),
-}
-
-
-def event_words(event: SecurityEvent) -> str:
-    """The event in a few words of the reader's language (plain text: the page escapes it)."""
-    details = security_log.details_of(event)
-    words = EVENT_WORDS.get(event.type)
-    if event.type == security_log.LOGGED_IN and event.api_key_id is not None:
-        words = API_LOG_IN
-    elif event.type == security_log.SESSION_ENDED and "ended_sessions" in details:
-        words = OTHER_SESSIONS_ENDED
-    elif event.type == security_log.EMAIL_CHANGED and details.get("removed"):
-        words = EMAIL_REMOVED
-    elif event.type in PASSKEY_REFUSED and details.get("method") == passkeys.METHOD:
-        words = PASSKEY_REFUSED[event.type]
-    if words is None:
-        return event.type
-    return str(words) % {"name": details.get("name", "")}
-
-
-def browser_words(summary: str | None) -> str:
-    """A browser as the session or event recorded it ("Firefox 133 on Windows"), or words
-    saying it is not known (no header, or one nobody recognises)."""
-    return summary if summary and summary != "Other" else _("Unknown browser")
-
-
-def scope_names(key: ApiToken) -> str:
-    """A key's scopes in the reader's words and list style ("read and write", "只读和读写"), in
-    the order of ``api_keys.SCOPES``."""
-    words = [str(SCOPE_WORDS.get(scope, scope)) for scope in (key.scopes or "").split()]
-    return format_list(words, locale=get_locale())
-
 
 def _render(template: str, **context: Any) -> str:
     """A security page, with the words it names ways of logging in, scopes and browsers by."""
-    return render_template(
-        template,
-        method_words=METHOD_WORDS,
-        scope_names=scope_names,
-        browser_words=browser_words,
-        **context,
-    )
+    return render_template(template, **WORDS_FOR_TEMPLATES, **context)
 
 
 def _user() -> User:

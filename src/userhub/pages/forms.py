@@ -6,6 +6,8 @@ account rules themselves live in the user service; forms only check that fields 
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from flask import request
@@ -21,8 +23,8 @@ from wtforms import (
     StringField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.validators import AnyOf, DataRequired, EqualTo, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from ..models import (
     API_KEY_NAME_MAX_LENGTH,
@@ -30,7 +32,7 @@ from ..models import (
     PASSKEY_NAME_MAX_LENGTH,
     USERNAME_MAX_LENGTH,
 )
-from ..services import api_keys
+from ..services import api_keys, roles, users
 from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 
@@ -253,3 +255,119 @@ class PasskeyNameForm(TextForm):
             Length(max=PASSKEY_NAME_MAX_LENGTH, message=_l("At most %(max)d characters.")),
         ],
     )
+
+
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+FIRST_DAY = date(1000, 1, 1)  # the first day MySQL's DATETIME holds
+
+
+def parse_day(text: str) -> date | None:
+    """A day as an HTML date input sends it (YYYY-MM-DD), or None."""
+    if not DAY.fullmatch(text):
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day if day >= FIRST_DAY else None
+
+
+def a_day(form: FlaskForm, field: StringField) -> None:
+    if field.data and parse_day(field.data) is None:
+        raise ValidationError(_l("Give a date as year-month-day, e.g. 2025-01-31."))
+
+
+def start_of(text: str | None) -> datetime | None:
+    """Midnight (UTC) at the start of the day ``text`` names."""
+    day = parse_day(text or "")
+    return None if day is None else datetime.combine(day, time())
+
+
+def end_of(text: str | None) -> datetime | None:
+    """Midnight (UTC) after the day ``text`` names: that whole day is before it."""
+    day = parse_day(text or "")
+    return None if day is None or day == date.max else datetime.combine(day, time()) + timedelta(1)
+
+
+def choice_of(values: tuple[str, ...], message: LazyString) -> AnyOf:
+    """A select's value: empty (any), or one of ``values``; else ``message``."""
+    return AnyOf(["", *values], message=message)
+
+
+class UserSearchForm(FlaskForm):  # type: ignore[misc]
+    """The admin list's filters: a GET form (it changes nothing, so it has no CSRF token), read
+    from the query string. Every field may be empty: any."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField(
+        _l("Username or e-mail address"),
+        validators=[
+            Optional(),
+            Length(max=EMAIL_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+        description=_l("Part of it is enough; capitals do not matter."),
+    )
+    role = SelectField(
+        _l("Role"),
+        choices=[
+            SelectChoice("", _l("Any")),
+            SelectChoice(roles.ADMIN, _l("Administrator")),
+            SelectChoice(roles.SUPPORT, _l("Support")),
+            SelectChoice("none", _l("No role")),
+        ],
+        default="",
+        validate_choice=False,
+        validators=[choice_of(users.ROLES, _l("Choose a role from the list."))],
+    )
+    status = SelectField(
+        _l("Account status"),
+        choices=[
+            SelectChoice("", _l("Any")),
+            SelectChoice("active", _l("Active")),
+            SelectChoice("deactivated", _l("Deactivated")),
+            SelectChoice("pending-deletion", _l("Deletion pending")),
+        ],
+        default="",
+        validate_choice=False,
+        validators=[choice_of(users.STATUSES, _l("Choose a status from the list."))],
+    )
+    verified = SelectField(
+        _l("E-mail address confirmed"),
+        choices=[
+            SelectChoice("", _l("Any")),
+            SelectChoice("yes", _l("Yes")),
+            SelectChoice("no", _l("No (or no address)")),
+        ],
+        default="",
+        validate_choice=False,
+        validators=[choice_of(("yes", "no"), _l("Choose yes, no or any."))],
+    )
+    created_from = StringField(
+        _l("Created on or after"), validators=[Optional(), a_day], widget=DateInput()
+    )
+    created_to = StringField(
+        _l("Created on or before"), validators=[Optional(), a_day], widget=DateInput()
+    )
+
+    def validate_created_to(self, field: StringField) -> None:
+        after, before = start_of(self.created_from.data), start_of(field.data)
+        if after is not None and before is not None and before < after:
+            raise ValidationError(_l("This day is before the first one."))
+
+    def where(self) -> users.UserFilter:
+        """The accounts the (valid) filters choose."""
+        verified = {"yes": True, "no": False}.get(self.verified.data or "")
+        return users.UserFilter(
+            search=(self.q.data or "").strip() or None,
+            role=self.role.data or None,
+            status=self.status.data or None,
+            verified=verified,
+            created_from=start_of(self.created_from.data),
+            created_to=end_of(self.created_to.data),
+        )
+
+    def chosen(self) -> dict[str, str]:
+        """The filters given, for the links to other pages of the results."""
+        return {field.name: field.data for field in self if field.data}

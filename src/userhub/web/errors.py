@@ -78,6 +78,7 @@ PAGE_TITLES = {
     403: _l("Forbidden"),
     404: _l("Page not found"),
     405: _l("Method not allowed"),
+    409: _l("Conflict"),
     413: _l("Too large"),
     415: _l("Unsupported media type"),
     422: _l("Check your input"),
@@ -128,9 +129,12 @@ def waiting(page: tuple[str, int], refusal: TooManyFailures) -> Response:
     return response
 
 
-def error_page(status: int, detail: str | None = None) -> Response | tuple[str, int]:
-    """The HTML error page. A view marked ``plain_text_errors`` keeps the tutorial's bare text
-    body, or answers problem+json to a client that accepts only JSON."""
+def error_page(
+    status: int, detail: str | None = None, *, link: tuple[str, str] | None = None
+) -> Response | tuple[str, int]:
+    """The HTML error page; ``link``: the address and words of what to do about it. A view
+    marked ``plain_text_errors`` keeps the tutorial's bare text body, or answers problem+json
+    to a client that accepts only JSON."""
     detail = detail or status_detail(status)
     if is_marked(PLAIN_TEXT_ERRORS):
         offered = ["text/plain", PROBLEM_MIMETYPE, "application/json"]
@@ -138,7 +142,8 @@ def error_page(status: int, detail: str | None = None) -> Response | tuple[str, 
             return problem_response(status, detail)
         return current_app.response_class(detail, status=status, mimetype="text/plain")
     title = PAGE_TITLES.get(status) or HTTP_STATUS_CODES.get(status, "Error")
-    return render_template("error.html", status=status, title=title, detail=detail), status
+    page = render_template("error.html", status=status, title=title, detail=detail, link=link)
+    return page, status
 
 
 def error_response(
