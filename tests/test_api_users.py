@@ -37,6 +37,10 @@ USER_FIELDS = {
     "email_verified",
     "pending_email",
     "is_admin",
+    "is_support",
+    "is_active",
+    "deactivated_at",
+    "deletion_due_at",
     "created_at",
     "updated_at",
 }
@@ -565,7 +569,10 @@ def test_an_unknown_parameter_is_explained_in_chinese(client: FlaskClient, admin
         "/api/v1/users?username=x", headers={**admin.headers, "Accept-Language": "zh-CN"}
     )
     detail = assert_problem(response, 400)["detail"]
-    assert detail.startswith('这个地址没有查询参数 "username"，它只接受 page, per_page, q。')
+    assert detail.startswith(
+        '这个地址没有查询参数 "username"，它只接受 page, per_page, q, role, status, verified, '
+        "created_from, created_to。"
+    )
     assert "?q=zhang" in detail
 
 

@@ -11,8 +11,8 @@ Authentication goes through schemathesis's auth mechanism: a provider that logs 
 ``POST /api/v1/tokens`` for every test case, so no case reuses a token that an earlier case
 revoked (``DELETE /api/v1/tokens``). Two accounts are made first: an administrator for the
 operations on any account and the user list, and a member for its own account and tokens.
-Generated cases may change their passwords (which ends their other tokens) or delete the member;
-the provider then puts the account back through the user service before it logs in.
+Generated cases may change their passwords (which ends their other tokens), deactivate or delete
+the member; the provider then puts the account back through the services before it logs in.
 
 A failure report ends with the run's seed; ``USERHUB_CONTRACT_SEED=<seed>`` replays that run.
 """
@@ -42,7 +42,7 @@ from schemathesis.cli import schemathesis as schemathesis_cli
 
 from tests.helpers import AppBuilder, own_database
 from tests.live_server import create_admin, running_server
-from userhub.services import users
+from userhub.services import account_status, users
 
 pytestmark = pytest.mark.contract
 
@@ -114,15 +114,16 @@ class Accounts:
             )
             if response.status_code == 201:
                 return str(response.json()["token"])
-            assert response.status_code == 401 and attempt == 0, response.text
+            # 401: a new password, or the member deleted; 403: the member deactivated
+            assert response.status_code in {401, 403} and attempt == 0, response.text
             self.restore(username)
         raise AssertionError("unreachable")
 
     def restore(self, username: str) -> None:
         """Undo what generated cases may do to an account: a new password (``PATCH`` of the
-        account), or, for the member, deletion. The administrator cannot lose its rights or
-        be deleted through the API: it is the only administrator making calls, and the API
-        refuses both for your own account."""
+        account), or, for the member, deactivation or deletion. The administrator cannot lose
+        its rights, be deactivated or be deleted through the API: it is the only administrator
+        making calls, and the API refuses all three for your own account."""
         with self.lock, self.app.app_context():
             self.restored[username] += 1
             user = users.find_user(username)
@@ -130,6 +131,7 @@ class Accounts:
                 users.register_user(username, PASSWORD, is_admin=username == ADMIN)
             else:
                 users.update_user(user, {"password": PASSWORD}, by_admin=user)
+                account_status.reactivate(user, by=None)
 
 
 @contextmanager

@@ -6,7 +6,12 @@ need no CSRF token. A call that rides on the session cookie can be forged, so it
 carry the ``X-CSRFToken`` header (Flask-WTF's token, as in every page's forms).
 
 An API key does only what its scopes allow (``services/api_keys.py``): a ``read`` key's write is
-refused with 403 ``insufficient-scope``, and only a key with ``admin`` acts as an administrator.
+refused with 403 ``insufficient-scope``, and only a key with ``admin`` acts in its owner's role.
+
+Who may call an operation is its ``roles``: ``roles=[ADMIN]`` for what changes other accounts,
+``roles=STAFF`` (admin or support) for what only reads them. The caller's role comes from
+``services/roles.py``, the one place that decides; support calling an administrator's write is
+refused with the read-only role's 403 ``forbidden``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from flask_login import current_user
 
 from ..extensions import csrf
 from ..models import ApiToken, User
-from ..services import api_keys, reauthentication, second_factors, tokens
+from ..services import api_keys, reauthentication, roles, second_factors, tokens
+from ..services.errors import ReadOnlyRole
 from ..web.private_answers import for_user
 from ..web.problems import Problem, problem_response
 from ..web.recent_auth import session_is_recent
@@ -32,7 +38,9 @@ View = TypeVar("View", bound=Callable[..., Any])
 # What a 401 of a call made with a token says to authenticate with (RFC 9110 requires one).
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="userhub"'}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-ADMIN = "admin"
+ADMIN = roles.ADMIN
+SUPPORT = roles.SUPPORT
+STAFF = [ADMIN, SUPPORT]  # the roles of the operations that read other accounts
 
 
 class TokenOrSessionAuth(HTTPTokenAuth):
@@ -56,7 +64,7 @@ AUTH_DETAILS = {
         "Authentication required: send Authorization: Bearer <token> (POST /api/v1/tokens "
         "issues one). The token may be missing, wrong, expired or revoked."
     ),
-    403: _l("This needs an administrator account."),
+    403: _l("This needs an administrator account (or a support account, to read)."),
 }
 READ_ONLY_KEY = _l(
     "This API key has only the read scope: it can make GET calls, not this one. Make a key "
@@ -68,12 +76,12 @@ REAUTHENTICATE = _l(
     "the call; or log in again."
 )
 MFA_FOR_ADMINS = _l(
-    "Administrators must add a second factor (an authenticator app or a passkey) on this "
-    "server before using admin calls: POST /api/v1/users/me/totp."
+    "Administrators and support accounts must add a second factor (an authenticator app or a "
+    "passkey) on this server before using the staff calls: POST /api/v1/users/me/totp."
 )
 NOT_ADMIN_KEY = _l(
-    "This needs an administrator account, and an API key with the admin scope (a log-in token "
-    "of an administrator also works)."
+    "This needs an administrator account (or a support account, to read), and an API key with "
+    "the admin scope (a log-in token of such an account also works)."
 )
 
 
@@ -102,17 +110,30 @@ def _verify(token: str) -> User | None:
 
 @token_auth.get_user_roles
 def _roles(user: User) -> list[str]:
+    role = acting_role(user)
+    return [role] if role is not None else []
+
+
+def acting_role(user: User) -> str | None:
+    """The role (``roles.ADMIN``, ``roles.SUPPORT``, or None) the caller ``user`` acts in: its
+    account's (``roles.role_of``), unless it came with an API key without the ``admin`` scope
+    (``api_keys.acting_role``). With ``USERHUB_REQUIRE_MFA_FOR_ADMINS``, a role is refused (403
+    ``mfa-enrolment-required``) until the account has a second factor: staff see other
+    people's data."""
     api_token = caller_token()
-    scopes = api_token.scope_set if api_token is not None else None
-    if not api_keys.acts_as_admin(user, scopes):
-        return []
+    role = api_keys.acting_role(user, api_token.scope_set if api_token is not None else None)
+    g.api_role = role
+    if role is None:
+        return None
     if current_app.config["USERHUB_REQUIRE_MFA_FOR_ADMINS"] and not second_factors.has_any(user):
         raise Problem(403, str(MFA_FOR_ADMINS), kind="mfa-enrolment-required")
-    return [ADMIN]
+    return role
 
 
 @token_auth.error_processor
 def _auth_error(error: HTTPError) -> Response:
+    if error.status_code == 403 and g.get("api_role") == SUPPORT:
+        raise ReadOnlyRole()  # support called an administrator's write
     detail = AUTH_DETAILS.get(error.status_code) or error.message
     if error.status_code == 403 and caller_token() is not None and g.api_token.is_key:
         detail = NOT_ADMIN_KEY

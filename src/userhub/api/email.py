@@ -16,7 +16,7 @@ from ..web import devices
 from ..web.json_bodies import optional_body
 from ..web.problems import PROBLEM_MIMETYPE, Problem, problem_document
 from ..web.ratelimits import RATE_LIMITED, mail_limit
-from .auth import caller, token_auth
+from .auth import ADMIN, caller, token_auth
 from .base import api_blueprint, no_content
 from .openapi import PROBLEM_REF
 from .schemas import (
@@ -26,6 +26,7 @@ from .schemas import (
     PasswordResetCompletion,
     UserOut,
 )
+from .users import user_or_404
 
 bp = api_blueprint(
     "api_email",
@@ -156,6 +157,32 @@ def request_password_reset(json_data: AccountNamed) -> tuple[dict[str, str], int
             "its way to that address."
         )
     )
+
+
+@bp.post("/users/<int:user_id>/password-reset")
+@optional_body  # nothing to send: the account is in the address
+@bp.auth_required(token_auth, roles=[ADMIN])
+@bp.output(Accepted, status_code=202, description="Accepted: a reset link is on its way")
+@bp.doc(
+    summary="Mail a user a password-reset link (admin)",
+    responses={
+        404: "No user",
+        409: refusal(
+            409,
+            "The account has no e-mail address (`/problems/no-email-address`): set one with "
+            "`PATCH /api/v1/users/{id}`, or set a password there",
+            NoAddress(),
+        ),
+    },
+)
+def send_reset(user_id: int) -> tuple[dict[str, str], int]:
+    """Mail the account a link to set a new password (as a forgotten-password request would,
+    without its limits), and end every session, token and key of the account at once, so
+    whoever holds them must log in again. The password keeps working until the link sets a new
+    one: to stop log-ins at once, deactivate the account (`PATCH` with `"is_active": false`).
+    The account's security log shows a `password-reset-sent` event naming the administrator."""
+    email_flows.send_reset_by_admin(user_or_404(user_id), by=caller())
+    return accepted(_("A link to reset the password is on its way to the account's address."))
 
 
 @bp.post("/password-reset/complete")

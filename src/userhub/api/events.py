@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..models import utc_iso
 from ..services import security_log
-from .auth import ADMIN, caller, token_auth
+from .auth import STAFF, caller, token_auth
 from .base import api_blueprint, known_query, paginated
 from .schemas import EventPage, EventQuery, PageQuery
 
@@ -43,11 +43,11 @@ def my_events(query_data: PageQuery) -> dict[str, Any]:
 
 
 @bp.get("/events")
-@bp.auth_required(token_auth, roles=[ADMIN])
+@bp.auth_required(token_auth, roles=STAFF)
 @known_query(EventQuery, hint=EVENTS_HINT)
 @bp.input(EventQuery, location="query")
 @bp.output(EventPage, description="A page of the events that match, the newest first")
-@bp.doc(summary="Every account's security log (admin)", responses={400: UNKNOWN_PARAMETER})
+@bp.doc(summary="Every account's security log (admin, support)", responses={400: UNKNOWN_PARAMETER})
 def list_events(query_data: EventQuery) -> dict[str, Any]:
     """Events of every account, the newest first; only one account's with `user_id`, one type
     with `type`, and those from a time on with `since`. The links keep the filters."""

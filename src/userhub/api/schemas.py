@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from flask_babel import gettext as _
@@ -37,7 +38,7 @@ from ..models import (
     USERNAME_MAX_LENGTH,
     utc_iso,
 )
-from ..services import api_keys, security_log
+from ..services import api_keys, security_log, users
 from ..services.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from ..services.users import MAX_ID
 from ..web.rule_schemas import (
@@ -199,6 +200,18 @@ class AdminUpdate(StrictBody):
     password: Password | None = None
     # Absent keeps the flag; null is refused (it would otherwise read as false).
     is_admin: bool = Field(default=False, json_schema_extra=_without_default)
+    is_support: bool = Field(
+        default=False,
+        description="The read-only staff role: sees other accounts and their activity, changes "
+        "nothing.",
+        json_schema_extra=_without_default,
+    )
+    is_active: bool = Field(
+        default=True,
+        description="false deactivates the account (no log-in by any route; every session, "
+        "token and key ended at once; its data kept), true reactivates it. Not your own.",
+        json_schema_extra=_without_default,
+    )
 
 
 class UserOut(BaseModel):
@@ -218,6 +231,23 @@ class UserOut(BaseModel):
         "the link mailed to it is followed.",
     )
     is_admin: bool = Field(examples=[False])
+    is_support: bool = Field(
+        examples=[False],
+        description="The read-only staff role: sees other accounts and their activity, changes "
+        "nothing.",
+    )
+    is_active: bool = Field(
+        examples=[True],
+        description="Whether the account may log in: false while deactivated by an administrator "
+        "or waiting to be deleted.",
+    )
+    deactivated_at: UtcDateTime | None = Field(
+        examples=[None], description="When an administrator deactivated it; null: not deactivated."
+    )
+    deletion_due_at: UtcDateTime | None = Field(
+        examples=[None],
+        description="When it is deleted for good, as its owner asked; null: no deletion asked.",
+    )
     created_at: UtcDateTime
     updated_at: UtcDateTime
 
@@ -278,16 +308,6 @@ class PageQuery(BaseModel):
     per_page: int = Field(default=20, ge=1, le=100, description="At most 100.")
 
 
-class UserListQuery(PageQuery):
-    q: str | None = Field(
-        default=None,
-        max_length=EMAIL_MAX_LENGTH,
-        description="Only the accounts whose username or e-mail address contains this text, "
-        "ignoring case (`%`, `_` and `\\` match themselves). Empty: every account.",
-        examples=["zhang"],
-    )
-
-
 class PageLinks(BaseModel):
     self: str
     first: str
@@ -308,10 +328,11 @@ class Page(BaseModel):
 
 class UserPage(Page):
     items: list[UserOut]
-    total: int = Field(description="Accounts in all pages (those that match `q`, if given).")
+    total: int = Field(description="Accounts in all pages (those that match the filters).")
 
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+DATE = re.compile(r"\d{4}-\d\d-\d\d")
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 
 
@@ -349,6 +370,96 @@ EventType = Annotated[
     AfterValidator(event_type),
     Field(json_schema_extra={"enum": list(security_log.TYPES)}),
 ]
+
+
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A check that a value is one of ``choices``, for a query parameter."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            message = _("Not one of: %(choices)s.", choices=", ".join(choices))
+            raise PydanticCustomError("one_of", message)
+        return value
+
+    return check
+
+
+def day_or_moment(*, next_day: bool) -> Callable[[object], datetime]:
+    """A bound of a time range as naive UTC: an RFC 3339 date-time with its offset, or a date
+    (``2026-12-01``, a day in UTC): its start, or with ``next_day`` the start of the next day,
+    so that an end bound given as a date includes that whole day."""
+
+    def parse(value: object) -> datetime:
+        try:
+            if not (isinstance(value, str) and DATE.fullmatch(value)):
+                return utc_from_rfc3339(value)
+            day = datetime.fromisoformat(value)  # a 30 February: ValueError
+        except ValueError:  # PydanticCustomError is one too
+            message = _(
+                "Not an RFC 3339 date or date-time, e.g. 2026-12-01 or 2026-12-01T08:00:00Z."
+            )
+            raise PydanticCustomError("rfc3339", message) from None
+        if next_day:
+            return day + timedelta(days=1) if day < datetime(9999, 12, 31) else datetime.max
+        return day
+
+    return parse
+
+
+DATE_OR_TIME_SCHEMA = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
+CreatedFrom = Annotated[
+    datetime, BeforeValidator(day_or_moment(next_day=False)), WithJsonSchema(DATE_OR_TIME_SCHEMA)
+]
+CreatedTo = Annotated[
+    datetime, BeforeValidator(day_or_moment(next_day=True)), WithJsonSchema(DATE_OR_TIME_SCHEMA)
+]
+RoleName = Annotated[
+    str, AfterValidator(one_of(users.ROLES)), Field(json_schema_extra={"enum": list(users.ROLES)})
+]
+StatusName = Annotated[
+    str,
+    AfterValidator(one_of(users.STATUSES)),
+    Field(json_schema_extra={"enum": list(users.STATUSES)}),
+]
+
+
+class UserListQuery(PageQuery):
+    q: str | None = Field(
+        default=None,
+        max_length=EMAIL_MAX_LENGTH,
+        description="Only the accounts whose username or e-mail address contains this text, "
+        "ignoring case (`%`, `_` and `\\` match themselves). Empty: every account.",
+        examples=["zhang"],
+    )
+    role: RoleName | None = Field(
+        default=None,
+        description="Only administrators (`admin`), support accounts (`support`, not also "
+        "administrators) or accounts with neither role (`none`).",
+    )
+    status: StatusName | None = Field(
+        default=None,
+        description="Only accounts that may log in (`active`), that an administrator "
+        "deactivated (`deactivated`) or that wait to be deleted (`pending-deletion`).",
+    )
+    verified: bool | None = Field(
+        default=None,
+        description="`true`: only accounts with a verified e-mail address; `false`: only those "
+        "with an unverified one or none.",
+    )
+    created_from: CreatedFrom | None = Field(
+        default=None,
+        description="Only accounts created at or after this time: an RFC 3339 date-time with its "
+        "offset, or a date (its start, UTC).",
+        examples=["2026-12-01"],
+    )
+    created_to: CreatedTo | None = Field(
+        default=None,
+        description="Only accounts created before this time: an RFC 3339 date-time with its "
+        "offset, or a date (the whole day included, UTC).",
+        examples=["2026-12-31"],
+    )
 
 
 class EventQuery(PageQuery):

@@ -10,7 +10,7 @@ from ..models import User
 from ..services import sessions
 from ..web.problems import Problem
 from ..web.sessions import current_session
-from .auth import ADMIN, caller, token_auth
+from .auth import ADMIN, STAFF, caller, token_auth
 from .base import ID_CONVERTER, api_blueprint, no_content, with_fields
 from .schemas import SessionList, SessionOut
 from .users import user_or_404
@@ -62,9 +62,9 @@ def end_my_session(session_id: int) -> Response:
 
 
 @bp.get("/users/<int:user_id>/sessions")
-@bp.auth_required(token_auth, roles=[ADMIN])
+@bp.auth_required(token_auth, roles=STAFF)
 @bp.output(SessionList, description="The user's live sessions, the most recently used first")
-@bp.doc(summary="A user's browser sessions (admin)", responses={404: "No user"})
+@bp.doc(summary="A user's browser sessions (admin, support)", responses={404: "No user"})
 def user_sessions(user_id: int) -> SessionList:
     """The browsers logged in to any account, the most recently used first."""
     return _listed(user_or_404(user_id))

@@ -9,12 +9,12 @@ from flask import Response, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ..models import User
+from ..models import User, utc_iso
 from ..services import users
 from ..web import devices, sessions
 from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, count_password_check, register_limit
-from .auth import ADMIN, caller, caller_token, require_recent_auth, token_auth
+from .auth import ADMIN, STAFF, acting_role, caller, caller_token, require_recent_auth, token_auth
 from .base import api_blueprint, known_query, no_content, paginated, shaped
 from .idempotent import idempotent, replayable
 from .schemas import AdminUpdate, NewUser, ProfileUpdate, UserListQuery, UserOut, UserPage
@@ -127,35 +127,58 @@ def update_me(json_data: ProfileUpdate) -> User:
     return user
 
 
-SEARCH_HINT = _l("To find accounts by username or e-mail address, use q, e.g. ?q=zhang.")
+SEARCH_HINT = _l(
+    "To find accounts by username or e-mail address, use q, e.g. ?q=zhang; to filter them, use "
+    "role, status, verified, created_from or created_to."
+)
 
 
 @bp.get("/users")
-@bp.auth_required(token_auth, roles=[ADMIN])
+@bp.auth_required(token_auth, roles=STAFF)
 @known_query(UserListQuery, hint=SEARCH_HINT)
 @bp.input(UserListQuery, location="query")
 @bp.output(UserPage)
 @bp.doc(
-    summary="List or search users (admin)",
+    summary="List or search users (admin, support)",
     responses={400: "A query parameter this operation does not take (search with `q`)"},
 )
 def list_users(query_data: UserListQuery) -> dict[str, Any]:
     """One page of accounts in id order, the total, and links to the neighbouring pages. With
-    `q`, only the accounts whose username or e-mail address contains it (ignoring case); the
-    links keep it."""
-    page, per_page, search = query_data.page, query_data.per_page, query_data.q or None
-    items, total = users.list_users(page, per_page, search=search)
-    return paginated(".list_users", items, total, page, per_page, q=search)
+    `q`, only the accounts whose username or e-mail address contains it (ignoring case); `role`,
+    `status`, `verified`, `created_from` and `created_to` narrow the list further, all together.
+    The links keep them."""
+    query = query_data
+    where = users.UserFilter(
+        search=query.q or None,
+        role=query.role,
+        status=query.status,
+        verified=query.verified,
+        created_from=query.created_from,
+        created_to=query.created_to,
+    )
+    items, total = users.list_users(query.page, query.per_page, where=where)
+    filters = {
+        "q": where.search,
+        "role": where.role,
+        "status": where.status,
+        "verified": None if where.verified is None else str(where.verified).lower(),
+        "created_from": where.created_from and utc_iso(where.created_from),
+        "created_to": where.created_to and utc_iso(where.created_to),
+    }
+    return paginated(".list_users", items, total, query.page, query.per_page, **filters)
 
 
 @bp.get("/users/<int:user_id>")
 @bp.auth_required(token_auth)
 @bp.output(UserOut)
-@bp.doc(summary="Get a user (admin, or the owner)", responses={403: "Not yours", 404: "No user"})
+@bp.doc(
+    summary="Get a user (admin, support, or the owner)",
+    responses={403: "Not yours", 404: "No user"},
+)
 def get_user(user_id: int) -> User:
-    """Administrators may read any account; everyone else only their own."""
+    """Administrators and support may read any account; everyone else only their own."""
     me = caller()
-    if not me.is_admin and me.id != user_id:
+    if me.id != user_id and acting_role(me) is None:
         raise Problem(403, _("You can only read your own account (GET /api/v1/users/me)."))
     return user_or_404(user_id)
 
@@ -166,11 +189,17 @@ def get_user(user_id: int) -> User:
 @bp.output(UserOut)
 @bp.doc(
     summary="Change a user (admin)",
-    responses={404: "No user", 409: "E-mail taken, or removing your own admin rights"},
+    responses={
+        404: "No user",
+        409: "E-mail taken, removing your own admin rights, or deactivating your own account",
+    },
 )
 def update_user(user_id: int, json_data: AdminUpdate) -> User:
-    """Change any field; a new password needs no current one here and ends the user's sessions
-    and tokens. Administrators cannot remove their own admin rights."""
+    """Change any field, all in one commit; a new password needs no current one here and ends
+    the user's sessions and tokens. `is_support` gives or takes the read-only staff role;
+    `is_active` false deactivates the account (no log-in by any route, every session, token
+    and key ended at once, its data kept), true reactivates it. Administrators cannot remove
+    their own admin rights, nor deactivate themselves."""
     user = user_or_404(user_id)
     users.update_user(user, json_data.given(), by_admin=caller(), keep_token=caller_token())
     return user

@@ -225,10 +225,12 @@ def check() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from .mail import mail  # it builds on database_command, above
+    from .mail import mail  # they build on database_command, above
+    from .users import users_group
 
     app.cli.add_command(check)
     app.cli.add_command(mail)
+    app.cli.add_command(users_group)
     app.cli.add_command(create_admin)
     app.cli.add_command(import_users)
     app.cli.add_command(export_users)

@@ -408,8 +408,9 @@ SETTINGS: tuple[Setting, ...] = (
         "USERHUB_REQUIRE_MFA_FOR_ADMINS",
         parse_bool,
         False,
-        "When true, an administrator must have a second factor (an authenticator app or a "
-        "passkey) before any admin call is answered (403 `mfa-enrolment-required` until then).",
+        "When true, an administrator or a support account (both see other people's data) must "
+        "have a second factor (an authenticator app or a passkey) before any call of their "
+        "role is answered (403 `mfa-enrolment-required` until then).",
     ),
     Setting(
         "USERHUB_SHUTDOWN_TIMEOUT",

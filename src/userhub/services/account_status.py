@@ -15,7 +15,7 @@ from __future__ import annotations
 from .. import transactions
 from ..models import ApiToken, User, utcnow
 from . import security_log, sessions, tokens
-from .errors import AccountDeactivated, AccountPendingDeletion
+from .errors import AccountDeactivated, AccountPendingDeletion, OwnDeactivation
 
 
 def check_can_log_in(user: User) -> None:
@@ -35,19 +35,32 @@ def end_access(
     tokens.revoke_all(user, keep=keep_token)
 
 
+ACTIVE, DEACTIVATED, PENDING_DELETION = "active", "deactivated", "pending-deletion"
+
+
+def status_of(user: User) -> str:
+    """``active``, ``deactivated`` or ``pending-deletion`` (the latter when both: that is what
+    a log-in is told), as ``users.UserFilter`` filters them."""
+    if user.deletion_due_at is not None:
+        return PENDING_DELETION
+    return DEACTIVATED if user.deactivated_at is not None else ACTIVE
+
+
+def check_deactivation(user: User, *, by: User | None) -> None:
+    """OwnDeactivation if administrator ``by`` would deactivate their own account (nobody
+    could then reactivate it but another administrator, or the command line)."""
+    if by is not None and by.id == user.id:
+        raise OwnDeactivation()
+
+
 def deactivate(user: User, *, by: User | None) -> bool:
     """Deactivate ``user`` (committed): no more log-ins, every session, token and key ended;
     False if they were deactivated already. ``by``: the administrator, named in the log (None:
-    the command line, run by whoever runs the server)."""
+    the command line, run by whoever runs the server); OwnDeactivation if it is ``user``."""
+    check_deactivation(user, by=by)
     if user.deactivated_at is not None:
         return False
-
-    def apply() -> None:
-        user.deactivated_at = utcnow()
-        end_access(user)
-        security_log.record(security_log.ACCOUNT_DEACTIVATED, user.id, actor_id=_id(by))
-
-    transactions.committed(apply)
+    transactions.committed(lambda: set_active(user, False, by=by))
     return True
 
 
@@ -56,12 +69,23 @@ def reactivate(user: User, *, by: User | None) -> bool:
     waiting to be deleted stays so: only its owner cancels that."""
     if user.deactivated_at is None:
         return False
+    transactions.committed(lambda: set_active(user, True, by=by))
+    return True
 
-    def apply() -> None:
+
+def set_active(user: User, active: bool, *, by: User | None) -> bool:
+    """Reactivate or deactivate ``user`` in the caller's transaction (it commits), with its
+    event; False if the account is so already. ``deactivate`` and ``reactivate`` commit it
+    alone; ``users.update_user`` with an administrator's other changes."""
+    if active == (user.deactivated_at is None):
+        return False
+    if active:
         user.deactivated_at = None
         security_log.record(security_log.ACCOUNT_REACTIVATED, user.id, actor_id=_id(by))
-
-    transactions.committed(apply)
+    else:
+        user.deactivated_at = utcnow()
+        end_access(user)
+        security_log.record(security_log.ACCOUNT_DEACTIVATED, user.id, actor_id=_id(by))
     return True
 
 

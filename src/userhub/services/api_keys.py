@@ -6,8 +6,11 @@ table) with a name and scopes:
 
 * ``read``: only safe methods (GET, HEAD, OPTIONS);
 * ``write``: every method (it includes reading);
-* ``admin``: the administrators' operations, on top of ``read`` or ``write`` (only an
-  administrator can make such a key, and it stops working as one when they stop being one).
+* ``admin``: the staff operations in its owner's role (``roles.py``), on top of ``read`` or
+  ``write``: an administrator's key reads and changes other accounts, a support account's
+  reads them. Only staff (admin or support) can make such a key, and it acts in whatever role
+  its owner has at each call: none once they lose it. A key without ``admin`` acts as an
+  ordinary account's, whoever owns it, so a leaked script key exposes only its owner.
 
 A log-in token (``POST /api/v1/tokens``) has no scopes: it does whatever its user may. The
 list shows a key's first characters (``prefix``) so its owner can tell which one leaked.
@@ -29,7 +32,7 @@ from sqlalchemy import select
 from .. import transactions
 from ..extensions import db
 from ..models import API_KEY_NAME_MAX_LENGTH, ApiToken, User, utcnow
-from . import security_log, tokens
+from . import roles, security_log, tokens
 from .account_rules import is_invisible, raise_if_any
 from .errors import InsufficientScope
 
@@ -57,9 +60,11 @@ def allows(scopes: frozenset[str] | None, method: str) -> bool:
     return READ in scopes and method in SAFE_METHODS
 
 
-def acts_as_admin(user: User, scopes: frozenset[str] | None) -> bool:
-    """Whether a call by ``user`` with these scopes may use the administrators' operations."""
-    return user.is_admin and (scopes is None or ADMIN in scopes)
+def acting_role(user: User, scopes: frozenset[str] | None) -> str | None:
+    """The role (``roles.ADMIN``, ``roles.SUPPORT``) a call by ``user`` with these scopes acts
+    in: the user's own with a log-in token or a session (None) or the ``admin`` scope; else
+    None, an ordinary account's."""
+    return roles.role_of(user) if scopes is None or ADMIN in scopes else None
 
 
 def grantable(held: frozenset[str] | None) -> frozenset[str]:
@@ -85,8 +90,10 @@ def _scope_problems(user: User, chosen: list[str] | None) -> list[str]:
         return [_("Each scope is one of: read, write, admin.")]
     if not chosen:
         return [_("Choose at least one scope: read, write or admin.")]
-    if ADMIN in chosen and not user.is_admin:
-        return [_("Only an administrator can make a key with the admin scope.")]
+    if ADMIN in chosen and not roles.can_view_users(user):
+        return [
+            _("Only an administrator or a support account can make a key with the admin scope.")
+        ]
     if chosen == [ADMIN]:  # it could make no call at all (``allows``)
         return [_("The admin scope goes with read or write: add one of them.")]
     return []
@@ -115,8 +122,8 @@ def create(
 ) -> NewKey:
     """Make a key, committed with its ``api-key-created`` event. InvalidUserInput names the
     field to fix: a blank or long name or one with control characters, no scope, an unknown
-    scope, ``admin`` alone or for a user who is not an administrator, a lifetime out of range
-    (checked before it becomes a ``timedelta``, which a huge number would overflow).
+    scope, ``admin`` alone or for a user who is not staff (admin or support), a lifetime out
+    of range (checked before it becomes a ``timedelta``, which a huge number would overflow).
     ``held``: the scopes of the key making this one (None: a log-in token or a browser
     session); asking for more is InsufficientScope. The name is stored without surrounding
     white space."""

@@ -84,6 +84,18 @@ class OwnAccount(Conflict):
         super().__init__(_("You cannot delete your own account; ask another administrator."))
 
 
+class OwnDeactivation(Conflict):
+    """An administrator tried to deactivate their own account (they would be locked out)."""
+
+    code = "own-deactivation"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _("You cannot deactivate your own account; ask another administrator."),
+            {"is_active": [_("You cannot deactivate your own account.")]},
+        )
+
+
 class ReadOnlyRole(ServiceError):
     """A support user (read-only) tried to change something an administrator may."""
 

@@ -119,8 +119,9 @@ def update_user(
     keep_token: ApiToken | None = None,
     keep_session: int | None = None,
 ) -> User:
-    """Apply ``changes`` (``display_name``, ``email``, ``password``, and ``is_admin`` and
-    ``is_support`` for an admin) in one commit: every field is valid and written, or nothing is.
+    """Apply ``changes`` (``display_name``, ``email``, ``password``, and ``is_admin``,
+    ``is_support`` and ``is_active`` for an admin) in one commit: every field is valid and
+    written, or nothing is.
 
     The owner changes a password only with ``current_password``, checked as a log-in is
     (``check_password``, for this client's ``device``): a wrong one counts as a failed log-in,
@@ -128,8 +129,9 @@ def update_user(
     (``by_admin``) does not need it. A new password ends the user's sessions but
     ``keep_session`` and revokes every token and key but ``keep_token`` (the ones the request
     came with), so a thief holding an old one is locked out. An admin cannot take away their
-    own admin rights (that could leave nobody to manage users). Each change is in the security
-    log; an admin's names the admin.
+    own admin rights (that could leave nobody to manage users), nor deactivate their own
+    account (``account_status``: ``is_active`` false ends every session, token and key of the
+    account). Each change is in the security log; an admin's names the admin.
     """
     errors: dict[str, list[str]] = {}
     values = profile_fields(changes, errors)
@@ -152,6 +154,12 @@ def update_user(
         elif role == "is_admin" and by_admin.id == user.id and not changes[role]:
             raise OwnAdminRights()
         values[role] = bool(changes[role])
+    active = changes.get("is_active")
+    if active is not None:
+        if by_admin is None:
+            errors["is_active"] = [_("Only an administrator can change this.")]
+        elif not active:
+            account_status.check_deactivation(user, by=by_admin)
     raise_if_any(errors)
     new_hash = None if new_password is None else passwords().hash(new_password)
 
@@ -163,6 +171,8 @@ def update_user(
         with db.session.no_autoflush:
             for field, value in values.items():
                 setattr(user, field, value)
+            if active is not None:
+                account_status.set_active(user, bool(active), by=by_admin)
             if email_given:
                 _change_email(user, new_email, by_admin=by_admin)
             if new_hash is not None:
@@ -229,6 +239,24 @@ def make_admin(user: User) -> bool:
     if user.is_admin:
         return False
     commit_account_change(lambda: setattr(user, "is_admin", True))
+    return True
+
+
+def set_role(user: User, role: str) -> bool:
+    """Give ``user`` the role ``admin``, ``support`` or ``none`` (one of ``ROLES``), committed
+    with an ``account-updated`` event naming no actor (the command line's ``users set-role``,
+    run by whoever runs the server); False if they had it already."""
+    wanted = {"is_admin": role == "admin", "is_support": role == "support"}
+    changed = sorted(field for field, value in wanted.items() if getattr(user, field) != value)
+    if not changed:
+        return False
+
+    def apply() -> None:
+        for field in changed:
+            setattr(user, field, wanted[field])
+        security_log.record(security_log.ACCOUNT_UPDATED, user.id, fields=changed)
+
+    commit_account_change(apply)
     return True
 
 

@@ -117,7 +117,10 @@ PROBLEM_TYPES = {
         ProblemType(
             "mfa-enrolment-required",
             403,
-            _l("Administrators must add a second factor here before using admin calls."),
+            _l(
+                "Administrators and support accounts must add a second factor here before "
+                "using the staff calls."
+            ),
         ),
         ProblemType(
             "email-not-verified",
@@ -154,6 +157,9 @@ PROBLEM_TYPES = {
         ),
         ProblemType(
             "own-account", 409, _l("An administrator cannot delete their own account here.")
+        ),
+        ProblemType(
+            "own-deactivation", 409, _l("An administrator cannot deactivate their own account.")
         ),
         ProblemType(
             "totp-already-enabled",
