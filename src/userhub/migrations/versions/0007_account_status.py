@@ -2,6 +2,9 @@
 asked for by the owner and due after a grace period (``deletion_due_at``), and the read-only
 support role (``is_support``).
 
+Data: ``account-deleted`` events lose their details, which held the deleted account's
+username; from now on such an event names the account by its id only (``account_deletion``).
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-08
@@ -25,6 +28,7 @@ def upgrade() -> None:
         )
         # What housekeeping looks for every hour: the accounts whose grace period is over.
         batch.create_index("ix_user_deletion_due_at", ["deletion_due_at"])
+    op.execute("UPDATE security_event SET details = NULL WHERE type = 'account-deleted'")
 
 
 def downgrade() -> None:
