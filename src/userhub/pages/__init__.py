@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask
 
 from . import (
+    account_deletion,
     account_email,
     account_security,
     auth,
@@ -25,6 +26,7 @@ BLUEPRINTS = (
     reauthenticate.bp,
     account_email.bp,
     account_security.bp,
+    account_deletion.bp,
     passkeys.bp,
     two_factor.bp,
     email.bp,
