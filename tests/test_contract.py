@@ -12,7 +12,9 @@ Authentication goes through schemathesis's auth mechanism: a provider that logs 
 revoked (``DELETE /api/v1/tokens``). Two accounts are made first: an administrator for the
 operations on any account and the user list, and a member for its own account and tokens.
 Generated cases may change their passwords (which ends their other tokens), deactivate or delete
-the member; the provider then puts the account back through the services before it logs in.
+the member; the provider then puts the account back through the services before it logs in. A
+case may also ask for the member's deletion (``DELETE /api/v1/users/me``): the provider's log-ins
+send ``"cancel_deletion": true``, which keeps an account waiting to be deleted.
 
 A failure report ends with the run's seed; ``USERHUB_CONTRACT_SEED=<seed>`` replays that run.
 """
@@ -104,12 +106,13 @@ class Accounts:
         assert response.status_code == 201, response.text
 
     def token(self, username: str) -> str:
-        """A new token for ``username``, restoring the account first if it cannot log in."""
+        """A new token for ``username``, restoring the account first if it cannot log in (and
+        keeping it if a case asked for its deletion)."""
         for attempt in range(2):
             self.logins += 1
             response = requests.post(
                 f"{self.base}/api/v1/tokens",
-                json={"username": username, "password": PASSWORD},
+                json={"username": username, "password": PASSWORD, "cancel_deletion": True},
                 timeout=10,
             )
             if response.status_code == 201:

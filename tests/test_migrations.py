@@ -699,3 +699,32 @@ def test_a_downgrade_to_0004_restores_session_versions_and_drops_the_personal_ke
     me = app.test_client().get("/api/v1/users/me", headers=bearer(issued.token))
     assert me.status_code == 200
     assert greeting_after_login(app, "zhangsan", LONG_PASSWORD) == "Hello,zhangsan"
+
+
+def test_the_upgrade_to_0007_erases_the_usernames_of_deleted_accounts(
+    new_database: Callable[[str], str], build_app: AppBuilder
+) -> None:
+    """Before 0007 an account's deletion was logged with its username; the event now names the
+    account by its id only, and the older ones lose the name too. Other events are untouched."""
+    url = new_database("upgrade")
+    app = build_app(url)
+    migrate_to(app, "0006")
+    with connect(url) as connection:
+        for kind, details in (
+            ("account-deleted", '{"username": "zhangsan"}'),
+            ("account-updated", '{"fields": ["display_name"]}'),
+        ):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO security_event (user_id, type, created_at, actor_id, details) "
+                    "VALUES (7, :kind, :at, 1, :details)"
+                ),
+                {"kind": kind, "at": AN_HOUR, "details": details},
+            )
+    migrate_to(app, "head")
+    assert [
+        (row["type"], row["actor_id"], row["details"]) for row in rows_of(url, "security_event")
+    ] == [
+        ("account-deleted", 1, None),
+        ("account-updated", 1, '{"fields": ["display_name"]}'),
+    ]

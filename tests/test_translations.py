@@ -56,6 +56,7 @@ ALLOWED_ENGLISH = {
     # the Host and X-Forwarded-Host headers
     *["RFC", "type", "Idempotency", "Key", "CSRF", "ASCII", "Host", "Forwarded"],
     "challenge",  # the member of the mfa-required problem a client sends back
+    "true",  # '"cancel_deletion": true', which keeps an account waiting to be deleted
     # an address's kind, and the zone every time is shown in (the security pages)
     *["IP", "UTC"],
     *[
@@ -532,6 +533,44 @@ def test_the_log_in_refused_for_an_unverified_address_is_in_chinese(
     resend = {"username": "张三", "csrf_token": auth.token()}
     sent = chinese_page(client, "/email/verification/resend", method="POST", data=resend)
     assert "请查收邮件" in sent and english_words(sent) == set()
+
+
+def deletion_pages_in_chinese(mailbox: Mailbox) -> Iterator[tuple[str, str]]:
+    """Deleting the account and keeping it, in Chinese: the account page's section, the page
+    that asks, the log-in refused with its button, the mailed link's page, a dead link."""
+    client = mailbox.app.test_client()
+    auth = AuthActions(client)
+    auth.register("李四", email=ADDRESS)
+    mailbox.only(ADDRESS)
+    auth.login("李四")
+    yield "account with its deletion section", chinese_page(client, "/account")
+    asking = chinese_page(client, "/account/delete")
+    yield "/account/delete", asking
+    press = {"method": "POST", "data": {"csrf_token": csrf_token(asking)}}
+    yield "deletion asked", chinese_page(client, "/account/delete", **press, follow_redirects=True)
+    notice = mailbox.only(ADDRESS)
+    for part in (text_of(notice), html_of(notice)):
+        yield "the deletion notice", part
+    credentials = {"username": "李四", "password": PASSWORD, "csrf_token": auth.token()}
+    refused = chinese_page(client, "/test_post", method="POST", data=credentials)
+    yield "log-in refused, with its button", refused
+    keep = {"method": "POST", "data": {"csrf_token": csrf_token(refused)}}
+    yield "kept", chinese_page(client, "/account/cancel-deletion", **keep, follow_redirects=True)
+    yield (
+        "the proof used",
+        chinese_page(client, "/account/cancel-deletion", **keep, follow_redirects=True),
+    )
+    link = link_to(notice, "/email/cancel-deletion")
+    yield "the mailed link, once kept", chinese_page(client, link)
+
+
+def test_deleting_and_keeping_an_account_is_in_chinese(mailbox: Mailbox) -> None:
+    leftovers = {
+        name: words
+        for name, html in deletion_pages_in_chinese(mailbox)
+        if (words := english_words(html, name="李四"))
+    }
+    assert leftovers == {}
 
 
 def test_the_mail_is_in_the_readers_language(mailbox: Mailbox) -> None:

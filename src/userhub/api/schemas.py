@@ -134,6 +134,13 @@ class TokenRequest(StrictBody):
     password: str = Field(
         min_length=1, max_length=PASSWORD_MAX_LENGTH, examples=["a-long-password"]
     )
+    cancel_deletion: bool = Field(
+        default=False,
+        description="`true`: if the password is right and the account is waiting to be "
+        "deleted (its owner asked for it, `DELETE /api/v1/users/me`), keep it, then log in as "
+        "usual. Without it such an account's log-in is refused (403 "
+        "`/problems/account-pending-deletion`).",
+    )
 
 
 class SecondStepRequest(StrictBody):
@@ -291,6 +298,13 @@ class PasswordResetCompletion(StrictBody):
 
 class Accepted(BaseModel):
     detail: str = Field(description="What happens next, in the reader's language.")
+
+
+class DeletionScheduled(Accepted):
+    deletion_due_at: UtcDateTime = Field(
+        description="When the account is deleted for good, unless its owner keeps it before "
+        '(the mailed link, or `POST /api/v1/tokens` with `"cancel_deletion": true`).'
+    )
 
 
 class TokenOut(BaseModel):

@@ -66,7 +66,10 @@ CREATE_RESPONSES: Any = {
     403: "The password is right, but the account's e-mail address is not verified yet and "
     "this server requires it (`/problems/email-not-verified`, only with "
     "`USERHUB_REQUIRE_VERIFIED_EMAIL`): follow the mailed link, or ask for a new one with "
-    "`POST /api/v1/email-verification/requests`",
+    "`POST /api/v1/email-verification/requests`; or an administrator deactivated the account "
+    "(`/problems/account-deactivated`); or its owner asked for its deletion "
+    '(`/problems/account-pending-deletion`): send the log-in again with `"cancel_deletion": '
+    "true` to keep it",
     429: RATE_LIMITED,
 }
 
@@ -115,11 +118,15 @@ def create_token() -> Response:
     """Log in with ``{"username", "password"}`` as JSON, or with HTTP Basic. The token expires
     after ``USERHUB_TOKEN_TTL_SECONDS`` (24 h by default). A wrong password and an unknown
     username get the same 401. With an `Idempotency-Key`, a retry of this request (which must
-    still carry the right password) gets the same token again instead of a second one."""
+    still carry the right password) gets the same token again instead of a second one. An
+    account waiting to be deleted is refused (403) unless the body says
+    `"cancel_deletion": true`: then it is kept, and the log-in goes on."""
     if _is_second_step():
         return _second_step()
     credentials = _credentials()
-    logged_in = devices.log_in(credentials.username, credentials.password)
+    logged_in = devices.log_in(
+        credentials.username, credentials.password, cancel_deletion=credentials.cancel_deletion
+    )
     if logged_in is None:
         raise bad_credentials()
     if logged_in.second_step:

@@ -9,15 +9,32 @@ from flask import Response, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ..models import User, utc_iso
-from ..services import users
+from ..models import User, utc_iso, utc_minute
+from ..services import account_deletion, users
 from ..web import devices, sessions
 from ..web.problems import Problem
 from ..web.ratelimits import RATE_LIMITED, count_password_check, register_limit
-from .auth import ADMIN, STAFF, acting_role, caller, caller_token, require_recent_auth, token_auth
+from .auth import (
+    ADMIN,
+    STAFF,
+    acting_role,
+    caller,
+    caller_token,
+    recent_auth_required,
+    require_recent_auth,
+    token_auth,
+)
 from .base import api_blueprint, known_query, no_content, paginated, shaped
 from .idempotent import idempotent, replayable
-from .schemas import AdminUpdate, NewUser, ProfileUpdate, UserListQuery, UserOut, UserPage
+from .schemas import (
+    AdminUpdate,
+    DeletionScheduled,
+    NewUser,
+    ProfileUpdate,
+    UserListQuery,
+    UserOut,
+    UserPage,
+)
 
 bp = api_blueprint(
     "api_users",
@@ -125,6 +142,34 @@ def update_me(json_data: ProfileUpdate) -> User:
     if "password" in changes and caller_token() is None:
         sessions.log_in(user)  # every session ended: this browser carries on in a new one
     return user
+
+
+@bp.delete("/users/me")
+@bp.auth_required(token_auth)
+@recent_auth_required
+@bp.output(DeletionScheduled, status_code=202)
+@bp.doc(
+    summary="Delete my account",
+    responses={
+        202: "Deletion scheduled: the account can no longer be used",
+        401: "Not authenticated, or not recently (`/problems/reauthentication-required`)",
+        403: "An API key without the write scope",
+    },
+)
+def delete_me() -> dict[str, Any]:
+    """Ask for your account's deletion. It is deleted for good after the grace period
+    (`USERHUB_DELETION_GRACE_DAYS`, 14 days by default), with its e-mail address, second
+    factors and security log; until then it cannot log in, and you may keep it. Every session,
+    token (this one too) and API key ends now. Needs a recent proof of identity."""
+    due = account_deletion.request(caller())
+    detail = _(
+        "Your account is to be deleted for good on %(due)s. It can no longer be used: this "
+        "token and every other one, your API keys and your sessions have ended. To keep it, "
+        'log in again with "cancel_deletion": true (POST /api/v1/tokens), or follow the link '
+        "mailed to the account's e-mail address, if it has one.",
+        due=utc_minute(due),
+    )
+    return {"deletion_due_at": due, "detail": detail}
 
 
 SEARCH_HINT = _l(

@@ -195,7 +195,8 @@ def prune() -> None:
     """Delete what has served its time, and say how many rows of each kind went: sent mail
     and dead mailed links, ended browser sessions, security events older than
     USERHUB_SECURITY_LOG_RETENTION_DAYS, expired API tokens and keys, log-in steps and passkey
-    ceremonies never finished, authenticator apps set up a day ago and never confirmed.
+    ceremonies never finished, authenticator apps set up a day ago and never confirmed; and
+    delete for good the accounts whose owners asked for it and whose grace period is over.
 
     Every `userhub serve` worker does this hourly by itself; this command is for cron, or for
     another server. Safe to run at any time, and beside running servers."""
@@ -206,6 +207,7 @@ def prune() -> None:
     click.echo(f"expired tokens and keys: {pruned.tokens}")
     click.echo(f"unfinished log-in steps and passkey ceremonies: {pruned.challenges}")
     click.echo(f"authenticator apps never confirmed: {pruned.totp_set_ups}")
+    click.echo(f"accounts deleted after their grace period: {pruned.deleted_accounts}")
 
 
 @click.command("check")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Flask
 
 from . import (
+    account_deletion,
     account_email,
     account_export,
     account_security,
@@ -29,6 +30,7 @@ BLUEPRINTS = (
     account_email.bp,
     account_security.bp,
     account_export.bp,
+    account_deletion.bp,
     passkeys.bp,
     two_factor.bp,
     admin.bp,

@@ -13,14 +13,21 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from ..services import users
-from ..services.errors import AccountInactive, EmailNotVerified, TooManyFailures, UserError
+from ..services.errors import (
+    AccountInactive,
+    AccountPendingDeletion,
+    EmailNotVerified,
+    TooManyFailures,
+    UserError,
+)
 from ..web import devices, sessions
 from ..web.errors import service_status, waiting
 from ..web.ratelimits import login_limit, register_limit
 from ..web.recent_auth import recent_login_required
 from ..web.redirects import is_safe_redirect
-from . import second_step
+from . import account_deletion, second_step
 from .forms import (
+    ButtonForm,
     ChangePasswordForm,
     LoginForm,
     LogoutForm,
@@ -37,9 +44,12 @@ def render_login(
     status: int = 200,
     error: str | None = None,
     resend: ResendVerificationForm | None = None,
+    keep: ButtonForm | None = None,
 ) -> tuple[str, int]:
-    """The log-in form; ``resend``: the "Send a new link" button of an unverified account."""
-    return render_template("login.html", form=form, error=error, resend=resend), status
+    """The log-in form; ``resend``: the "Send a new link" button of an unverified account;
+    ``keep``: the "Keep my account" button of one waiting to be deleted."""
+    page = render_template("login.html", form=form, error=error, resend=resend, keep=keep)
+    return page, status
 
 
 def submit_login_form() -> Response | tuple[str, int]:
@@ -60,6 +70,9 @@ def submit_login_form() -> Response | tuple[str, int]:
     except EmailNotVerified as exc:
         resend = ResendVerificationForm(username=form.username.data)
         return render_login(form, status=service_status(exc), error=exc.message, resend=resend)
+    except AccountPendingDeletion as exc:
+        keep = account_deletion.offer_to_keep(exc)
+        return render_login(form, status=service_status(exc), error=exc.message, keep=keep)
     except AccountInactive as exc:
         return render_login(form, status=service_status(exc), error=exc.message)
     if logged_in is None:

@@ -20,7 +20,7 @@ from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
 from ..models import EmailLink, User
-from ..services import email_flows, email_links
+from ..services import account_deletion, email_flows, email_links
 from ..services.errors import LinkError, ServiceError, UserError
 from ..web import devices
 from ..web.errors import service_status
@@ -57,12 +57,14 @@ def _link_page(
 def link_error(purpose: str, exc: ServiceError) -> tuple[str, int]:
     """Why a mailed link cannot be used, and the way to what it did: the account page mails a
     new confirmation link; a new-device link's log-in is ended from the account's sessions (or
-    by a new password); the forgotten-password form gives any other (a reset link gets its
-    owner in as well)."""
+    by a new password); an account waiting to be deleted is kept from the log-in form; the
+    forgotten-password form gives any other (a reset link gets its owner in as well)."""
     if purpose in (email_links.VERIFY, email_links.CHANGE):
         way = "account"
     elif purpose in (email_links.END_SESSION, email_links.END_TOKEN):
         way = "sessions"
+    elif purpose == email_links.CANCEL_DELETION:
+        way = "log-in"
     else:
         way = "reset"
     page = render_template("email/link_error.html", error=exc.message, way=way)
@@ -133,6 +135,23 @@ def _unlocked(user: User) -> Response:
 def unlock() -> Response | tuple[str, int]:
     """The link in the mail sent when strangers' wrong passwords locked the account."""
     return _link_page(email_links.UNLOCK, "email/unlock.html", email_flows.unlock, _unlocked)
+
+
+def _kept(user: User) -> Response:
+    flash(_("Your account is kept. Log in."), "success")
+    return redirect(url_for("tutorial.login"))
+
+
+@bp.route("/email/cancel-deletion", methods=["GET", "POST"])
+def cancel_deletion() -> Response | tuple[str, int]:
+    """The link in the mail sent when the owner asked for the account's deletion: keep it."""
+    return _link_page(
+        email_links.CANCEL_DELETION,
+        "email/cancel_deletion.html",
+        account_deletion.cancel_by_link,
+        _kept,
+        lambda link: {"due": link.expires_at},
+    )
 
 
 def _end_log_in(purpose: str) -> Response | tuple[str, int]:

@@ -19,7 +19,7 @@ import zipfile
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import case, func, select
 
 from ..extensions import db
 from ..models import (
@@ -35,7 +35,7 @@ from ..models import (
     utc_iso,
     utcnow,
 )
-from . import security_log
+from . import outbox, security_log
 
 FORMAT = "userhub-export/1"
 JSON_NAME = "userhub-export.json"
@@ -114,14 +114,6 @@ def addresses(user: User) -> set[str]:
     return mine - set(others)
 
 
-def mail_of(user: User) -> ColumnElement[bool]:
-    """The outbox rows about ``user``: by account, or (older rows) by one of its addresses."""
-    return or_(
-        OutboxMessage.user_id == user.id,
-        and_(OutboxMessage.user_id.is_(None), OutboxMessage.recipient.in_(addresses(user))),
-    )
-
-
 def email_history(user: User) -> dict[str, Any]:
     """The mailed links of the account, the mails to its addresses, and its changes of address.
 
@@ -134,7 +126,9 @@ def email_history(user: User) -> dict[str, Any]:
         select(EmailLink).where(EmailLink.user_id == user.id).order_by(EmailLink.id)
     )
     mails = db.session.scalars(
-        select(OutboxMessage).where(mail_of(user)).order_by(OutboxMessage.id)
+        select(OutboxMessage)
+        .where(outbox.mail_about(user.id, addresses(user)))
+        .order_by(OutboxMessage.id)
     )
     changes = db.session.scalars(
         select(SecurityEvent)

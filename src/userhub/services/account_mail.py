@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
@@ -38,6 +39,7 @@ SUBJECTS = {
     "account-locked": _l("Someone is trying to log in to your account"),
     "new-device": _l("A new log-in to your account"),
     "recovery-code-used": _l("A recovery code of your account was used"),
+    "deletion-requested": _l("Your account will be deleted"),
 }
 
 
@@ -205,3 +207,11 @@ def recovery_code_used(user: User, remaining: int) -> None:
             forgot_link=public_link("email.forgot_password"),
             two_factor_link=public_link("two_factor.overview"),
         )
+
+
+def deletion_requested(user: User, due: datetime) -> None:
+    """The owner asked for the account's deletion: when it happens, what goes, and a link that
+    keeps the account (it works until then)."""
+    if user.email is not None:
+        keep = _link("email.cancel_deletion", user, email_links.CANCEL_DELETION, email=user.email)
+        _send("deletion-requested", user.email, user, due=utc_minute(due), keep_link=keep)

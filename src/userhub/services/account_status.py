@@ -21,7 +21,7 @@ from .errors import AccountDeactivated, AccountPendingDeletion, OwnDeactivation
 def check_can_log_in(user: User) -> None:
     """Raise AccountDeactivated or AccountPendingDeletion unless ``user`` may log in."""
     if user.deletion_due_at is not None:
-        raise AccountPendingDeletion(user.deletion_due_at)
+        raise AccountPendingDeletion(user.deletion_due_at, user.id)
     if user.deactivated_at is not None:
         raise AccountDeactivated()
 

@@ -3,7 +3,9 @@
 - the **second step** of a log-in: the password was right, the account has a second factor,
   and the client holds this challenge until it sends a code or a passkey's answer;
 - a **WebAuthn ceremony**: the random challenge a passkey must sign, kept until the browser
-  answers (registering a passkey, logging in with one, re-authenticating with one).
+  answers (registering a passkey, logging in with one, re-authenticating with one);
+- the proof that the log-in form was given the right password of an account waiting to be
+  deleted, which its "Keep my account" button spends (``account_deletion.py``).
 
 The client holds a random key (256 bits); the table keeps its SHA-256, like a token's. A
 challenge lives ``USERHUB_MFA_CHALLENGE_SECONDS`` (5 min by default), is spent once (deleted: on
@@ -32,6 +34,7 @@ MAX_FAILURES = 5
 SECOND_STEP = "second-step"  # a log-in waiting for its second factor
 PASSKEY_REGISTRATION = "passkey-register"
 PASSKEY_ASSERTION = "passkey-assert"  # log in, second step or re-authenticate with a passkey
+CANCEL_DELETION = "cancel-deletion"  # the right password of an account waiting to be deleted
 
 
 def begin(

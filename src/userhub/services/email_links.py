@@ -28,6 +28,7 @@ UNDO = "undo-email-change"
 UNLOCK = "unlock"
 END_SESSION = "end-session"  # from the new-device mail: ends that browser session
 END_TOKEN = "end-token"  # noqa: S105 (a purpose) from the new-device mail: revokes that log-in token
+CANCEL_DELETION = "cancel-deletion"  # from the deletion notice: keeps the account, until it is due
 LINK_BYTES = 32
 MAX_TOKEN_LENGTH = 100  # a real one is 43 characters; anything longer is not worth hashing
 UNDO_LIFETIME = timedelta(days=7)  # the old address may read its mail late
@@ -40,6 +41,8 @@ def lifetime(purpose: str) -> timedelta:
         return UNDO_LIFETIME
     if purpose in (END_SESSION, END_TOKEN):
         return UNDO_LIFETIME  # as long as the mail may sit unread
+    if purpose == CANCEL_DELETION:
+        return timedelta(days=config["USERHUB_DELETION_GRACE_DAYS"])  # as long as there is a choice
     if purpose in (RESET, UNLOCK):
         return timedelta(seconds=config["USERHUB_PASSWORD_RESET_TTL_SECONDS"])
     return timedelta(seconds=config["USERHUB_EMAIL_LINK_TTL_SECONDS"])

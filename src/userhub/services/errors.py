@@ -223,12 +223,13 @@ class AccountDeactivated(AccountInactive):
 
 class AccountPendingDeletion(AccountInactive):
     """The owner asked for the account's deletion: it cannot log in until they cancel, and
-    is deleted for good at ``due``."""
+    is deleted for good at ``due``. ``user_id``: the account, for the log-in page's "Keep my
+    account" button (never in the answer)."""
 
     code = "account-pending-deletion"
 
-    def __init__(self, due: datetime) -> None:
-        self.due = due
+    def __init__(self, due: datetime, user_id: int | None = None) -> None:
+        self.due, self.user_id = due, user_id
         super().__init__(
             _(
                 "This account is to be deleted for good on %(due)s, as its owner asked. To "

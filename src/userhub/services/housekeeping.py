@@ -5,8 +5,10 @@ either lifetime (``sessions.prune``), security events older than
 ``USERHUB_SECURITY_LOG_RETENTION_DAYS`` (``security_log.prune``) and expired log-in tokens and
 API keys (``tokens.prune``), and log-in steps and passkey ceremonies never finished
 (``challenges.prune``), and authenticator apps set up a day ago and never confirmed
-(``totp.prune``). Each runs in short transactions of its own, a batch of rows at a
-time, so none holds locks for long, even on a Galera cluster.
+(``totp.prune``); and it deletes for good the accounts whose owners asked for it and whose
+grace period is over (``account_deletion.purge_due``). Each runs in short transactions of its
+own, a batch of rows (or one account) at a time, so none holds locks for long, even on a
+Galera cluster.
 
 Nothing needs scheduling: the background thread of every ``userhub serve`` worker runs it
 hourly, whether or not mail is configured (``mail_sender.py``). ``flask --app userhub prune``
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import challenges, outbox, security_log, sessions, tokens, totp
+from . import account_deletion, challenges, outbox, security_log, sessions, tokens, totp
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Pruned:
     tokens: int
     challenges: int = 0
     totp_set_ups: int = 0
+    deleted_accounts: int = 0
 
     @property
     def total(self) -> int:
@@ -41,6 +44,7 @@ class Pruned:
             + self.tokens
             + self.challenges
             + self.totp_set_ups
+            + self.deleted_accounts
         )
 
 
@@ -52,6 +56,7 @@ def prune_all() -> Pruned:
     expired_tokens = tokens.prune()
     old_challenges = challenges.prune()
     abandoned_set_ups = totp.prune()
+    deleted_accounts = account_deletion.purge_due()
     return Pruned(
         mail_and_links,
         ended_sessions,
@@ -59,4 +64,5 @@ def prune_all() -> Pruned:
         expired_tokens,
         old_challenges,
         abandoned_set_ups,
+        deleted_accounts,
     )

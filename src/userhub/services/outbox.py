@@ -28,7 +28,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -37,7 +37,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, event, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -87,6 +87,15 @@ def _wake_sender(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(QUEUED, None)
+
+
+def mail_about(user_id: int, addresses: Collection[str]) -> ColumnElement[bool]:
+    """The outbox rows about an account: those naming it, and those queued before revision
+    0007 (which name none) to one of its ``addresses``; for its export and its deletion."""
+    return or_(
+        OutboxMessage.user_id == user_id,
+        and_(OutboxMessage.user_id.is_(None), OutboxMessage.recipient.in_(addresses)),
+    )
 
 
 def sender_name() -> str:

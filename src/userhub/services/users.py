@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, and_, delete, false, func, insert, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from .. import transactions
@@ -24,7 +24,7 @@ from ..models import (
     ApiToken,
     User,
 )
-from . import account_mail, account_status, login_limits, security_log
+from . import account_deletion, account_mail, account_status, login_limits, security_log
 from .account_rules import (
     check_new_account,
     password_problems,
@@ -271,20 +271,12 @@ def log_out_everywhere(user: User) -> None:
 
 
 def delete_user(user: User, *, by_admin: User) -> None:
-    """Delete an account and its tokens. An admin cannot delete their own account here."""
+    """Delete an account for good, at once, with everything of it (``account_deletion.purge``).
+    An admin cannot delete their own account here. Deleted meanwhile (on another node) is done
+    all the same."""
     if user.id == by_admin.id:
         raise OwnAccount()
-    # A statement, not ``session.delete``: deleted meanwhile (on another node) is done all the
-    # same. The database's ON DELETE CASCADE takes the tokens.
-    user_id, username = user.id, user.username
-
-    def delete_it() -> None:
-        if db.session.execute(delete(User).where(User.id == user_id)).rowcount:  # type: ignore[attr-defined]
-            security_log.record(
-                security_log.ACCOUNT_DELETED, user_id, actor_id=by_admin.id, username=username
-            )
-
-    transactions.committed(delete_it)
+    account_deletion.purge(user.id, by_admin=by_admin)
 
 
 MAX_ID = 2**63 - 1  # BIGINT's range; SQLite cannot even look up a larger integer
@@ -390,17 +382,22 @@ def find_user(username: str) -> User | None:
     return db.session.scalar(select(User).where(User.username_key == username_key(username)))
 
 
-def authenticate(username: str, password: str, *, device: str | None = None) -> User | None:
+def authenticate(
+    username: str, password: str, *, device: str | None = None, cancel_deletion: bool = False
+) -> User | None:
     """The account if the password is right, else None: a log-in, through ``check_password``
     (the account's limit on failures for this client's ``device``; TooManyFailures when
     over it). An unknown username is checked and counted like a wrong password. With
     ``USERHUB_REQUIRE_VERIFIED_EMAIL``, a right password of an account whose address is not
     verified raises EmailNotVerified (an account without an address logs in as before); of an
-    account deactivated or waiting to be deleted, AccountInactive (``account_status``)."""
+    account deactivated or waiting to be deleted, AccountInactive (``account_status``), unless
+    ``cancel_deletion``: then its owner keeps it (``account_deletion.cancel``) and logs in."""
     user = find_user(username) if username else None
     if not check_password(username_key(username), user, password, device=device):
         return None
     assert user is not None
+    if cancel_deletion:
+        account_deletion.cancel(user)
     account_status.check_can_log_in(user)
     if current_app.config["USERHUB_REQUIRE_VERIFIED_EMAIL"] and user.email_unverified:
         raise EmailNotVerified()

@@ -58,13 +58,13 @@ class LoggedIn:
     second_step: bool = False
 
 
-def log_in(username: str, password: str) -> LoggedIn | None:
+def log_in(username: str, password: str, *, cancel_deletion: bool = False) -> LoggedIn | None:
     """``users.authenticate``, counted in this client's bucket for the account; a success
     (re)sets the device cookie on the response, naming the account first, unless a second
     factor must follow (the device becomes known to the account only when the log-in is done:
-    ``remember`` then)."""
+    ``remember`` then). ``cancel_deletion``: an account waiting to be deleted is kept."""
     device = device_for(username_key(username))
-    user = users.authenticate(username, password, device=device)
+    user = users.authenticate(username, password, device=device, cancel_deletion=cancel_deletion)
     if user is None:
         return None
     if second_factors.has_any(user):

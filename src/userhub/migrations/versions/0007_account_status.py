@@ -2,6 +2,9 @@
 asked for by the owner and due after a grace period (``deletion_due_at``), and the read-only
 support role (``is_support``); and whose mail each outbox row is (``mail_outbox.user_id``).
 
+Data: ``account-deleted`` events lose their details, which held the deleted account's
+username; from now on such an event names the account by its id only (``account_deletion``).
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-08
@@ -30,6 +33,7 @@ def upgrade() -> None:
         # that may have changed hands.
         batch.add_column(sa.Column("user_id", sa.Integer, nullable=True))
         batch.create_index("ix_mail_outbox_user_id", ["user_id"])
+    op.execute("UPDATE security_event SET details = NULL WHERE type = 'account-deleted'")
 
 
 def downgrade() -> None:
