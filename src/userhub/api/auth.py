@@ -21,13 +21,13 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from apiflask import HTTPError, HTTPTokenAuth
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ..extensions import csrf
 from ..models import ApiToken, User
-from ..services import api_keys, reauthentication, roles, second_factors, tokens
+from ..services import api_keys, reauthentication, roles, tokens
 from ..services.errors import ReadOnlyRole
 from ..web.private_answers import for_user
 from ..web.problems import Problem, problem_response
@@ -125,7 +125,7 @@ def acting_role(user: User) -> str | None:
     g.api_role = role
     if role is None:
         return None
-    if current_app.config["USERHUB_REQUIRE_MFA_FOR_ADMINS"] and not second_factors.has_any(user):
+    if roles.lacks_required_factor(user):
         raise Problem(403, str(MFA_FOR_ADMINS), kind="mfa-enrolment-required")
     return role
 

@@ -10,7 +10,10 @@ administrators; a log-in token or a browser session acts in the account's role.
 
 from __future__ import annotations
 
+from flask import current_app
+
 from ..models import User
+from . import second_factors
 from .errors import ReadOnlyRole
 
 ADMIN = "admin"
@@ -34,6 +37,16 @@ def can_view_users(user: User) -> bool:
 def can_manage_users(user: User) -> bool:
     """Whether ``user`` may change other accounts (deactivate, delete, roles, factors...)."""
     return role_of(user) == ADMIN
+
+
+def lacks_required_factor(user: User) -> bool:
+    """Whether ``USERHUB_REQUIRE_MFA_FOR_ADMINS`` keeps ``user`` (staff) out of their role until
+    their own account has a second factor: staff see other people's data."""
+    return bool(
+        current_app.config["USERHUB_REQUIRE_MFA_FOR_ADMINS"]
+        and role_of(user) is not None
+        and not second_factors.has_any(user)
+    )
 
 
 def require_manager(user: User) -> None:

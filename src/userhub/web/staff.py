@@ -18,13 +18,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, url_for
+from flask import url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from .. import transactions
 from ..models import User
-from ..services import roles, second_factors
+from ..services import roles
 from ..services.errors import NoSuchUser
 from .errors import error_page
 
@@ -49,7 +49,7 @@ def _refusal() -> Any:
     user = staff()
     if not roles.can_view_users(user):
         return error_page(403, str(NOT_STAFF))
-    if current_app.config["USERHUB_REQUIRE_MFA_FOR_ADMINS"] and not second_factors.has_any(user):
+    if roles.lacks_required_factor(user):
         link = (url_for("two_factor.overview"), str(ADD_IT))
         return error_page(403, str(ADD_A_FACTOR), link=link)
     return None
