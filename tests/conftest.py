@@ -183,6 +183,8 @@ def database_url(backend: str, migrated_template: dict[str, str], tmp_path: Path
         connection.exec_driver_sql("DELETE FROM `security_event`")  # which outlives accounts
         connection.exec_driver_sql("DELETE FROM `idempotency_record`")
         connection.exec_driver_sql("DELETE FROM `mail_outbox`")
+        # A passwordless log-in's challenge belongs to no account until a passkey answers it.
+        connection.exec_driver_sql("DELETE FROM `auth_challenge`")
         connection.exec_driver_sql("ALTER TABLE `user` AUTO_INCREMENT = 1")
     engine.dispose()
     return MYSQL_URL

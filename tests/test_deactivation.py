@@ -11,7 +11,7 @@ keys, which deactivation deleted (a key must be made again).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -135,8 +135,11 @@ def test_the_api_refuses_a_token_by_json_and_basic_after_the_right_password(
 # --- a passwordless passkey -----------------------------------------------------------------
 
 
-def passkey_log_in(app: Flask, authenticator: SoftAuthenticator) -> tuple[FlaskClient, Any]:
-    """A new browser logs in with the passkey alone (``/login/passkey``), and the answer."""
+def passkey_log_in(
+    app: Flask, authenticator: SoftAuthenticator
+) -> tuple[FlaskClient, Any, Callable[[], Any]]:
+    """A new browser logs in with the passkey alone (``/login/passkey``): the browser, the
+    answer, and a way to send the same passkey answer again."""
     browser = app.test_client()
     token = {"X-CSRFToken": csrf_token(browser.get("/login").get_data(as_text=True))}
     begun = browser.post("/login/passkey/options", json={}, headers=token)
@@ -145,7 +148,11 @@ def passkey_log_in(app: Flask, authenticator: SoftAuthenticator) -> tuple[FlaskC
         "challenge": begun.get_json()["challenge"],
         "credential": authenticator.get(begun.get_json()["options"]),
     }
-    return browser, browser.post("/login/passkey", json=body, headers=token)
+
+    def send() -> Any:
+        return browser.post("/login/passkey", json=body, headers=token)
+
+    return browser, send(), send
 
 
 def test_a_passkey_alone_cannot_log_in_to_a_deactivated_account(
@@ -162,16 +169,19 @@ def test_a_passkey_alone_cannot_log_in_to_a_deactivated_account(
         strangers.create(options)
     set_active(client, admin, member.id, False)
 
-    browser, unknown = passkey_log_in(app, strangers)
+    browser, unknown, _ = passkey_log_in(app, strangers)
     assert assert_problem(unknown, 401)["type"] == "/problems/passkey-refused"
-    browser, refused = passkey_log_in(app, mine)
+    browser, refused, again = passkey_log_in(app, mine)
     problem = assert_problem(refused, 403)
     assert problem["type"] == DEACTIVATED and SAYS_DEACTIVATED in problem["detail"]
     assert not is_logged_in(browser, "/account")
+    # The refusal spent the challenge: the same answer, sent again, is no proof of anything.
+    assert assert_problem(again(), 401)["type"] == "/problems/passkey-refused"
 
     set_active(client, admin, member.id, True)
-    browser, again = passkey_log_in(app, mine)
-    assert again.status_code == 200 and again.get_json() == {"redirect": "/success?user_name=zhang"}
+    browser, allowed, _ = passkey_log_in(app, mine)
+    assert allowed.status_code == 200
+    assert allowed.get_json() == {"redirect": "/success?user_name=zhang"}
     assert is_logged_in(browser, "/account")
 
 

@@ -341,8 +341,6 @@ def authenticate(
         _record_refusal(user, passkey)
         raise PasskeyRefused() from None
 
-    if user is None:  # passwordless: the passkey proved its holder, who may not log in now
-        account_status.check_can_log_in(owner)
     passkey_id = passkey.id
 
     def used() -> None:
@@ -361,6 +359,8 @@ def authenticate(
 
     transactions.committed(used)
     db.session.refresh(passkey)
+    if user is None:  # passwordless: the passkey proved its holder (its challenge is spent),
+        account_status.check_can_log_in(owner)  # who may not log in now
     return owner, passkey
 
 
