@@ -25,7 +25,7 @@ from userhub.extensions import db
 from userhub.models import SecurityEvent
 from userhub.pages.account_security import EVENTS_PER_PAGE
 from userhub.services import security_log
-from userhub.services.users import find_user, register_user
+from userhub.services.users import find_user, register_user, update_user
 
 SESSIONS = "/account/sessions"
 ACTIVITY = "/account/activity"
@@ -406,7 +406,7 @@ def test_a_key_needs_a_name_and_a_scope(client: FlaskClient, auth: AuthActions) 
     assert "You have no API keys." in page(client, KEYS)
 
 
-def test_only_an_administrator_is_offered_the_admin_scope(
+def test_only_staff_are_offered_the_admin_scope(
     app: Flask, client: FlaskClient, auth: AuthActions
 ) -> None:
     auth.register()
@@ -426,6 +426,14 @@ def test_only_an_administrator_is_offered_the_admin_scope(
     assert 'value="admin"' in page(admin.client, KEYS)
     create_key(admin.client, "ops", "read", "admin", lifetime="365")
     assert "read and admin" in page(admin.client, KEYS)
+
+    with app.app_context():  # support: its role's reads, through a key as through the page
+        helpdesk, root = register_user("helpdesk", PASSWORD), find_user("root")
+        update_user(helpdesk, {"is_support": True}, by_admin=root)
+    support = browser(app, "helpdesk")
+    assert 'value="admin"' in page(support.client, KEYS)
+    create_key(support.client, "tickets", "read", "admin", lifetime="30")
+    assert "read and admin" in page(support.client, KEYS)
 
 
 def test_the_account_page_links_to_the_security_pages(
