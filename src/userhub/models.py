@@ -17,7 +17,8 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, defer, joinedload, mapped_column, relationship
+from sqlalchemy.orm.strategy_options import _AbstractLoad
 
 from .extensions import db
 
@@ -164,6 +165,16 @@ class User(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r}>"
+
+
+def with_its_account(relationship_attribute: Any) -> _AbstractLoad:
+    """Load a credential's account in the same query (a session's or a token's, on every
+    request), without the columns that only a log-in, a password change or a passkey read:
+    the password hash and the passkey handle load then, with a query of their own. Every column
+    a row brings costs its parsing on each request (PyMySQL reads each column's description)."""
+    return joinedload(relationship_attribute).options(
+        defer(User.password_hash), defer(User.passkey_handle)
+    )
 
 
 class ApiToken(db.Model):  # type: ignore[name-defined,misc]

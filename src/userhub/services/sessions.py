@@ -21,11 +21,11 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy.orm import load_only
 
 from .. import transactions
 from ..extensions import db
-from ..models import BrowserSession, User, utcnow
+from ..models import BrowserSession, User, utcnow, with_its_account
 from . import log_ins, origin, security_log
 from .tokens import token_hash
 
@@ -43,7 +43,7 @@ FIND_SESSION = (
     select(BrowserSession)
     .options(
         load_only(BrowserSession.user_id, BrowserSession.last_seen_at),
-        joinedload(BrowserSession.user),
+        with_its_account(BrowserSession.user),
     )
     .where(
         BrowserSession.key_hash == bindparam("key_hash"),

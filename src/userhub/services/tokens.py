@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, bindparam, select, update
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy.orm import load_only
 
 from .. import transactions
 from ..extensions import db
-from ..models import ApiToken, utcnow
+from ..models import ApiToken, utcnow, with_its_account
 from . import log_ins, security_log
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ FIND_LIVE_TOKEN = (
     select(ApiToken)
     .options(
         load_only(ApiToken.user_id, ApiToken.name, ApiToken.scopes, ApiToken.last_used_at),
-        joinedload(ApiToken.user),
+        with_its_account(ApiToken.user),
     )
     .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.expires_at > bindparam("now"))
 )
