@@ -78,7 +78,7 @@ def end_others() -> Response:
     """Log out every other browser of the account; this one stays, and so do API keys."""
     current = browser_sessions.current_session()
     assert current is not None  # a logged-in page request came with its session
-    if sessions.end_others(_user(), keep=current.id):
+    if sessions.end_many(_user(), keep=current.id):
         flash(_("Your other sessions were logged out."), "success")
     else:
         flash(_("You had no other sessions."), "info")

@@ -179,7 +179,7 @@ def end_session(user_id: int, session_id: int) -> Response:
 @manager_action
 def end_sessions(user_id: int) -> Response:
     user = _account(user_id)
-    if account_admin.end_all_sessions(user, by=staff()):
+    if sessions.end_many(user, by=staff()):
         flash(_("%(name)s was logged out of every browser.", name=user.username), "success")
     else:
         flash(_("%(name)s had no sessions.", name=user.username), "info")

@@ -1,6 +1,6 @@
 """What an administrator sees of another account and does to it, where no other service does it
-already: its second factors in numbers, its tokens and keys together, ending every session at
-once, revoking one token or key, and who acted in its log.
+already: its second factors in numbers, its tokens and keys together, revoking one token or
+key, and who acted in its log.
 
 The rest of an administrator's work is in the services that own it (``account_status``,
 ``users``, ``second_factors``, ``email_flows``, ``sessions``); each records its event naming
@@ -18,7 +18,7 @@ from sqlalchemy import select
 from .. import transactions
 from ..extensions import db
 from ..models import ApiToken, SecurityEvent, User, utcnow
-from . import api_keys, passkeys, recovery_codes, security_log, sessions, tokens, totp
+from . import api_keys, passkeys, recovery_codes, tokens, totp
 
 
 @dataclass(frozen=True)
@@ -57,25 +57,6 @@ def revoke_credential(user: User, token_id: int, *, by: User) -> bool:
     if row.is_key:
         return api_keys.revoke(user, token_id, by=by)
     return transactions.committed(lambda: tokens.end_one(user.id, token_id, actor_id=by.id))
-
-
-def end_all_sessions(user: User, *, by: User) -> int:
-    """Log out every browser of ``user`` (committed, with one ``session-ended`` event that
-    counts them and names the administrator ``by``); how many ended. Tokens and keys stay."""
-
-    def end_them() -> int:
-        ended = sessions.end_all(user)
-        if ended:
-            security_log.record(
-                security_log.SESSION_ENDED,
-                user.id,
-                actor_id=by.id,
-                ended_sessions=ended,
-                all_sessions=True,
-            )
-        return ended
-
-    return transactions.committed(end_them)
 
 
 def actor_names(events: Iterable[SecurityEvent]) -> dict[int, str]:

@@ -205,15 +205,23 @@ def end_all(user: User, *, keep: int | None = None) -> int:
     return _delete_sessions(BrowserSession.id.in_(doomed)) if doomed else 0
 
 
-def end_others(user: User, keep: int) -> int:
-    """End every session of ``user`` but ``keep``, the browser asking ("log out everywhere
-    else"), committed with one ``session-ended`` event that counts them; API tokens stay. How
-    many ended (none: no event)."""
+def end_many(user: User, *, keep: int | None = None, by: User | None = None) -> int:
+    """End every session of ``user`` but ``keep`` (the browser asking: "log out everywhere
+    else"), or, without ``keep``, every one of them (an administrator ``by``), committed with
+    one ``session-ended`` event that counts them; API tokens stay. How many ended (none: no
+    event)."""
+    every = {"all_sessions": True} if keep is None else {}
 
     def end_them() -> int:
         ended = end_all(user, keep=keep)
         if ended:
-            security_log.record(security_log.SESSION_ENDED, user.id, ended_sessions=ended)
+            security_log.record(
+                security_log.SESSION_ENDED,
+                user.id,
+                actor_id=by.id if by is not None else None,
+                ended_sessions=ended,
+                **every,
+            )
         return ended
 
     return transactions.committed(end_them)
