@@ -18,7 +18,6 @@ from ..services import account_status, roles, users
 from ..services.errors import NoSuchUser
 from .commands import database_command
 
-NO_ROLE = "none"
 PAGE = 500  # accounts read at a time by users list
 
 
@@ -118,7 +117,7 @@ def list_users(role: str | None, status: str | None, search: str | None) -> None
         cells = (
             str(user.id),
             user.username,
-            roles.role_of(user) or NO_ROLE,
+            roles.role_of(user) or roles.NO_ROLE,
             account_status.status_of(user),
             user.email or "-",
             utc_iso(user.created_at),

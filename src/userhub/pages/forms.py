@@ -315,7 +315,7 @@ class UserSearchForm(FlaskForm):  # type: ignore[misc]
             SelectChoice("", _l("Any")),
             SelectChoice(roles.ADMIN, _l("Administrator")),
             SelectChoice(roles.SUPPORT, _l("Support")),
-            SelectChoice("none", _l("No role")),
+            SelectChoice(roles.NO_ROLE, _l("No role")),
         ],
         default="",
         validate_choice=False,

@@ -35,7 +35,7 @@ from ..models import (
     utc_iso,
     utcnow,
 )
-from . import outbox, security_log
+from . import account_status, outbox, security_log
 
 FORMAT = "userhub-export/1"
 JSON_NAME = "userhub-export.json"
@@ -93,12 +93,14 @@ def profile(user: User) -> dict[str, Any]:
 
 
 def status(user: User) -> dict[str, Any]:
-    """``active``; ``deactivated`` since a time; or ``pending-deletion`` until a due time."""
+    """``account_status.status_of``, with its time: ``deactivated`` since when, or
+    ``pending-deletion`` until when."""
+    state: dict[str, Any] = {"state": account_status.status_of(user)}
     if user.deletion_due_at is not None:
-        return {"state": "pending-deletion", "due_at": utc_iso(user.deletion_due_at)}
-    if user.deactivated_at is not None:
-        return {"state": "deactivated", "since": utc_iso(user.deactivated_at)}
-    return {"state": "active"}
+        state["due_at"] = utc_iso(user.deletion_due_at)
+    elif user.deactivated_at is not None:
+        state["since"] = utc_iso(user.deactivated_at)
+    return state
 
 
 def addresses(user: User) -> set[str]:

@@ -18,6 +18,7 @@ from .errors import ReadOnlyRole
 
 ADMIN = "admin"
 SUPPORT = "support"
+NO_ROLE = "none"  # how lists and the command line name an account without a role
 
 
 def role_of(user: User) -> str | None:

@@ -24,7 +24,7 @@ from ..models import (
     ApiToken,
     User,
 )
-from . import account_deletion, account_mail, account_status, login_limits, security_log
+from . import account_deletion, account_mail, account_status, login_limits, roles, security_log
 from .account_rules import (
     check_new_account,
     password_problems,
@@ -246,7 +246,7 @@ def set_role(user: User, role: str) -> bool:
     """Give ``user`` the role ``admin``, ``support`` or ``none`` (one of ``ROLES``), committed
     with an ``account-updated`` event naming no actor (the command line's ``users set-role``,
     run by whoever runs the server); False if they had it already."""
-    wanted = {"is_admin": role == "admin", "is_support": role == "support"}
+    wanted = {"is_admin": role == roles.ADMIN, "is_support": role == roles.SUPPORT}
     changed = sorted(field for field, value in wanted.items() if getattr(user, field) != value)
     if not changed:
         return False
@@ -315,8 +315,8 @@ class UserFilter:
         )
 
 
-ROLES = ("admin", "support", "none")
-STATUSES = ("active", "deactivated", "pending-deletion")
+ROLES = (roles.ADMIN, roles.SUPPORT, roles.NO_ROLE)
+STATUSES = (account_status.ACTIVE, account_status.DEACTIVATED, account_status.PENDING_DELETION)
 
 
 def _search_condition(search: str | None) -> ColumnElement[bool]:
@@ -335,21 +335,21 @@ def _search_condition(search: str | None) -> ColumnElement[bool]:
 
 
 def _role_condition(role: str | None) -> list[ColumnElement[bool]]:
-    if role == "admin":
+    if role == roles.ADMIN:
         return [User.is_admin.is_(True)]
-    if role == "support":
+    if role == roles.SUPPORT:
         return [User.is_support.is_(True), User.is_admin.is_(False)]
-    if role == "none":
+    if role == roles.NO_ROLE:
         return [User.is_admin.is_(False), User.is_support.is_(False)]
     return []
 
 
 def _status_condition(status: str | None) -> list[ColumnElement[bool]]:
-    if status == "active":
+    if status == account_status.ACTIVE:
         return [User.deactivated_at.is_(None), User.deletion_due_at.is_(None)]
-    if status == "deactivated":
+    if status == account_status.DEACTIVATED:
         return [User.deactivated_at.is_not(None)]
-    if status == "pending-deletion":
+    if status == account_status.PENDING_DELETION:
         return [User.deletion_due_at.is_not(None)]
     return []
 
