@@ -141,8 +141,8 @@ $(VENV)/.installed-dev: requirements/dev.txt pyproject.toml | $(VENV)/bin/python
 
 ## make lock: re-pin every dependency (needs uv: pip install uv)
 lock:
-	uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements/prod.txt
-	uv pip compile pyproject.toml --group pyproject.toml:test --group pyproject.toml:lint \
+	uv pip compile pyproject.toml --extra otel --universal --python-version 3.11 -o requirements/prod.txt
+	uv pip compile pyproject.toml --extra otel --group pyproject.toml:test --group pyproject.toml:lint \
 		--group pyproject.toml:bench --universal --python-version 3.11 -o requirements/dev.txt
 	uv pip compile --group pyproject.toml:bench-fastapi-users --universal --python-version 3.11 \
 		-o requirements/bench-fastapi-users.txt
