@@ -39,12 +39,13 @@ install-dev: $(VENV)/.installed-dev $(CATALOGUES)
 test: $(VENV)/.installed-dev $(CATALOGUES) $(AXE) $(NEWMAN)
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
-## make test-quick: the inner loop: SQLite only (no MySQL, Redis, browser, contract fuzzing or
-## newman), in parallel
+## make test-quick: the inner loop: SQLite only (no MySQL, Redis, browser, contract fuzzing,
+## newman or the wheel's build and install), in parallel
 test-quick: $(VENV)/.installed-dev $(CATALOGUES)
 	env -u USERHUB_TEST_DATABASE_URL -u USERHUB_TEST_REDIS_URL -u USERHUB_FORBID_SKIPS \
 		$(BIN)/python -m pytest $(XDIST) \
-		-m "not scaleout and not browser and not contract and not newman" $(PYTEST_ARGS)
+		-m "not scaleout and not browser and not contract and not newman and not wheel" \
+		$(PYTEST_ARGS)
 
 # Measured on this project's 2-core machines: 2 workers (see the commit). --dist loadfile: a
 # module's tests run in one worker, so a module's live servers, proxy and browser start once and
@@ -69,8 +70,8 @@ dev: $(VENV)/.installed-prod $(CATALOGUES)
 
 ## make lint: ruff, mypy, and the layer contracts (import-linter, pyproject.toml)
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests app.py scripts bench deploy
-	$(BIN)/ruff format --check src tests app.py scripts bench deploy
+	$(BIN)/ruff check src tests app.py setup.py scripts bench deploy
+	$(BIN)/ruff format --check src tests app.py setup.py scripts bench deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -712,6 +712,24 @@ def test_an_uncompiled_catalogue_is_reported_at_start_up(
     uncompiled = i18n.Language("fr", "fr", "Français")  # no translations/fr/ in the package
     monkeypatch.setattr(i18n, "LANGUAGES", (*i18n.LANGUAGES, uncompiled))
     with caplog.at_level(logging.WARNING, logger="userhub"):
-        i18n.warn_if_not_compiled(build_app("sqlite://"))
+        app = build_app("sqlite://")
     assert "no compiled catalogue for fr" in caplog.text
     assert "zh-CN" not in caplog.text  # the real catalogue is compiled
+    assert [language.tag for language in app.extensions[i18n.EXTENSION_KEY]] == ["en", "zh-CN"]
+
+
+def test_a_language_without_a_compiled_catalogue_is_not_offered(
+    tmp_path: Path, client: FlaskClient
+) -> None:
+    """An install without ``messages.mo`` (a wheel built before issue 23 had only the ``.po``)
+    serves a Chinese reader English, and says so: ``<html lang="en">``, no 简体中文 to pick."""
+    po_only = tmp_path / "zh_Hans_CN" / "LC_MESSAGES"
+    po_only.mkdir(parents=True)
+    (po_only / "messages.po").write_text("", encoding="utf-8")
+    assert i18n.compiled_languages(tmp_path) == (i18n.DEFAULT,)
+    app = client.application
+    app.extensions[i18n.EXTENSION_KEY] = i18n.compiled_languages(tmp_path)
+    page = client.get("/login", headers=CHINESE).text
+    assert '<html lang="en">' in page and "Log in" in page and "简体中文" not in page
+    client.set_cookie(i18n.COOKIE, "zh-CN")  # chosen when it was offered: English still
+    assert '<html lang="en">' in client.get("/login").text

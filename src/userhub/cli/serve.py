@@ -26,9 +26,11 @@ import contextlib
 import ctypes
 import errno
 import os
+import platform
 import socket
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any
 
 import click
@@ -174,8 +176,21 @@ def serve_gunicorn(
     Server().run()
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's), as a deployer asks for it."""
+    try:
+        return metadata.version("userhub")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="userhub", description=__doc__)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"userhub {installed_version()} (Python {platform.python_version()})",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run userhub under a production WSGI server")
     serve.add_argument("--host", help="address to listen on (USERHUB_HOST)")

@@ -7,9 +7,11 @@ messages and in error texts is translated; the tutorial's own words (``Hello,``,
 received.``, ``Commit Status:…``, the home page's title and content) are literals of its
 contract and never are (docs/architecture.md).
 
-Catalogues live in ``translations/<locale>/LC_MESSAGES/messages.po``; the install step
-(``make``) compiles them to ``.mo`` and ``make translations`` re-extracts the strings.
-``tests/test_translations.py`` fails when a string has no Chinese translation.
+Catalogues live in ``translations/<locale>/LC_MESSAGES/messages.po``; ``make`` compiles them to
+``.mo`` in a checkout, the wheel's build does it for an install (``setup.py``), and ``make
+translations`` re-extracts the strings. ``tests/test_translations.py`` fails when a string has
+no Chinese translation. A language whose catalogue was not compiled is not offered at all, so
+``<html lang>`` always names the language the page is really in.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ LANGUAGES = (
 BY_TAG = {language.tag: language for language in LANGUAGES}
 BY_LOCALE = {language.locale: language for language in LANGUAGES}
 DEFAULT = LANGUAGES[0]
+EXTENSION_KEY = "userhub.languages"  # app.extensions: the languages this install can serve
 COOKIE = "userhub_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -66,12 +69,13 @@ def select_locale() -> str:
         return DEFAULT.locale
     # Flask-Babel asks once per request, when words are needed: only such an answer varies.
     after_this_request(vary_on_language)
+    served = served_languages()
     chosen = BY_TAG.get(request.cookies.get(COOKIE, ""))
-    if chosen is not None:
+    if chosen in served:
         return chosen.locale
     for value, _quality in request.accept_languages:  # in the browser's order of preference
         language = language_for(value)
-        if language is not None:
+        if language in served:
             return language.locale
     return DEFAULT.locale
 
@@ -81,6 +85,21 @@ def language_for(tag: str) -> Language | None:
     any English; Chinese unless in Traditional characters), or None."""
     locale = catalogue_for(tag)
     return BY_LOCALE[locale] if locale else None
+
+
+def served_languages() -> tuple[Language, ...]:
+    languages: tuple[Language, ...] = current_app.extensions[EXTENSION_KEY]
+    return languages
+
+
+def compiled_languages(translations: Path) -> tuple[Language, ...]:
+    """English (the templates' own words), and each language whose catalogue is compiled: the
+    ones a page can really be in."""
+    return (DEFAULT,) + tuple(
+        language
+        for language in LANGUAGES[1:]
+        if Path(translations, language.locale, "LC_MESSAGES", "messages.mo").exists()
+    )
 
 
 def current_language() -> Language:
@@ -124,26 +143,26 @@ def vary_on_language(response: Response) -> Response:
 
 
 def template_globals() -> dict[str, Any]:
-    return {"languages": LANGUAGES, "current_language": current_language(), "here": here}
+    return {"languages": served_languages(), "current_language": current_language(), "here": here}
 
 
-def warn_if_not_compiled(app: Flask) -> None:
-    """An install that skipped the compile step would quietly serve English to everyone."""
-    for language in LANGUAGES[1:]:
-        compiled = Path(
-            app.root_path, "translations", language.locale, "LC_MESSAGES", "messages.mo"
-        )
-        if not compiled.exists():
+def warn_if_not_compiled(translations: Path, served: tuple[Language, ...]) -> None:
+    """An install that skipped the compile step serves English to everyone: say so once."""
+    for language in LANGUAGES:
+        if language not in served:
             log.warning(
-                "no compiled catalogue for %s (%s): its readers will get English; run "
-                "`pybabel compile -d src/userhub/translations` (make does it)",
+                "no compiled catalogue for %s in %s: its readers get English pages; run "
+                "`pybabel compile -d src/userhub/translations` (make does it, and a wheel's "
+                "build does it too)",
                 language.tag,
-                compiled,
+                translations,
             )
 
 
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, default_locale=DEFAULT.locale)
-    warn_if_not_compiled(app)
+    translations = Path(app.root_path, "translations")
+    served = app.extensions[EXTENSION_KEY] = compiled_languages(translations)
+    warn_if_not_compiled(translations, served)
     app.register_blueprint(bp)
     app.context_processor(template_globals)
