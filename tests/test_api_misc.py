@@ -334,7 +334,7 @@ def test_the_document_covers_every_api_operation_and_the_tutorials_json_routes(
 ) -> None:
     documented = {(path, method) for path, method, _ in operations(spec)}
     wanted = api_operations(docs_app) | TUTORIAL_JSON_OPERATIONS
-    assert len(api_operations(docs_app)) == 42
+    assert len(api_operations(docs_app)) == 44
     assert wanted - documented == set()
 
 
@@ -348,6 +348,7 @@ def test_the_document_describes_no_operation_the_app_does_not_serve(
 def test_every_error_response_is_a_problem_document(spec: dict[str, Any]) -> None:
     other_media = {
         ("/api/v1/health", "get", "503"): {"application/json"},
+        ("/api/v1/health/ready", "get", "503"): {"application/json"},
         ("/test_get", "get", "400"): {PROBLEM_MIMETYPE, "text/plain"},
     }
     wrong = []
@@ -391,7 +392,8 @@ def test_every_operation_with_a_body_documents_the_body_errors(spec: dict[str, A
 def test_every_operation_that_needs_a_token_documents_401(
     docs_app: Flask, spec: dict[str, Any]
 ) -> None:
-    public = {("/api/v1/users", "post"), ("/api/v1/tokens", "post"), ("/api/v1/health", "get")}
+    public = {("/api/v1/users", "post"), ("/api/v1/tokens", "post")}
+    public |= {(f"/api/v1/health{probe}", "get") for probe in ("", "/live", "/ready")}
     # A mailed link is its own proof: whoever holds it acts without a token.
     public |= {(f"/api/v1/{path}", "post") for path in MAILED_LINK_PATHS}
     # The caller forgot the password, or cannot log in before the address is verified.

@@ -32,6 +32,7 @@ statement; the error is ignored).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +41,7 @@ from typing import Any
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, has_request_context
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError
 
@@ -177,20 +178,36 @@ def ready_to_serve(app: Flask) -> None:
             db.engine.dispose()
 
 
+@functools.cache
+def _code_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """The revisions this code's migrations end at, and every revision they know (read once:
+    the scripts do not change while the process runs)."""
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    known = frozenset(revision.revision for revision in scripts.walk_revisions())
+    return frozenset(scripts.get_heads()), known
+
+
+def schema_state(connection: Connection) -> str:
+    """``current``; ``ahead`` (revisions this code does not know: the code was rolled back);
+    ``behind`` (older than the code); or ``missing`` (no userhub tables)."""
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    needed, known = _code_revisions()
+    if current == needed:
+        return "current"
+    if current and not current <= known:
+        return "ahead"
+    return "behind" if current else "missing"
+
+
 def check_ready() -> None:
     """Connect once, and compare the schema with the one this code needs (in an app context):
     a database out of reach, or tables missing or older than the code, raise
     ``DatabaseUnreachable`` with what to do. A schema newer than the code (the code rolled
     back) is let through: whether the old code can use it is the operator's call."""
-    scripts = ScriptDirectory(str(MIGRATIONS))
     url = db.engine.url
     with explained(url), db.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    needed = set(scripts.get_heads())
-    known = {revision.revision for revision in scripts.walk_revisions()}
-    if current == needed or (current and not current <= known):
-        return
-    if not current:
+        state = schema_state(connection)
+    if state == "missing":
         raise DatabaseUnreachable(
             gettext(
                 "The database %(url)s has no userhub tables yet. Create them: "
@@ -198,13 +215,14 @@ def check_ready() -> None:
                 url=shown(url),
             )
         )
-    raise DatabaseUnreachable(
-        gettext(
-            "The database %(url)s has an older schema than this userhub needs. Upgrade it: "
-            "flask --app userhub db upgrade",
-            url=shown(url),
+    if state == "behind":
+        raise DatabaseUnreachable(
+            gettext(
+                "The database %(url)s has an older schema than this userhub needs. Upgrade it: "
+                "flask --app userhub db upgrade",
+                url=shown(url),
+            )
         )
-    )
 
 
 MAIL_SENDER_CONNECTIONS = 1  # services/mail_sender.py: its own, so it never makes a request wait

@@ -714,3 +714,22 @@ class PasskeyList(RootModel[list[PasskeyOut]]):
 class Health(BaseModel):
     status: str = Field(examples=["ok"], description="`ok`, or `unavailable`.")
     database: str = Field(examples=["ok"], description="`ok`, or `unreachable`.")
+
+
+class Liveness(BaseModel):
+    status: str = Field(examples=["ok"], description="Always `ok`: the process answers.")
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ok"], description="`ok`, or `unavailable` (then 503).")
+    database: str = Field(examples=["ok"], description="`ok`, or `unreachable`.")
+    migrations: str = Field(
+        examples=["current"],
+        description="`current`; `ahead` (newer than this code: still ready); `behind` or "
+        "`missing` (run `flask --app userhub db upgrade`: not ready); `unknown` (no database).",
+    )
+    rate_limit_storage: str = Field(
+        examples=["ok"],
+        description="`ok`, `unreachable` (Redis or the limits file: not ready), or `off` "
+        "(limits disabled).",
+    )
