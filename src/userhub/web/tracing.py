@@ -125,8 +125,8 @@ def _trace_statements(engine: Engine, provider: Any) -> None:
     process-wide singleton: it also wraps ``create_engine`` for every later engine, and does
     nothing for the engine of a second app. Its ``EngineTracer`` is what it attaches to one
     engine; it is used here directly."""
-    from opentelemetry.instrumentation.sqlalchemy.version import __version__
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.instrumentation.sqlalchemy.version import __version__
     from opentelemetry.trace import get_tracer
 
     tracer = get_tracer("opentelemetry.instrumentation.sqlalchemy", __version__, provider)
