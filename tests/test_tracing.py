@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -22,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from tests.helpers import PASSWORD, REPO, AppBuilder
 from userhub import create_app
 from userhub.config import ConfigError
+from userhub.extensions import db
 from userhub.web import tracing
 
 SAVE = "/save_data_to_mysql"  # the tutorial's route that writes a user
@@ -73,6 +75,18 @@ def test_a_request_span_holds_its_statements_and_its_request_id(
         or str((span.attributes or {})["db.statement"]).startswith("INSERT INTO user ")
     ]
     assert len(insert) == 1, [span.name for span in statements]
+
+
+def test_statements_outside_a_request_are_not_traced(
+    traced: tuple[Flask, InMemorySpanExporter],
+) -> None:
+    """A command's or the mail sender's statements would each be a trace of their own."""
+    app, exporter = traced
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT 1")).scalar() == 1
+    assert exporter.get_finished_spans() == ()
+    app.test_client().get("/api/v1/users/me")  # while a request still is traced
+    assert exporter.get_finished_spans()
 
 
 def test_the_id_a_client_sent_names_its_span_and_its_trace_continues(

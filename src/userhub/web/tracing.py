@@ -131,7 +131,25 @@ def _trace_statements(engine: Engine, provider: Any) -> None:
 
     tracer = get_tracer("opentelemetry.instrumentation.sqlalchemy", __version__, provider)
     connections = _no_metrics().get_meter(__name__).create_up_down_counter("unused")
-    EngineTracer(tracer, engine, connections)  # type: ignore[no-untyped-call]
+    EngineTracer(InsideRequests(tracer), engine, connections)  # type: ignore[no-untyped-call]
+
+
+class InsideRequests:
+    """A tracer that starts a statement's span only inside a traced request.
+
+    Outside one, a statement would be a trace of its own: each worker's mail sender polls the
+    outbox every few seconds, and every command (``db upgrade``) runs statements; those spans
+    would outnumber the requests' and tell nothing. They get a span that records nothing."""
+
+    def __init__(self, tracer: Any) -> None:
+        self.tracer = tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Any:
+        from opentelemetry import trace
+
+        if not trace.get_current_span().get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self.tracer.start_span(*args, **kwargs)
 
 
 def _no_metrics() -> Any:
