@@ -134,9 +134,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No developer's ``.env`` or ``USERHUB_*`` variables leak into a test."""
+    """No developer's ``.env``, ``USERHUB_*`` or ``OTEL_*`` variables leak into a test (an
+    OpenTelemetry endpoint would turn tracing on in every app)."""
     for name in list(os.environ):
-        if name.startswith("USERHUB_") and name != "USERHUB_TEST_DATABASE_URL":
+        if name.startswith(("USERHUB_", "OTEL_")) and name != "USERHUB_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
     instance = tmp_path / "instance"
     monkeypatch.setenv("USERHUB_INSTANCE_PATH", str(instance))

@@ -30,6 +30,7 @@ from .web import (
     request_limits,
     security_headers,
     sessions,
+    tracing,
 )
 from .web.fastjson import OrjsonProvider
 from .web.logs import register_logging
@@ -90,6 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     request_limits.init_app(app)  # before CSRF: nothing may read a cut-off body
     ratelimits.init_app(app)  # before CSRF and the views: every attempt counts
     database.init_app(app)
+    tracing.init_app(app)  # opt-in OpenTelemetry: nothing loaded unless configured
     passwords.init_app(app)
     sessions.init_app(app)  # server-side: the cookie carries a session row's key
     origin.init_app(app)  # who and where, for the security log and the session list

@@ -227,6 +227,7 @@ def check() -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from .calibrate import calibrate_hashing
     from .mail import mail  # they build on database_command, above
     from .users import users_group
 
@@ -237,3 +238,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(import_users)
     app.cli.add_command(export_users)
     app.cli.add_command(prune)
+    app.cli.add_command(calibrate_hashing)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from ..web import tracing
 from ..web.logs import HeldLines
 from ..web.request_limits import RECEIVE_TIMED_OUT  # the app answers 408 when it sees it
 
@@ -134,6 +135,8 @@ class AsgiFront:
         # The request lines of the app's threads, written once per batch of answers, before the
         # batch is handed to the server (web/logs.py).
         self.lines = HeldLines()
+        # This worker's tracer provider (web/tracing.py), None unless tracing is on.
+        self.tracing = tracing.provider_of(app)
         self.pool = ThreadPoolExecutor(
             threads, thread_name_prefix="userhub-request", initializer=self.lines.hold_here
         )
@@ -240,6 +243,8 @@ class AsgiFront:
                 # Requests in the threads finish first (the server has drained connections).
                 await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown)
                 self.lines.write()
+                if self.tracing is not None:  # the last spans are sent before the worker ends
+                    await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -210,8 +210,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         # secret exists before any worker looks for it. The workers build their own apps and
         # connections.
         from .. import create_app, database
+        from ..web import tracing
 
-        database.ready_to_serve(create_app())
+        app = create_app()
+        database.ready_to_serve(app)
+        tracing.shutdown(app)  # traced requests are the workers', each with its own exporter
     except click.ClickException as exc:  # ConfigError, DatabaseUnreachable
         parser.exit(2, f"userhub: {exc.format_message()}\n")
 

@@ -27,6 +27,7 @@ from .values import (
     parse_bool,
     parse_count,
     parse_database_url,
+    parse_http_url,
     parse_limit_storage,
     parse_mail_url,
     parse_origins,
@@ -154,6 +155,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "USERHUB_LOG_LEVEL", "USERHUB_LOG_LEVEL", str, "INFO", "Log level of the `userhub` logger."
+    ),
+    Setting(
+        "USERHUB_OTEL_ENDPOINT",
+        "USERHUB_OTEL_ENDPOINT",
+        parse_http_url,
+        None,
+        "OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces` (a bare "
+        "`http://host:4318` gets `/v1/traces`): set, each request "
+        "and its SQL statements are traced with OpenTelemetry (`pip install 'userhub[otel]'`). "
+        "The standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` turn "
+        "it on too; `OTEL_SDK_DISABLED=true` keeps it off. Default: off, nothing loaded.",
     ),
     Setting(
         "USERHUB_HOST", "USERHUB_HOST", str, "127.0.0.1", "Address `userhub serve` listens on."

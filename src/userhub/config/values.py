@@ -269,6 +269,18 @@ def parse_public_url(raw: str) -> str:
     return value
 
 
+def parse_http_url(raw: str) -> str:
+    """``USERHUB_OTEL_ENDPOINT``: an OTLP/HTTP traces URL, like
+    ``http://127.0.0.1:4318/v1/traces``, used as it is; a bare origin
+    (``http://127.0.0.1:4318``) gets the standard path ``/v1/traces``."""
+    value = raw.strip()
+    scheme, separator, rest = value.partition("://")
+    host, slash, path = rest.partition("/")
+    if not separator or not ORIGIN.fullmatch(f"{scheme}://{host}") or "#" in path:
+        raise ValueError("expected a URL like http://127.0.0.1:4318/v1/traces")
+    return value if path.strip("/") else f"{value.rstrip('/')}/v1/traces"
+
+
 def parse_address(raw: str) -> str:
     """``USERHUB_MAIL_FROM``: ``noreply@example.com`` or ``userhub <noreply@example.com>``."""
     from email.headerregistry import Address
