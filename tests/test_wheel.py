@@ -1,6 +1,7 @@
 """userhub as a deployer gets it: an sdist and a wheel built from this checkout, the wheel installed
 (not editable) into a fresh venv outside the repository, then ``flask --app userhub db upgrade``
-and ``userhub serve`` from there, with none of the checkout on the path.
+and ``userhub serve`` from there, with none of the checkout on the path: the very commands of
+``deploy/userhub.service`` (its venv moved to the test's), which ``systemd-analyze`` checks too.
 
 The catalogues are compiled by the build (setup.py), never committed: a wheel without them served
 every Chinese reader English under ``<html lang="zh-CN">`` (issue 23). The install takes the
@@ -30,6 +31,8 @@ from tests.live_server import (
 pytestmark = pytest.mark.wheel
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9"}
+UNIT = REPOSITORY / "deploy" / "userhub.service"
+UNIT_VENV = "/opt/userhub"
 PACKAGE_DATA = (
     "userhub/translations/zh_Hans_CN/LC_MESSAGES/messages.mo",
     "userhub/templates/base.html",
@@ -76,16 +79,27 @@ def venv(built: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     return home / "venv"
 
 
+def unit_commands(venv: Path) -> dict[str, list[str]]:
+    """``ExecStartPre`` and ``ExecStart`` of the shipped systemd unit, for this venv."""
+    commands = {}
+    for line in UNIT.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key in {"ExecStartPre", "ExecStart"}:
+            commands[key] = value.replace(UNIT_VENV, str(venv)).split()
+    return commands
+
+
 @pytest.fixture(scope="module")
 def server(venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("site")
     env = server_environment(f"sqlite:///{home / 'userhub.db'}", home / "instance", "production")
     del env["PYTHONPATH"]  # the installed package only, never the checkout's src/
-    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
-    run(venv / "bin" / "flask", "--app", "userhub", "db", "upgrade", cwd=home, env=env)
     port = free_port()
+    env.update(USERHUB_PORT=str(port), USERHUB_WORKERS="1")
+    commands = unit_commands(venv)
+    run(*commands["ExecStartPre"], cwd=home, env=env)  # flask --app userhub db upgrade
     log_path = home / "server.log"
-    command = [str(venv / "bin" / "userhub"), "serve", "--port", str(port), "--workers", "1"]
+    command = commands["ExecStart"]  # userhub serve
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=home, env=env, stdout=log, stderr=log)
     running = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
@@ -141,3 +155,21 @@ def test_a_wheel_install_serves_the_tutorial_and_its_assets(server: str) -> None
         timeout=30,
     )
     assert saved.text == "Commit Status:Succeeded, Message:Data inserted successfully."
+
+
+def test_the_systemd_unit_is_valid_and_runs_the_installed_commands(
+    venv: Path, tmp_path: Path
+) -> None:
+    """``systemd-analyze verify`` reads the unit as systemd would (no systemd runs here to
+    start it): no unknown key, no missing program."""
+    commands = unit_commands(venv)
+    assert commands == {
+        "ExecStartPre": [str(venv / "bin" / "flask"), "--app", "userhub", "db", "upgrade"],
+        "ExecStart": [str(venv / "bin" / "userhub"), "serve"],
+    }
+    unit = tmp_path / "userhub.service"
+    unit.write_text(UNIT.read_text().replace(UNIT_VENV, str(venv)))
+    checked = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0 and checked.stderr == "" and checked.stdout == ""
