@@ -31,6 +31,7 @@ from .web import (
     security_headers,
     sessions,
 )
+from .web import metrics as request_metrics  # not to hide the package's own metrics module
 from .web.fastjson import OrjsonProvider
 from .web.logs import register_logging
 
@@ -85,6 +86,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     finish_config(app.config, app.instance_path)
     app.json = OrjsonProvider(app)  # the tutorial's key order, 张三 not \u5f20\u4e09
 
+    request_metrics.init_app(
+        app
+    )  # with USERHUB_METRICS_TOKEN: /metrics, each request counted and timed
     proxies.init_app(app)  # the client's address and scheme, when behind nginx
     hosts.init_app(app)  # first of the checks: a request for another site's host is refused
     request_limits.init_app(app)  # before CSRF: nothing may read a cut-off body

@@ -74,6 +74,22 @@ class WholeMessage(ValueError):
     value itself (``load_config`` quotes other values): a database URL may hold a password."""
 
 
+MIN_METRICS_TOKEN_LENGTH = 32
+
+
+def parse_metrics_token(raw: str) -> str:
+    """The bearer token a Prometheus scraper sends: as hard to guess as the secret key."""
+    token = raw.strip()
+    if len(token) < MIN_METRICS_TOKEN_LENGTH:
+        raise WholeMessage(
+            f"USERHUB_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters "
+            "(it guards /metrics). Generate one with: "
+            'python -c "import secrets; print(secrets.token_hex(32))", or leave it unset to '
+            "turn /metrics off."
+        )
+    return token
+
+
 def parse_database_url(raw: str) -> str:
     """A URL userhub can run on: SQLite (any file) or MySQL/MariaDB through PyMySQL, with a
     database named. Checked here so that ``mysql://`` (SQLAlchemy's default driver, MySQLdb,
