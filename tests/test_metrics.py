@@ -40,6 +40,11 @@ def value(scraped: Samples, name: str, **labels: str) -> float:
     return scraped.get((name, frozenset(labels.items())), 0.0)
 
 
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How far a sample moved between two scrapes."""
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
 def scrape(client: FlaskClient) -> Samples:
     response = client.get("/metrics", headers=bearer(TOKEN))
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -117,25 +122,25 @@ def test_log_ins_registrations_and_tokens_are_counted(metered: Flask) -> None:
     assert client.get("/no/such/page").status_code == 404
     after = scrape(client)
 
-    def moved(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
+    assert moved(before, after, "userhub_registrations_total") == 2
+    assert moved(before, after, "userhub_logins_total", result="failure") == 1
+    assert moved(before, after, "userhub_logins_total", result="success") == 2
+    assert moved(before, after, "userhub_logins_total", result="limited") == 0
+    assert moved(before, after, "userhub_tokens_issued_total", kind="log-in") == 1
+    hashes = "userhub_password_hash_seconds_count"
+    assert moved(before, after, hashes, operation="hash") == 2
+    assert moved(before, after, hashes, operation="verify") == 3
 
-    assert moved("userhub_registrations_total") == 2
-    assert moved("userhub_logins_total", result="failure") == 1
-    assert moved("userhub_logins_total", result="success") == 2
-    assert moved("userhub_logins_total", result="limited") == 0
-    assert moved("userhub_tokens_issued_total", kind="log-in") == 1
-    assert moved("userhub_password_hash_seconds_count", operation="hash") == 2
-    assert moved("userhub_password_hash_seconds_count", operation="verify") == 3
     # Labelled by the URL rule, not the path; a path no rule matches is one series.
-    assert moved("userhub_http_requests_total", method="POST", route=TOKENS, status="201") == 1
-    assert moved("userhub_http_requests_total", method="POST", route=TOKENS, status="401") == 1
-    assert (
-        moved("userhub_http_requests_total", method="GET", route="<unmatched>", status="404") == 1
-    )
-    assert moved("userhub_http_request_duration_seconds_count", method="POST", route=TOKENS,
-                 status="201") == 1  # fmt: skip
-    assert moved("userhub_http_requests_total", method="GET", route="/metrics", status="200") == 1
+    def answered(method: str, route: str, status: str) -> float:
+        labels = {"method": method, "route": route, "status": status}
+        return moved(before, after, "userhub_http_requests_total", **labels)
+
+    assert answered("POST", TOKENS, "201") == answered("POST", TOKENS, "401") == 1
+    assert answered("GET", "<unmatched>", "404") == 1
+    assert answered("GET", "/metrics", "200") == 1
+    timed = {"method": "POST", "route": TOKENS, "status": "201"}
+    assert moved(before, after, "userhub_http_request_duration_seconds_count", **timed) == 1
 
 
 def test_limited_log_ins_are_counted(build_app: AppBuilder, database_url: str) -> None:
@@ -157,18 +162,8 @@ def test_limited_log_ins_are_counted(build_app: AppBuilder, database_url: str) -
     # The first a wrong password; the account's limit refuses the next two; then the address's.
     assert statuses == [401, 429, 429, 429]
     after = scrape(client)
-    limited = {"result": "limited"}
-    assert (
-        value(after, "userhub_logins_total", **limited)
-        - value(before, "userhub_logins_total", **limited)
-        == 3
-    )
-    failed = {"result": "failure"}
-    assert (
-        value(after, "userhub_logins_total", **failed)
-        - value(before, "userhub_logins_total", **failed)
-        == 1
-    )
+    assert moved(before, after, "userhub_logins_total", result="limited") == 3
+    assert moved(before, after, "userhub_logins_total", result="failure") == 1
 
 
 def test_pool_and_outbox_are_shown(metered: Flask) -> None:
