@@ -185,14 +185,40 @@ def test_pool_and_outbox_are_shown(metered: Flask) -> None:
 REQUESTS = 60
 
 
+def requests_per_worker(folder: Path) -> dict[int, float]:
+    """The ``GET /`` answered by each process that wrote its values into ``folder``, read from
+    its own file."""
+    counted: dict[int, float] = {}
+    for path in folder.glob("counter_*.db"):
+        pid = int(path.stem.rpartition("_")[2])
+        families = MultiProcessCollector.merge([str(path)], accumulate=True)  # type: ignore[no-untyped-call]
+        counted[pid] = sum(
+            s.value
+            for family in families
+            for s in family.samples
+            if s.name == "userhub_http_requests_total"
+            and s.labels == {"method": "GET", "route": "/", "status": "200"}
+        )
+    return counted
+
+
+@pytest.mark.parametrize("folder_by", ["operator", "serve"])
 @pytest.mark.parametrize("server", ["granian", "gunicorn"])
-def test_serve_adds_up_its_workers(database_url: str, tmp_path: Path, server: str) -> None:
+def test_serve_adds_up_its_workers(
+    database_url: str, tmp_path: Path, server: str, folder_by: str
+) -> None:
     """``userhub serve`` with 2 workers: requests on new connections, which the kernel spreads
-    over both; the scrape counts every one, and both workers' files hold some of them."""
-    folder = tmp_path / "metrics"
-    folder.mkdir()
-    (folder / "counter_999999.db").write_bytes(b"left by an earlier run")  # deleted at start
-    env = {"USERHUB_METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    over both; the scrape counts every one, and both workers' files hold some of them. The
+    folder of the values is the operator's (PROMETHEUS_MULTIPROC_DIR: emptied at start, kept),
+    or one ``userhub serve`` makes (in TMPDIR) and deletes when it exits."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {"USERHUB_METRICS_TOKEN": TOKEN, "TMPDIR": str(temporary)}
+    if folder_by == "operator":
+        given = tmp_path / "metrics"
+        given.mkdir()
+        (given / "counter_999999.db").write_bytes(b"left by an earlier run")  # deleted at start
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(given)
     with running_server("production", database_url, tmp_path, server=server, env=env) as live:
         for _ in range(REQUESTS):
             with requests.Session() as fresh:  # a connection of its own
@@ -203,23 +229,15 @@ def test_serve_adds_up_its_workers(database_url: str, tmp_path: Path, server: st
         assert answer.status_code == 200
         scraped = samples(answer.text)
         workers = worker_pids(live)
+        [folder] = [given] if folder_by == "operator" else list(temporary.glob("userhub-metrics-*"))
+        per_worker = requests_per_worker(folder)
 
     assert requests_of(scraped, "GET", "/", "200") == REQUESTS
     assert requests_of(scraped, "GET", "/metrics", "401") == 1
     assert value(scraped, "userhub_http_requests_in_flight") == 1  # the scrape itself
     # Each worker's own file: both answered some of the requests, and together all of them.
-    per_worker: dict[int, float] = {}
-    for path in folder.glob("counter_*.db"):
-        pid = int(path.stem.rpartition("_")[2])
-        families = MultiProcessCollector.merge([str(path)], accumulate=True)  # type: ignore[no-untyped-call]
-        per_worker[pid] = sum(
-            s.value
-            for family in families
-            for s in family.samples
-            if s.name == "userhub_http_requests_total"
-            and s.labels == {"method": "GET", "route": "/", "status": "200"}
-        )
     answered = {pid: count for pid, count in per_worker.items() if count}
     assert set(answered) == workers and len(workers) == 2
     assert sum(answered.values()) == REQUESTS
     assert 999999 not in per_worker
+    assert folder.exists() == (folder_by == "operator")
