@@ -82,10 +82,13 @@ def parse_metrics_token(raw: str) -> str:
     token = raw.strip()
     if len(token) < MIN_METRICS_TOKEN_LENGTH:
         raise WholeMessage(
-            f"USERHUB_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters "
-            "(it guards /metrics). Generate one with: "
-            'python -c "import secrets; print(secrets.token_hex(32))", or leave it unset to '
-            "turn /metrics off."
+            gettext(
+                "USERHUB_METRICS_TOKEN must be at least %(length)d characters (it guards "
+                "/metrics). Generate one with: %(command)s, or leave it unset to turn /metrics "
+                "off.",
+                length=MIN_METRICS_TOKEN_LENGTH,
+                command='python -c "import secrets; print(secrets.token_hex(32))"',
+            )
         )
     return token
 
