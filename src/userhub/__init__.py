@@ -32,6 +32,7 @@ from .web import (
     sessions,
     tracing,
 )
+from .web import metrics as request_metrics  # not to hide the package's own metrics module
 from .web.fastjson import OrjsonProvider
 from .web.logs import register_logging
 
@@ -86,6 +87,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     finish_config(app.config, app.instance_path)
     app.json = OrjsonProvider(app)  # the tutorial's key order, 张三 not \u5f20\u4e09
 
+    request_metrics.init_app(
+        app
+    )  # with USERHUB_METRICS_TOKEN: /metrics, each request counted and timed
     proxies.init_app(app)  # the client's address and scheme, when behind nginx
     hosts.init_app(app)  # first of the checks: a request for another site's host is refused
     request_limits.init_app(app)  # before CSRF: nothing may read a cut-off body

@@ -41,6 +41,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import queue as sqla_queue
 
+from . import metrics
+
 POOL_WAIT_SECONDS = 8.0  # under nginx's 10 s proxy_read_timeout (deploy/nginx)
 WAIT_SLICE_SECONDS = 0.05  # how often a waiting thread looks whether the database is down
 PING_AFTER_IDLE_SECONDS = 1.0
@@ -75,32 +77,40 @@ class WaitingPool(QueuePool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         deadline = time.monotonic() + self._timeout
-        while True:
-            if gave_up_in_this_request():
-                raise OperationalError(2003, "not retried within one request")
-            if self._overflow < self._max_overflow and self._inc_overflow():
-                try:  # a connection not opened yet: open it
-                    return self._create_connection()
-                except BaseException:
-                    self._dec_overflow()
-                    raise
-            try:
-                return self._pool.get(False)
-            except sqla_queue.Empty:
-                pass  # every connection is in use: wait for one, unless it is not worth it
-            failed = self.connect_failed
-            if failed is not None:  # the same error, for this waiter: the database is down
-                raise type(failed)(*failed.args)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise OperationalError(
-                    f"no free database connection in {self._timeout:.0f} s "
-                    f"(a pool of {self.size()} for more threads)"
-                )
-            try:
-                return self._pool.get(True, min(left, WAIT_SLICE_SECONDS))
-            except sqla_queue.Empty:
-                continue
+        waiting_since: float | None = None  # for the metrics: when this thread began to wait
+        try:
+            while True:
+                if gave_up_in_this_request():
+                    raise OperationalError(2003, "not retried within one request")
+                if self._overflow < self._max_overflow and self._inc_overflow():
+                    try:  # a connection not opened yet: open it
+                        return self._create_connection()
+                    except BaseException:
+                        self._dec_overflow()
+                        raise
+                try:
+                    return self._pool.get(False)
+                except sqla_queue.Empty:
+                    pass  # every connection is in use: wait for one, unless it is not worth it
+                failed = self.connect_failed
+                if failed is not None:  # the same error, for this waiter: the database is down
+                    raise type(failed)(*failed.args)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OperationalError(
+                        f"no free database connection in {self._timeout:.0f} s "
+                        f"(a pool of {self.size()} for more threads)"
+                    )
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    metrics.POOL_WAITS.inc()
+                try:
+                    return self._pool.get(True, min(left, WAIT_SLICE_SECONDS))
+                except sqla_queue.Empty:
+                    continue
+        finally:
+            if waiting_since is not None:
+                metrics.POOL_WAIT_SECONDS.inc(time.monotonic() - waiting_since)
 
 
 def gave_up_in_this_request() -> bool:

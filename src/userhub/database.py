@@ -45,7 +45,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError
 
-from . import begin_on_write
+from . import begin_on_write, metrics
 from .config.language import gettext
 from .config.values import shown
 from .connection_pool import (
@@ -260,3 +260,4 @@ def init_app(app: Flask) -> None:
             event.listen(db.engine, "checkin", mark_used)
             event.listen(db.engine, "reset", _end_open_transaction)
             begin_on_write.install(db.engine)
+        metrics.watch_pool(db.engine)  # last: a checkout the checks above refused is not counted

@@ -270,9 +270,10 @@ def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> Answer:
 def asgi_app() -> AsgiFront:
     """The factory both servers call (``userhub.cli.front:asgi_app``): one front and one Flask
     app per worker, built after the fork."""
-    from .. import create_app
+    from .. import create_app, metrics
     from ..services import mail_sender
 
+    metrics.forget_dead_workers()  # granian restarts a worker that died, and says nothing else
     app = create_app()
     mail_sender.start(app)  # this worker's share of the outbox, in the background
     return AsgiFront(

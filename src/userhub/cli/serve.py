@@ -16,7 +16,9 @@ Either way:
   or pool is shared between processes;
 - SIGTERM (or Ctrl+C) stops accepting connections and lets requests in flight finish, for up
   to ``USERHUB_SHUTDOWN_TIMEOUT`` seconds;
-- the server's own access log stays off: the app logs one line per request (``logs.py``).
+- the server's own access log stays off: the app logs one line per request (``logs.py``);
+- with ``USERHUB_METRICS_TOKEN``, the workers keep their metrics in files of one folder, so
+  that ``/metrics`` adds up all of them (``metrics_folder``).
 """
 
 from __future__ import annotations
@@ -27,14 +29,18 @@ import ctypes
 import errno
 import os
 import platform
+import shutil
 import socket
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import click
 
+from .. import metrics
 from ..config import ConfigError, available_cores, load_config, read_environment
 from ..config.language import gettext
 from ..config.values import SERVERS
@@ -111,6 +117,32 @@ def claim_port(address: str, port: int) -> None:
         probe.close()
 
 
+@contextlib.contextmanager
+def metrics_folder(enabled: bool) -> Iterator[None]:
+    """While the server runs, with metrics on: the folder where every worker keeps its values
+    (``PROMETHEUS_MULTIPROC_DIR``), so that a scrape, whichever worker answers it, adds them up.
+
+    The operator's folder if they set one (the values of a previous run in it are deleted: a
+    new server starts from zero, as Prometheus expects after a restart), else a new temporary
+    folder, deleted when the server exits. Entered before the app is built, so that no value
+    is kept in memory, and before the workers start, which inherit it."""
+    if not enabled:
+        yield
+        return
+    given = metrics.multiprocess_folder()
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="userhub-metrics-"))
+    if given:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.db"):
+            old.unlink()
+    metrics.use_folder(folder)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def worker_count(configured: int) -> int:
     return configured if configured > 0 else available_cores()
 
@@ -164,6 +196,8 @@ def serve_gunicorn(
                 # gunicorn 27's control socket has one path per host user, so a second server
                 # would take over the first one's; userhub is managed by signals instead.
                 "control_socket_disable": True,
+                # A worker that exits takes its requests in flight and connections with it.
+                "child_exit": lambda _server, worker: metrics.forget_worker(worker.pid),
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -200,11 +234,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve.add_argument("--server", choices=SERVERS, help="WSGI server (USERHUB_SERVER)")
     args = parser.parse_args(argv)
 
+    running = contextlib.ExitStack()
     try:
         settings = load_config(read_environment())
         address = args.host or settings["USERHUB_HOST"]
         port = args.port or settings["USERHUB_PORT"]
         claim_port(address, port)
+        running.enter_context(metrics_folder(bool(settings["USERHUB_METRICS_TOKEN"])))
         # Build the app once before forking: a bad setting, or a database that cannot be
         # reached or is not upgraded, stops here with one clear message, and the development
         # secret exists before any worker looks for it. The workers build their own apps and
@@ -216,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         database.ready_to_serve(app)
         tracing.shutdown(app)  # traced requests are the workers', each with its own exporter
     except click.ClickException as exc:  # ConfigError, DatabaseUnreachable
+        running.close()
         parser.exit(2, f"userhub: {exc.format_message()}\n")
 
     workers = worker_count(
@@ -233,13 +270,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if (args.server or settings["USERHUB_SERVER"]) == "gunicorn"
         else serve_granian
     )
-    run(
-        address=address,
-        port=port,
-        workers=workers,
-        timeout=settings["USERHUB_SHUTDOWN_TIMEOUT"],
-        receive_timeout=settings["USERHUB_RECEIVE_TIMEOUT"],
-    )
+    with running:
+        run(
+            address=address,
+            port=port,
+            workers=workers,
+            timeout=settings["USERHUB_SHUTDOWN_TIMEOUT"],
+            receive_timeout=settings["USERHUB_RECEIVE_TIMEOUT"],
+        )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from .values import (
     parse_http_url,
     parse_limit_storage,
     parse_mail_url,
+    parse_metrics_token,
     parse_origins,
     parse_public_url,
     parse_rate_limit,
@@ -423,6 +424,15 @@ SETTINGS: tuple[Setting, ...] = (
         "When true, an administrator or a support account (both see other people's data) must "
         "have a second factor (an authenticator app or a passkey) before any call of their "
         "role is answered (403 `mfa-enrolment-required` until then).",
+    ),
+    Setting(
+        "USERHUB_METRICS_TOKEN",
+        "USERHUB_METRICS_TOKEN",
+        parse_metrics_token,
+        None,
+        "Turns on `/metrics` (Prometheus) for a scraper that sends this token as "
+        "`Authorization: Bearer` (32+ characters); any other request gets 401. Unset: "
+        "`/metrics` is 404 and requests are not timed.",
     ),
     Setting(
         "USERHUB_SHUTDOWN_TIMEOUT",

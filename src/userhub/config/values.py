@@ -74,6 +74,25 @@ class WholeMessage(ValueError):
     value itself (``load_config`` quotes other values): a database URL may hold a password."""
 
 
+MIN_METRICS_TOKEN_LENGTH = 32
+
+
+def parse_metrics_token(raw: str) -> str:
+    """The bearer token a Prometheus scraper sends: as hard to guess as the secret key."""
+    token = raw.strip()
+    if len(token) < MIN_METRICS_TOKEN_LENGTH:
+        raise WholeMessage(
+            gettext(
+                "USERHUB_METRICS_TOKEN must be at least %(length)d characters (it guards "
+                "/metrics). Generate one with: %(command)s, or leave it unset to turn /metrics "
+                "off.",
+                length=MIN_METRICS_TOKEN_LENGTH,
+                command='python -c "import secrets; print(secrets.token_hex(32))"',
+            )
+        )
+    return token
+
+
 def parse_database_url(raw: str) -> str:
     """A URL userhub can run on: SQLite (any file) or MySQL/MariaDB through PyMySQL, with a
     database named. Checked here so that ``mysql://`` (SQLAlchemy's default driver, MySQLdb,

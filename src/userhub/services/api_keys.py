@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from .. import transactions
 from ..extensions import db
+from ..metrics import TOKENS_ISSUED
 from ..models import API_KEY_NAME_MAX_LENGTH, ApiToken, User, utcnow
 from . import roles, security_log, tokens
 from .account_rules import is_invisible, raise_if_any
@@ -166,7 +167,9 @@ def create(
         )
         return row
 
-    return NewKey(transactions.committed(insert), secret)
+    key = NewKey(transactions.committed(insert), secret)
+    TOKENS_ISSUED.labels("api-key").inc()
+    return key
 
 
 def listed(user: User) -> list[ApiToken]:

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from .. import transactions
 from ..extensions import db
+from ..metrics import MAIL_DEFERRED, MAIL_FAILED, MAIL_SENT
 from ..models import EmailLink, OutboxMessage, utcnow
 from .mail_transport import PermanentFailure, TemporaryFailure, Transport, transport_for
 
@@ -222,11 +223,13 @@ def _finish(row_id: int, **values: object) -> None:
 
 def _mark_sent(row_id: int, sender: str) -> None:
     _finish(row_id, status=SENT, sent_at=utcnow(), message=None, last_error=None)
+    MAIL_SENT.inc()
     log.info("mail %d sent", row_id, extra={"mail_id": row_id, "mail_sender": sender})
 
 
 def _give_up(row_id: int, reason: str) -> None:
     _finish(row_id, status=FAILED, last_error=reason[:500], claimed_by=None)
+    MAIL_FAILED.inc()
     log.error(
         "mail %d refused for good: %s (flask --app userhub mail retry %d sends it again)",
         row_id,
@@ -247,6 +250,7 @@ def _retry_later(row_id: int, attempts: int, created_at: datetime, reason: str) 
         last_error=reason[:500],
         claimed_by=None,
     )
+    MAIL_DEFERRED.inc()
     log.warning(
         "mail %d not sent (%s); trying again in %d s",
         row_id,

@@ -16,12 +16,18 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, current_app
+
+from ..metrics import PASSWORD_HASH_SECONDS
+
+HASH_TIME = PASSWORD_HASH_SECONDS.labels("hash")
+VERIFY_TIME = PASSWORD_HASH_SECONDS.labels("verify")
 
 EXTENSION_KEY = "userhub.services.passwords"
 
@@ -66,12 +72,20 @@ class Passwords:
 
     def hash(self, password: str) -> str:
         with self._slot():
-            return self.hasher.hash(password)
+            started = time.perf_counter()
+            try:
+                return self.hasher.hash(password)
+            finally:
+                HASH_TIME.observe(time.perf_counter() - started)
 
     def verify(self, password_hash: str, password: str) -> bool:
         try:
             with self._slot():
-                return self.hasher.verify(password_hash, password)
+                started = time.perf_counter()
+                try:
+                    return self.hasher.verify(password_hash, password)
+                finally:
+                    VERIFY_TIME.observe(time.perf_counter() - started)
         except (VerificationError, InvalidHashError):
             return False
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import load_only
 
 from .. import transactions
 from ..extensions import db
+from ..metrics import TOKENS_ISSUED
 from ..models import ApiToken, utcnow, with_its_account
 from . import log_ins, security_log
 
@@ -100,7 +101,9 @@ def issue(
             before_commit(issued)
         return issued
 
-    return transactions.committed(insert)
+    transactions.committed(insert)
+    TOKENS_ISSUED.labels("log-in").inc()
+    return issued
 
 
 def sweep_expired(user: User) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import transactions
 from ..extensions import db
+from ..metrics import LOGINS, REGISTRATIONS
 from ..models import (
     ApiToken,
     User,
@@ -39,6 +40,7 @@ from .errors import (
     NoSuchUser,
     OwnAccount,
     OwnAdminRights,
+    TooManyFailures,
     UsernameTaken,
 )
 from .passwords import passwords
@@ -85,7 +87,9 @@ def register_user(
             before_commit(user)
         return user
 
-    return commit_account_change(insert)
+    user = commit_account_change(insert)
+    REGISTRATIONS.inc()
+    return user
 
 
 def commit_account_change(body: Callable[[], T]) -> T:
@@ -393,7 +397,13 @@ def authenticate(
     account deactivated or waiting to be deleted, AccountInactive (``account_status``), unless
     ``cancel_deletion``: then its owner keeps it (``account_deletion.cancel``) and logs in."""
     user = find_user(username) if username else None
-    if not check_password(username_key(username), user, password, device=device):
+    try:
+        passed = check_password(username_key(username), user, password, device=device)
+    except TooManyFailures:
+        LOGINS.labels("limited").inc()
+        raise
+    if not passed:
+        LOGINS.labels("failure").inc()
         return None
     assert user is not None
     if cancel_deletion:

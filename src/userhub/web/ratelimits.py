@@ -44,6 +44,7 @@ from flask_limiter import RateLimitExceeded
 
 from .. import limit_storage  # noqa: F401 (defining its storage registers the sqlite:// scheme)
 from ..extensions import limiter
+from ..metrics import LOGINS
 from ..services.login_limits import seconds_until
 from .errors import handle_http_exception
 
@@ -116,8 +117,14 @@ def count_export(user_id: int) -> None:
         pass
 
 
+LOGIN_SCOPE = "log-in"
+LIMITED_LOG_IN = LOGINS.labels("limited")
+
+
 def handle_rate_limit(error: RateLimitExceeded) -> Any:
     """A limit was hit: 429 in the route's format, with ``Retry-After``."""
+    if error.limit.scope == LOGIN_SCOPE:  # the per-account limit is counted by the service
+        LIMITED_LOG_IN.inc()
     current = limiter.current_limit
     retry_after = seconds_until(current.reset_at) if current else 60
     error.retry_after = retry_after  # werkzeug's TooManyRequests turns this into the header
