@@ -119,7 +119,8 @@ class Collected:
 def authorized() -> bool:
     expected = "Bearer " + current_app.config["USERHUB_METRICS_TOKEN"]
     sent = request.headers.get("Authorization", "")
-    return hmac.compare_digest(sent.encode("latin-1", "replace"), expected.encode("latin-1"))
+    # A header arrives as latin-1 text: its bytes are what the scraper sent (UTF-8 or not).
+    return hmac.compare_digest(sent.encode("latin-1", "replace"), expected.encode("utf-8"))
 
 
 def scrape() -> Response:
