@@ -260,4 +260,7 @@ def init_app(app: Flask) -> None:
             event.listen(db.engine, "checkin", mark_used)
             event.listen(db.engine, "reset", _end_open_transaction)
             begin_on_write.install(db.engine)
-        metrics.watch_pool(db.engine)  # last: a checkout the checks above refused is not counted
+        # With /metrics on (two listeners per checkout), and last: a checkout the checks above
+        # refused is not counted.
+        if app.config["USERHUB_METRICS_TOKEN"]:
+            metrics.watch_pool(db.engine)
