@@ -85,6 +85,17 @@ EVERY_METRIC: tuple[MetricWrapperBase, ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, MetricWrapperBase)
 )
 
+# The series the services move, each label value named once, here beside its help text.
+# After EVERY_METRIC, which holds the metrics themselves (``use_folder`` remakes these series
+# through them), and made at import, so every one is in a scrape from the start, at 0.
+LOGIN_SUCCEEDED = LOGINS.labels("success")
+LOGIN_FAILED = LOGINS.labels("failure")
+LOGIN_LIMITED = LOGINS.labels("limited")
+LOG_IN_TOKEN_ISSUED = TOKENS_ISSUED.labels("log-in")
+API_KEY_ISSUED = TOKENS_ISSUED.labels("api-key")
+HASH_TIME = PASSWORD_HASH_SECONDS.labels("hash")
+VERIFY_TIME = PASSWORD_HASH_SECONDS.labels("verify")
+
 
 def multiprocess_folder() -> str | None:
     """The folder the workers write their values to, when they do."""

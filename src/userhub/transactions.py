@@ -36,8 +36,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, delete, inspect, select
+from sqlalchemy import ColumnElement, Executable, delete, event, inspect, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from .extensions import db
@@ -52,10 +53,29 @@ FIRST_DELAY_CAP = 0.01  # seconds; the cap doubles: 10, 20, 40, 80, 160 ms, then
 MAX_DELAY_CAP = 0.25  # 250 ms: 1.31 s in all at most
 
 log = logging.getLogger(__name__)
+ON_COMMIT = "userhub.on_commit"  # Session.info: what to do once this transaction commits
 
 
 class RowVanished(Exception):
     """A row the transaction changes was deleted by another transaction; nothing was written."""
+
+
+def on_commit(action: Callable[[], object]) -> None:
+    """Do ``action`` once the current transaction commits, and never if it rolls back: so a
+    transaction ``committed`` runs again after a deadlock does it once, and one that fails not
+    at all (the outbox wakes its sender for mail really queued; a log-in is counted once)."""
+    db.session.info.setdefault(ON_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _do_on_commit(session: Session) -> None:
+    for action in session.info.pop(ON_COMMIT, ()):
+        action()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_on_rollback(session: Session) -> None:
+    session.info.pop(ON_COMMIT, None)
 
 
 def is_retryable(error: DBAPIError) -> bool:

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from .. import transactions
 from ..extensions import db
-from ..metrics import TOKENS_ISSUED
+from ..metrics import API_KEY_ISSUED
 from ..models import API_KEY_NAME_MAX_LENGTH, ApiToken, User, utcnow
 from . import roles, security_log, tokens
 from .account_rules import is_invisible, raise_if_any
@@ -168,7 +168,7 @@ def create(
         return row
 
     key = NewKey(transactions.committed(insert), secret)
-    TOKENS_ISSUED.labels("api-key").inc()
+    API_KEY_ISSUED.inc()
     return key
 
 

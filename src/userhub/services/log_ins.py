@@ -12,20 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-
-from ..extensions import db
-from ..metrics import LOGINS
+from .. import transactions
+from ..metrics import LOGIN_SUCCEEDED
 from . import account_mail, security_log
 
 if TYPE_CHECKING:
     from ..models import ApiToken, BrowserSession, User
-
-# In the session's info: the log-ins of its transaction, counted once it commits (a transaction
-# retried after a deadlock counts once, one rolled back not at all).
-UNCOUNTED = "userhub.log_ins.uncounted"
-SUCCEEDED = LOGINS.labels("success")
 
 
 def logged_in(
@@ -48,15 +40,4 @@ def logged_in(
     )
     if not known_device and not first:
         account_mail.new_device(user, session=session, token=token)
-    db.session.info[UNCOUNTED] = db.session.info.get(UNCOUNTED, 0) + 1
-
-
-@event.listens_for(Session, "after_commit")
-def _count(session: Session) -> None:
-    if count := session.info.pop(UNCOUNTED, 0):
-        SUCCEEDED.inc(count)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(UNCOUNTED, None)
+    transactions.on_commit(LOGIN_SUCCEEDED.inc)  # once, whatever retries the transaction takes

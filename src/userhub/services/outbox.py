@@ -37,9 +37,8 @@ from email.utils import parseaddr
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, delete, event, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from .. import transactions
 from ..extensions import db
@@ -54,7 +53,6 @@ FIRST_RETRY = timedelta(seconds=10)
 LONGEST_RETRY = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(days=2)
 BATCH = 20  # rows claimed per round, sent over one SMTP connection
-QUEUED = "userhub_mail_queued"  # Session.info: this transaction enqueued mail
 
 # Set when a transaction that enqueued mail commits: the sender of this process wakes at once
 # instead of at its next poll.
@@ -76,18 +74,7 @@ def enqueue(message: EmailMessage, *, kind: str, user_id: int | None = None) -> 
             next_attempt_at=utcnow(),
         )
     )
-    db.session.info[QUEUED] = True
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_sender(session: Session) -> None:
-    if session.info.pop(QUEUED, False):
-        mail_committed.set()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(QUEUED, None)
+    transactions.on_commit(mail_committed.set)
 
 
 def mail_about(user_id: int, addresses: Collection[str]) -> ColumnElement[bool]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import load_only
 
 from .. import transactions
 from ..extensions import db
-from ..metrics import TOKENS_ISSUED
+from ..metrics import LOG_IN_TOKEN_ISSUED
 from ..models import ApiToken, utcnow, with_its_account
 from . import log_ins, security_log
 
@@ -102,7 +102,7 @@ def issue(
         return issued
 
     transactions.committed(insert)
-    TOKENS_ISSUED.labels("log-in").inc()
+    LOG_IN_TOKEN_ISSUED.inc()
     return issued
 
 

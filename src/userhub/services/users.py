@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import transactions
 from ..extensions import db
-from ..metrics import LOGINS, REGISTRATIONS
+from ..metrics import LOGIN_FAILED, LOGIN_LIMITED, REGISTRATIONS
 from ..models import (
     ApiToken,
     User,
@@ -400,10 +400,10 @@ def authenticate(
     try:
         passed = check_password(username_key(username), user, password, device=device)
     except TooManyFailures:
-        LOGINS.labels("limited").inc()
+        LOGIN_LIMITED.inc()
         raise
     if not passed:
-        LOGINS.labels("failure").inc()
+        LOGIN_FAILED.inc()
         return None
     assert user is not None
     if cancel_deletion:

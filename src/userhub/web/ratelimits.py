@@ -44,7 +44,7 @@ from flask_limiter import RateLimitExceeded
 
 from .. import limit_storage  # noqa: F401 (defining its storage registers the sqlite:// scheme)
 from ..extensions import limiter
-from ..metrics import LOGINS
+from ..metrics import LOGIN_LIMITED
 from ..services.login_limits import seconds_until
 from .errors import handle_http_exception
 
@@ -67,8 +67,9 @@ def _configured(key: str) -> Callable[[], str]:
     return lambda: str(current_app.config[key])
 
 
+LOGIN_SCOPE = "log-in"  # the per-IP count of log-ins and passwords asked for again
 login_limit = limiter.shared_limit(
-    _configured("USERHUB_RATELIMIT_LOGIN"), scope="log-in", methods=["POST"]
+    _configured("USERHUB_RATELIMIT_LOGIN"), scope=LOGIN_SCOPE, methods=["POST"]
 )
 register_limit = limiter.shared_limit(
     _configured("USERHUB_RATELIMIT_REGISTER"), scope="register", methods=["POST"]
@@ -78,7 +79,9 @@ mail_limit = limiter.shared_limit(
     _configured("USERHUB_RATELIMIT_MAIL"), scope="mail", methods=["POST"]
 )
 # The same "log-in" count, for any method: a view spends from it only when it checks a password.
-_password_check_limit = limiter.shared_limit(_configured("USERHUB_RATELIMIT_LOGIN"), scope="log-in")
+_password_check_limit = limiter.shared_limit(
+    _configured("USERHUB_RATELIMIT_LOGIN"), scope=LOGIN_SCOPE
+)
 
 
 def count_password_check() -> None:
@@ -117,14 +120,10 @@ def count_export(user_id: int) -> None:
         pass
 
 
-LOGIN_SCOPE = "log-in"
-LIMITED_LOG_IN = LOGINS.labels("limited")
-
-
 def handle_rate_limit(error: RateLimitExceeded) -> Any:
     """A limit was hit: 429 in the route's format, with ``Retry-After``."""
     if error.limit.scope == LOGIN_SCOPE:  # the per-account limit is counted by the service
-        LIMITED_LOG_IN.inc()
+        LOGIN_LIMITED.inc()
     current = limiter.current_limit
     retry_after = seconds_until(current.reset_at) if current else 60
     error.retry_after = retry_after  # werkzeug's TooManyRequests turns this into the header
