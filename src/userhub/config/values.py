@@ -277,13 +277,20 @@ def parse_mail_url(raw: str) -> str:
     return value
 
 
+def path_after_origin(value: str) -> str | None:
+    """What follows ``value``'s origin (``scheme://host[:port]``), or None when it does not
+    start with one: the check of both URL settings below."""
+    scheme, separator, rest = value.partition("://")
+    host, _, path = rest.partition("/")
+    return path if separator and ORIGIN.fullmatch(f"{scheme}://{host}") else None
+
+
 def parse_public_url(raw: str) -> str:
     """``USERHUB_PUBLIC_URL``: the origin links in mail start with, like
     ``https://userhub.example.com`` (an optional path prefix; no query)."""
     value = raw.strip().rstrip("/")
-    scheme, separator, rest = value.partition("://")
-    host, _, path = rest.partition("/")
-    if not separator or not ORIGIN.fullmatch(f"{scheme}://{host}") or "?" in path or "#" in path:
+    path = path_after_origin(value)
+    if path is None or "?" in path or "#" in path:
         raise ValueError("expected an origin like https://userhub.example.com")
     return value
 
@@ -293,9 +300,8 @@ def parse_http_url(raw: str) -> str:
     ``http://127.0.0.1:4318/v1/traces``, used as it is; a bare origin
     (``http://127.0.0.1:4318``) gets the standard path ``/v1/traces``."""
     value = raw.strip()
-    scheme, separator, rest = value.partition("://")
-    host, slash, path = rest.partition("/")
-    if not separator or not ORIGIN.fullmatch(f"{scheme}://{host}") or "#" in path:
+    path = path_after_origin(value)
+    if path is None or "#" in path:
         raise ValueError("expected a URL like http://127.0.0.1:4318/v1/traces")
     return value if path.strip("/") else f"{value.rstrip('/')}/v1/traces"
 
